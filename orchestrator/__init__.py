@@ -1,0 +1,1 @@
+"""Clawdbot edge control plane: the VPS side of a fleet of per-tenant Cloudflare edges."""

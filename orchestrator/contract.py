@@ -1,0 +1,44 @@
+"""The edge contract shared with the Worker: one JSON file, read here and embedded there.
+
+See docs/contract.md for the formats. Nothing else in Python hard-codes these names.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONTRACT_PATH = REPO_ROOT / "contract" / "edge-contract.json"
+VECTORS_PATH = REPO_ROOT / "contract" / "vectors.json"
+WORKER_SRC = REPO_ROOT / "worker_src"
+MIGRATIONS_DIR = WORKER_SRC / "migrations"
+
+
+@cache
+def contract() -> dict[str, Any]:
+    """The contract object exactly as the Worker receives it."""
+    data: dict[str, Any] = json.loads(CONTRACT_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+def binding_name(role: str) -> str:
+    name: str = contract()["bindings"][role]
+    return name
+
+
+def hkdf_purpose(purpose: str) -> str:
+    value: str = contract()["hkdf"]["purposes"][purpose]
+    return value
+
+
+def config_kv_key() -> str:
+    key: str = contract()["kv_keys"]["config"]
+    return key
+
+
+def secret_kv_key(name: str) -> str:
+    prefix: str = contract()["kv_keys"]["secret_prefix"]
+    return prefix + name
