@@ -6,14 +6,31 @@ Each command group lives in its own module and registers itself here; library er
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from orchestrator.cli import plan as _plan
+from orchestrator.errors import EdgeError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class EdgeGroup(click.Group):
+    """Turns domain errors from any subcommand into click's `Error: …` with exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Clawdbot edge: run a fleet of per-tenant Cloudflare edges from your own server."""
+    """Clawdbot edge: run a fleet of per-tenant Cloudflare edges from your own server.
+
+    Tenants are the Pulumi.prod.<tenant>.yaml files of the project directory
+    (CLAWDBOT_PROJECT_DIR, default: this checkout).
+    """
 
 
 cli.add_command(_plan.plan)

@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources of Clawdbot edge. No business rules live here."""

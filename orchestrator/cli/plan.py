@@ -1,0 +1,108 @@
+"""`plan`: what a stack would register, without credentials or the Pulumi CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.errors import ConfigError
+from orchestrator.offline import OfflineRun, RegisteredResource, run_offline
+from orchestrator.settings import Settings
+
+MASK = "[secret]"
+STRUCTURAL_KEYS = frozenset({"name", "type", "namespaceId", "id", "keyName"})
+"""Inside a secret container these stay visible: they say what a binding is, never what it holds."""
+HIDDEN_INPUTS = frozenset({"__provider"})
+MAX_TEXT = 80
+
+
+def _mask(value: Any, secret: bool, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _mask(v, secret, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, secret, key) for v in value]
+    if secret and key not in STRUCTURAL_KEYS:
+        return MASK
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return f"<{len(value.encode())} bytes>"
+    return value
+
+
+def _reviewable(resource: RegisteredResource) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for key, value in resource.inputs.items():
+        if key in HIDDEN_INPUTS:
+            continue
+        secret = any(p == key or p.startswith(key + ".") or p.startswith(key + "[") for p in resource.secret_paths)
+        if key == "files" and isinstance(value, dict):
+            inputs[key] = sorted(value)
+            continue
+        inputs[key] = _mask(value, secret, key)
+    return inputs
+
+
+def plan_document(run: OfflineRun) -> dict[str, Any]:
+    return {
+        "stack": run.stack,
+        "resources": [
+            {
+                "type": r.type,
+                "name": r.name,
+                "protect": r.protect,
+                "inputs": _reviewable(r),
+            }
+            for r in run.resources
+        ],
+        "outputs": {k: (MASK if k in run.secret_outputs else v) for k, v in run.outputs.items()},
+    }
+
+
+def _short_type(type_: str) -> str:
+    return type_.rsplit(":", 1)[-1]
+
+
+def _render_text(document: dict[str, Any]) -> str:
+    lines = [f"Stack {document['stack']}: {len(document['resources'])} resources (offline plan, mocked provider)"]
+    for resource in document["resources"]:
+        flag = " [protected]" if resource["protect"] else ""
+        lines.append(f"+ {_short_type(resource['type'])} {resource['name']}{flag}")
+        for key, value in sorted(resource["inputs"].items()):
+            if value in (None, [], {}):
+                continue
+            lines.append(f"      {key}: {json.dumps(value, ensure_ascii=False, sort_keys=True)}")
+    lines.append("Outputs:")
+    lines.extend(f"    {k}: {json.dumps(v, ensure_ascii=False)}" for k, v in document["outputs"].items())
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--stack", help="Stack name, e.g. prod.acme (its Pulumi.<stack>.yaml in the project directory).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Path to a Pulumi.<stack>.yaml instead of --stack; its directory is the project directory.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON for scripts.")
+def plan(stack: str | None, config_path: Path | None, as_json: bool) -> None:
+    """Show what a stack would register, without credentials or the Pulumi CLI.
+
+    Runs the real Pulumi program under mocks that answer like the Cloudflare provider and
+    refuse what Cloudflare would refuse. Secret values are never read: they show as [secret].
+    Exits 1 with a one-line error when the stack's config is invalid.
+    """
+    if (stack is None) == (config_path is None):
+        raise click.UsageError("give exactly one of --stack or --config")
+    if config_path is not None:
+        name = config_path.name
+        if not (name.startswith("Pulumi.") and name.endswith(".yaml")):
+            raise ConfigError(f"{config_path}: stack files are named Pulumi.<stack>.yaml")
+        project_dir, stack = config_path.parent, name[len("Pulumi.") : -len(".yaml")]
+    else:
+        project_dir = Settings.from_env().project_dir
+    assert stack is not None
+    document = plan_document(run_offline(project_dir, stack))
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False) if as_json else _render_text(document))

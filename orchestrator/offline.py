@@ -1,0 +1,255 @@
+"""Run the real Pulumi program without the CLI, under the provider-faithful mocks.
+
+`plan`, the policy runner and the tests all go through `run_offline`, so what they check is what
+`pulumi up` would register. Secret values are never needed: unless the caller passes values, each
+secret is a placeholder (and still travels as a Pulumi secret).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.mocks import MockMonitor
+
+from orchestrator.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
+from orchestrator.errors import ConfigError, EdgeError
+from orchestrator.program import run_program
+from orchestrator.tenant_config import (
+    PLATFORM_KEY,
+    SECRETS_KEY,
+    TENANT_KEY,
+    read_stack_config,
+    tenant_stacks,
+)
+
+PROJECT = "clawdbot"
+PLACEHOLDER = "offline-placeholder-not-a-secret"
+
+
+class _UnknownValue:
+    """A value the engine would not know until apply (preview only)."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _UnknownValue()
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    type: str
+    name: str
+    urn: str
+    custom: bool
+    parent_urn: str | None
+    inputs: dict[str, Any]
+    """Engine (camelCase) names, secrets unwrapped, unknowns as UNKNOWN."""
+    secret_paths: tuple[str, ...]
+    """Dotted paths of inputs the engine holds as secrets (`bindings` when any binding is)."""
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    additional_secret_outputs: tuple[str, ...]
+
+
+@dataclass
+class OfflineRun:
+    stack: str
+    resources: list[RegisteredResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    log: list[str] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> RegisteredResource:
+        return next(r for r in self.resources if r.name == name)
+
+
+def _plain(value: Any, path: str, secret_paths: list[str]) -> Any:
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) is not None and "value" in value:
+            secret_paths.append(path)
+            return _plain(value["value"], path, [])
+        return {k: _plain(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        # The wire has only doubles; the program said 32, not 32.0.
+        return int(value)
+    return value
+
+
+class RecordingMonitor(MockMonitor):
+    """Keeps what the plain MockMonitor drops: parents, options, and duplicate URNs."""
+
+    def __init__(self, mocks: CloudflareMocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[RegisteredResource] = []
+        self.duplicates: list[str] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != "pulumi:pulumi:Stack":
+            if any(r.urn == urn for r in self.registered):
+                # The engine refuses duplicate URNs; MockMonitor would silently overwrite.
+                self.duplicates.append(f"duplicate resource URN {urn}")
+                raise ProviderRejected(f"duplicate resource URN {urn}")
+            secret_paths: list[str] = []
+            inputs = _plain(
+                pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True), "", secret_paths
+            )
+            self.registered.append(
+                RegisteredResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=urn,
+                    custom=bool(request.custom),
+                    parent_urn=request.parent or None,
+                    inputs=inputs,
+                    secret_paths=tuple(secret_paths),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                )
+            )
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
+def project_account(project_dir: Path) -> FakeAccount:
+    """The fake account holds every zone named by a tenant stack file (read raw, not validated)."""
+    account = FakeAccount()
+    for stack in tenant_stacks(project_dir):
+        try:
+            zone = (read_stack_config(project_dir, stack).get(TENANT_KEY) or {}).get("zone") or {}
+        except (ConfigError, AttributeError):
+            continue
+        if isinstance(zone, dict) and zone.get("id") and zone.get("name"):
+            account.zones[str(zone["id"])] = str(zone["name"])
+    return account
+
+
+def stack_runtime_config(
+    project_dir: Path, stack: str, secret_values: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The config map the engine would hand the program (objects as JSON text), and its secret keys."""
+    raw = read_stack_config(project_dir, stack)
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in raw.items():
+        if key == SECRETS_KEY and isinstance(value, dict):
+            chosen = {n: (secret_values or {}).get(n, PLACEHOLDER) for n in value}
+            config[key] = json.dumps(chosen)
+            secret_keys.append(key)
+        elif isinstance(value, dict) and "secure" in value:
+            config[key] = PLACEHOLDER
+            secret_keys.append(key)
+        elif isinstance(value, str):
+            config[key] = value
+        else:
+            config[key] = json.dumps(value, default=str)
+    return config, secret_keys
+
+
+class OfflineSession:
+    """One evaluation of the program; `monitor` stays inspectable when the run fails."""
+
+    def __init__(
+        self,
+        project_dir: Path,
+        stack: str,
+        *,
+        account: FakeAccount | None = None,
+        secret_values: Mapping[str, str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        preview: bool = False,
+    ) -> None:
+        self.project_dir = project_dir
+        self.stack = stack
+        if config is None:
+            self.config, self.secret_keys = stack_runtime_config(project_dir, stack, secret_values)
+        else:
+            self.config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+            self.secret_keys = [SECRETS_KEY] if SECRETS_KEY in config else []
+        self.mocks = CloudflareMocks(account if account is not None else project_account(project_dir), preview=preview)
+        self.monitor = RecordingMonitor(self.mocks)
+        self.preview = preview
+
+    def _refusal(self) -> str | None:
+        found = self.monitor.duplicates + self.mocks.rejections
+        return f"stack {self.stack}: {found[0]}" if found else None
+
+    def run(self) -> OfflineRun:
+        """Evaluate the program; raise ConfigError or ProviderRejected as `pulumi up` would fail."""
+        pulumi.runtime.set_mocks(
+            self.mocks, project=PROJECT, stack=self.stack, preview=self.preview, monitor=self.monitor
+        )
+        pulumi.runtime.set_all_config(self.config, self.secret_keys)
+        run = OfflineRun(stack=self.stack)
+
+        async def collect() -> None:
+            root = pulumi.runtime.settings.get_root_resource()
+            exported: dict[str, Any] = getattr(root, "outputs", {})
+            for key, value in exported.items():
+                output = pulumi.Output.from_input(value)
+                run.outputs[key] = _plain(await output.future(with_unknowns=True), "", [])
+                if await output.is_secret():
+                    run.secret_outputs.add(key)
+
+        def program() -> Any:
+            run_program(self.project_dir)
+            return pulumi.Output.from_input(collect())
+
+        try:
+            pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+        except pulumi.RunError as exc:
+            raise ConfigError(str(exc)) from None
+        except EdgeError:
+            raise
+        except Exception:
+            refusal = self._refusal()
+            if refusal:
+                raise ProviderRejected(refusal) from None
+            raise
+        refusal = self._refusal()
+        if refusal:
+            raise ProviderRejected(refusal)
+        run.resources = list(self.monitor.registered)
+        return run
+
+
+def run_offline(
+    project_dir: Path,
+    stack: str,
+    *,
+    account: FakeAccount | None = None,
+    secret_values: Mapping[str, str] | None = None,
+    config: Mapping[str, Any] | None = None,
+    preview: bool = False,
+) -> OfflineRun:
+    """Evaluate the program for `stack` under the mocks (see OfflineSession).
+
+    `config` replaces the stack file's config map (keys like `clawdbot:tenant`), for tests.
+    """
+    session = OfflineSession(
+        project_dir, stack, account=account, secret_values=secret_values, config=config, preview=preview
+    )
+    return session.run()
+
+
+def platform_config(project_dir: Path) -> dict[str, Any]:
+    """The platform object of `Pulumi.prod.yaml`, for tests composing their own config."""
+    document = yaml.safe_load((project_dir / "Pulumi.prod.yaml").read_text(encoding="utf-8"))
+    value: dict[str, Any] = document["config"][PLATFORM_KEY]
+    return value

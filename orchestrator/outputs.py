@@ -1,0 +1,12 @@
+"""Stack output names, shared by the program, the fleet and the tests."""
+
+SCRIPT_NAME = "script_name"
+KV_NAMESPACE_ID = "kv_namespace_id"
+D1_DATABASE_ID = "d1_database_id"
+HOSTNAMES = "hostnames"
+HEALTH_URL = "health_url"
+BUNDLE_HASH = "bundle_hash"
+CONFIG_VERSION = "config_version"
+ACCOUNT_ID = "account_id"
+ENVIRONMENT = "environment"
+DISPATCH_NAMESPACE = "dispatch_namespace"

@@ -1,0 +1,194 @@
+"""TenantSpec → EdgeBundle: everything one tenant's edge is made of, as plain immutable data.
+
+Pure (no Pulumi, no network, no secrets): the same bundle is deployed by `components.TenantEdge`
+and run by the local edge, and its hash drives change detection. Values that need the relay key
+(signed config, secret envelopes) are described here and produced at deploy time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from typing import Any, Literal
+
+import jinja2
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator import contract as edge_contract
+from orchestrator.contract import WORKER_SRC
+from orchestrator.crypto import config_payload_text
+from orchestrator.migrations import Migration, bundled_migrations
+from orchestrator.model import PlatformSpec, TenantSpec, resource_prefix
+
+MODULE_CONTENT_TYPE = "application/javascript+module"
+MAIN_MODULE = "index.js"
+EMBEDDED_TEMPLATE = "embedded.js.j2"
+EMBEDDED_MODULE = "embedded.js"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Module(_Frozen):
+    name: str
+    content: str
+    content_type: str = MODULE_CONTENT_TYPE
+
+
+class Binding(_Frozen):
+    """A Worker binding. `target` names what it points at: `kv`, `d1`, `relay_key`, or the literal text."""
+
+    name: str
+    type: Literal["kv_namespace", "d1", "secret_text", "plain_text"]
+    target: str
+
+
+class KvEntry(_Frozen):
+    key: str
+    kind: Literal["config", "secret"]
+    secret_name: str | None = None
+
+
+class EdgeBundle(_Frozen):
+    tenant: str
+    script_name: str
+    kv_title: str
+    d1_name: str
+    main_module: str
+    modules: tuple[Module, ...]
+    compatibility_date: str
+    compatibility_flags: tuple[str, ...]
+    observability: bool
+    logs_sampling_rate: float
+    bindings: tuple[Binding, ...]
+    kv_entries: tuple[KvEntry, ...]
+    migrations: tuple[Migration, ...]
+    routes: tuple[str, ...]
+    custom_domains: tuple[str, ...]
+    hostnames: tuple[str, ...]
+    crons: tuple[str, ...]
+    config_version: int
+    config_payload: str
+    """The JSON text the deploy step signs into KV (docs/contract.md, signed config document)."""
+    secret_names: tuple[str, ...]
+    cpu_ms: int | None
+    subrequests: int | None
+    d1_location_hint: str | None
+    relay_key_generation: int
+    bundle_hash: str
+    """sha256 over everything above: equal hashes mean nothing to deploy."""
+
+    def module(self, name: str) -> Module:
+        return next(m for m in self.modules if m.name == name)
+
+    def binding(self, name: str) -> Binding:
+        return next(b for b in self.bindings if b.name == name)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(WORKER_SRC / "src"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+@cache
+def _static_modules() -> tuple[Module, ...]:
+    """Every hand-written module of the Worker, read once per process."""
+    sources = sorted((WORKER_SRC / "src").glob("*.js"))
+    modules = tuple(Module(name=p.name, content=p.read_text(encoding="utf-8")) for p in sources)
+    if MAIN_MODULE not in {m.name for m in modules}:
+        raise FileNotFoundError(f"{WORKER_SRC / 'src' / MAIN_MODULE}: the Worker's main module is missing")
+    return modules
+
+
+def _bindings(spec: TenantSpec) -> tuple[Binding, ...]:
+    name = edge_contract.binding_name
+    return (
+        Binding(name=name("kv"), type="kv_namespace", target="kv"),
+        Binding(name=name("d1"), type="d1", target="d1"),
+        Binding(name=name("relay_key"), type="secret_text", target="relay_key"),
+        Binding(name=name("tenant_id"), type="plain_text", target=spec.id),
+    )
+
+
+def _digest(document: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
+    prefix = resource_prefix(platform, spec.id)
+    migrations = bundled_migrations()
+    payload = config_payload_text(spec.id, spec.config_version, spec.config)
+    embedded: dict[str, Any] = {
+        "contract": edge_contract.contract(),
+        "tenant": spec.id,
+        "config": json.loads(payload),
+        "migrations": [m.name for m in migrations],
+        "secret_names": list(spec.secret_names),
+    }
+    fields: dict[str, Any] = {
+        "tenant": spec.id,
+        "script_name": prefix,
+        "kv_title": prefix,
+        "d1_name": prefix,
+        "main_module": MAIN_MODULE,
+        "compatibility_date": (spec.compatibility_date or platform.compatibility_date).isoformat(),
+        "compatibility_flags": tuple(
+            platform.compatibility_flags if spec.compatibility_flags is None else spec.compatibility_flags
+        ),
+        "observability": platform.observability,
+        "logs_sampling_rate": platform.logs_sampling_rate,
+        "bindings": _bindings(spec),
+        "kv_entries": (
+            KvEntry(key=edge_contract.config_kv_key(), kind="config"),
+            *(KvEntry(key=edge_contract.secret_kv_key(n), kind="secret", secret_name=n) for n in spec.secret_names),
+        ),
+        "migrations": migrations,
+        "routes": tuple(spec.routes),
+        "custom_domains": tuple(spec.custom_domains),
+        "hostnames": tuple(spec.hostnames()),
+        "crons": tuple(spec.crons),
+        "config_version": spec.config_version,
+        "config_payload": payload,
+        "secret_names": tuple(spec.secret_names),
+        "cpu_ms": spec.limits.cpu_ms if spec.limits else None,
+        "subrequests": spec.limits.subrequests if spec.limits else None,
+        "d1_location_hint": spec.d1_location_hint,
+        "relay_key_generation": spec.relay_key_generation,
+    }
+    static = _static_modules()
+    # The hash covers the inputs of the embedded module rather than its rendered text, which
+    # itself carries the hash: the same inputs always render the same bytes.
+    bundle_hash = _digest(
+        {
+            "fields": _jsonable(fields),
+            "embedded": embedded,
+            "modules": [m.model_dump() for m in static],
+            "template": _template_source(),
+        }
+    )
+    embedded["bundle_hash"] = bundle_hash
+    rendered = _environment().get_template(EMBEDDED_TEMPLATE).render(embedded=embedded)
+    modules = (*static, Module(name=EMBEDDED_MODULE, content=rendered))
+    return EdgeBundle(modules=modules, bundle_hash=bundle_hash, **fields)
+
+
+@cache
+def _template_source() -> str:
+    return (WORKER_SRC / "src" / EMBEDDED_TEMPLATE).read_text(encoding="utf-8")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,124 @@
+"""Turn stack config into validated specs, with one-line errors: stack, key path, reason.
+
+The same functions serve the Pulumi program (config handed over by the engine) and the offline
+tools (config read from `Pulumi.<stack>.yaml`), so both reject exactly the same input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import ConfigError
+from orchestrator.model import PlatformSpec, TenantSpec, _FieldError
+
+NAMESPACE = "clawdbot"
+TENANT_KEY = f"{NAMESPACE}:tenant"
+SECRETS_KEY = f"{NAMESPACE}:secrets"
+PLATFORM_KEY = f"{NAMESPACE}:platform"
+PLATFORM_STACK = "prod"
+TENANT_STACK_PREFIX = f"{PLATFORM_STACK}."
+
+Spec = TypeVar("Spec", bound=BaseModel)
+
+
+def tenant_stack(tenant_id: str) -> str:
+    return TENANT_STACK_PREFIX + tenant_id
+
+
+def is_tenant_stack(stack: str) -> bool:
+    return stack.startswith(TENANT_STACK_PREFIX)
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    return project_dir / f"Pulumi.{stack}.yaml"
+
+
+def tenant_stacks(project_dir: Path) -> list[str]:
+    """The tenant registry: one `Pulumi.prod.<tenant>.yaml` per tenant (never `pulumi stack ls`)."""
+    prefix, suffix = f"Pulumi.{TENANT_STACK_PREFIX}", ".yaml"
+    return sorted(p.name[len("Pulumi.") : -len(suffix)] for p in project_dir.glob(f"{prefix}*{suffix}"))
+
+
+def _key_path(root: str, loc: Iterable[str | int]) -> str:
+    path = root
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _one_line(stack: str, root: str, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, _FieldError):
+            loc, message = cause.loc, cause.message
+        else:
+            loc, message = tuple(error["loc"]), str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{_key_path(root, loc)}: {message}")
+    extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"stack {stack}: {problems[0]}{extra}"
+
+
+def validate(model: type[Spec], stack: str, root: str, raw: Any) -> Spec:
+    """Validate `raw` (the object under config key `root`) or raise ConfigError in one line."""
+    if raw is None:
+        raise ConfigError(f"stack {stack}: {root}: missing (set it in Pulumi.{stack}.yaml)")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"stack {stack}: {root}: must be an object, not {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(stack, root, exc)) from None
+
+
+def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str]) -> TenantSpec:
+    """Validate a tenant's config and check its secrets match `secret_names` both ways."""
+    spec = validate(TenantSpec, stack, TENANT_KEY, raw)
+    if stack != tenant_stack(spec.id):
+        raise ConfigError(
+            f"stack {stack}: {TENANT_KEY}.id: {spec.id!r} does not match the stack name "
+            f"(expected stack {tenant_stack(spec.id)})"
+        )
+    present, declared = set(secret_names), set(spec.secret_names)
+    for name in sorted(declared - present):
+        raise ConfigError(
+            f"stack {stack}: {SECRETS_KEY}.{name}: declared in secret_names but has no value "
+            f"(python -m orchestrator secrets set {spec.id} {name})"
+        )
+    for name in sorted(present - declared):
+        raise ConfigError(f"stack {stack}: {SECRETS_KEY}.{name}: has a value but is not listed in secret_names")
+    return spec
+
+
+def read_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
+    """The `config:` map of a stack file, values as written (secure values stay encrypted)."""
+    path = stack_file(project_dir, stack)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"stack {stack}: no stack file {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"stack {stack}: {path.name} is not valid YAML ({exc.__class__.__name__})") from None
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"stack {stack}: {path.name}: 'config' must be a mapping")
+    return config
+
+
+def load_platform_spec(project_dir: Path) -> PlatformSpec:
+    config = read_stack_config(project_dir, PLATFORM_STACK)
+    return validate(PlatformSpec, PLATFORM_STACK, PLATFORM_KEY, config.get(PLATFORM_KEY))
+
+
+def load_tenant_spec(project_dir: Path, stack: str) -> TenantSpec:
+    """Validate a tenant stack file; secret values are only checked for presence, never read."""
+    config = read_stack_config(project_dir, stack)
+    secrets = config.get(SECRETS_KEY) or {}
+    if not isinstance(secrets, dict):
+        raise ConfigError(f"stack {stack}: {SECRETS_KEY}: must be an object of NAME: {{secure: ...}}")
+    return validate_tenant(stack, config.get(TENANT_KEY), secrets.keys())
