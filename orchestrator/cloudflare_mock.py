@@ -80,6 +80,11 @@ def unwrap(value: Any) -> Any:
     return value
 
 
+def _known(value: Any) -> bool:
+    """Preview hands unknown values to the provider; it checks references only once they are known."""
+    return not isinstance(value, pulumi.output.Unknown)
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
@@ -126,7 +131,8 @@ class CloudflareMocks(pulumi.runtime.Mocks):
         if not args.custom:
             return None, {}
         inputs = unwrap(args.inputs)
-        owner = f"{args.typ.rsplit(':', 1)[-1]} {args.name}"
+        # The same resource re-registered by the same stack is an update, not a collision.
+        owner = f"{args.typ.rsplit(':', 1)[-1]} {args.name} (stack {pulumi.get_stack()})"
         handler = _HANDLERS.get(args.typ)
         if handler is None:
             raise ProviderRejected(
@@ -194,7 +200,7 @@ def _check_binding(owner: str, binding: dict[str, Any], seen: set[str]) -> None:
     seen.add(name)
     if kind not in BINDING_KEYS:
         raise ProviderRejected(f"{owner}: binding {name!r} has unknown type {kind!r}")
-    missing = [k for k in BINDING_KEYS[kind] if binding.get(k) in (None, "")]
+    missing = [k for k in BINDING_KEYS[kind] if _known(binding.get(k)) and binding.get(k) in (None, "")]
     if missing:
         raise ProviderRejected(f"{owner}: binding {name!r} of type {kind} is missing {', '.join(missing)}")
 
@@ -214,7 +220,7 @@ def _kv(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str, 
     key = inputs.get("keyName", "")
     if not key or len(key.encode()) > MAX_KV_KEY_BYTES or key in {".", ".."}:
         raise ProviderRejected(f"{owner}: KV key must be 1-{MAX_KV_KEY_BYTES} bytes and not '.' or '..'")
-    if inputs.get("namespaceId") not in account.kv_namespaces:
+    if _known(inputs.get("namespaceId")) and inputs.get("namespaceId") not in account.kv_namespaces:
         raise ProviderRejected(f"{owner}: KV namespace {inputs.get('namespaceId')!r} does not exist")
     if len(str(inputs.get("value", "")).encode()) > MAX_KV_VALUE_BYTES:
         raise ProviderRejected(f"{owner}: KV value over {MAX_KV_VALUE_BYTES} bytes")
@@ -248,7 +254,7 @@ def _route(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[st
     zone = _zone_name(account, owner, zone_id)
     if not _in_zone(pattern.split("/", 1)[0], zone):
         raise ProviderRejected(f"{owner}: route {pattern!r} is outside zone {zone}")
-    if inputs.get("script") and inputs["script"] not in account.scripts:
+    if inputs.get("script") and _known(inputs["script"]) and inputs["script"] not in account.scripts:
         raise ProviderRejected(f"{owner}: route targets unknown script {inputs['script']!r}")
     account.claim(account.route_patterns, (zone_id, pattern), owner, "route")
     return _digest("route", str(zone_id), pattern)[:32], {}
@@ -259,7 +265,7 @@ def _custom_domain(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> 
     zone = _zone_name(account, owner, inputs.get("zoneId"))
     if not _in_zone(hostname, zone) or hostname.startswith("*"):
         raise ProviderRejected(f"{owner}: custom domain {hostname!r} is not a hostname in zone {zone}")
-    if inputs.get("service") not in account.scripts:
+    if _known(inputs.get("service")) and inputs.get("service") not in account.scripts:
         raise ProviderRejected(f"{owner}: custom domain targets unknown script {inputs.get('service')!r}")
     account.claim(account.hostnames, hostname, owner, "custom domain")
     return _digest("domain", hostname)[:32], {"certId": _digest("cert", hostname)[:32], "zoneName": zone}
@@ -275,7 +281,7 @@ def _cron(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str
     account.cron_count += len(schedules)
     if account.cron_count > MAX_ACCOUNT_CRONS:
         raise ProviderRejected(f"{owner}: account cron trigger limit {MAX_ACCOUNT_CRONS} exceeded (error 10072)")
-    if inputs.get("scriptName") not in account.scripts:
+    if _known(inputs.get("scriptName")) and inputs.get("scriptName") not in account.scripts:
         raise ProviderRejected(f"{owner}: cron trigger for unknown script {inputs.get('scriptName')!r}")
     return str(inputs["scriptName"]), {}
 

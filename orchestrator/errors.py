@@ -13,3 +13,43 @@ class ConfigError(EdgeError):
 
 class CryptoError(EdgeError):
     """Decryption or verification failed (never carries key or plaintext material)."""
+
+
+class BackupError(EdgeError):
+    """A backup could not be made, read, verified or restored; names the backup/object at fault."""
+
+
+class PermissionsError(EdgeError):
+    """A file holding secrets, or the state directory, is readable by more than its owner."""
+
+
+class SetupError(EdgeError):
+    """The VPS is not set up to run stacks (missing Pulumi CLI, unsafe file modes, bad directories)."""
+
+
+class PulumiCliMissingError(SetupError):
+    """The Pulumi CLI is not installed; the message says how to install the pinned version."""
+
+
+class StackError(EdgeError):
+    """An operation on one tenant stack failed; the message names the stack and what to do."""
+
+
+class TransientStackError(StackError):
+    """A stack operation failed in a way that retrying later may fix (busy stack, engine RPC hiccup)."""
+
+
+class StackBusyError(TransientStackError):
+    """The stack is locked by another update (transient: retry later, or recover a stale lock)."""
+
+
+class StackMissingError(StackError):
+    """The stack does not exist in the state backend."""
+
+
+class FleetLockError(EdgeError):
+    """Another fleet run holds the fleet lease (or a dead one left it behind)."""
+
+
+class PassphraseError(CryptoError):
+    """The state passphrase does not unlock a stack file's `encryptionsalt`."""

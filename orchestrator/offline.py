@@ -8,7 +8,7 @@ secret is a placeholder (and still travels as a Pulumi secret).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,8 +174,11 @@ class OfflineSession:
         secret_values: Mapping[str, str] | None = None,
         config: Mapping[str, Any] | None = None,
         preview: bool = False,
+        program: Callable[[], None] | None = None,
     ) -> None:
+        """`program` replaces the stack's program (tests of component misuse)."""
         self.project_dir = project_dir
+        self.program = program
         self.stack = stack
         if config is None:
             self.config, self.secret_keys = stack_runtime_config(project_dir, stack, secret_values)
@@ -208,7 +211,10 @@ class OfflineSession:
                     run.secret_outputs.add(key)
 
         def program() -> Any:
-            run_program(self.project_dir)
+            if self.program is None:
+                run_program(self.project_dir)
+            else:
+                self.program()
             return pulumi.Output.from_input(collect())
 
         try:

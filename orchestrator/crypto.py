@@ -1,0 +1,545 @@
+"""The secret relay: what Python writes to KV and the Worker reads back (formats v1).
+
+The byte-level formats are specified in docs/contract.md and their names and constants in
+contract/edge-contract.json; this module implements them and nothing else. In short:
+
+- ``derive_key``: ``HKDF-SHA256(relay_key, salt="clawdbot-edge/v1",
+  info="clawdbot-edge/v1/<purpose>/<tenant>", L=32)``, one key per purpose.
+- ``seal_secret`` / ``open_secret`` (KV ``secret:<NAME>``):
+  ``{"v":1,"alg":"A256GCM","tenant","name","iv","ct"}``, AES-256-GCM with
+  ``AAD = "clawdbot-edge/v1/secret/<tenant>/<name>"`` and a deterministic (SIV-style) iv.
+- ``sign_config`` / ``verify_config`` (KV ``config``): ``{"v":1,"payload":"<JSON text>","mac"}``,
+  HMAC-SHA256 over the payload text's exact UTF-8 bytes.
+- ``health_token``: ``<ts>.<nonce>.<base64url-no-pad HMAC>``; ``webhook_signature``: base64 HMAC.
+
+Pure: no Pulumi, no network. Errors are ``CryptoError`` (or ``ConfigError`` for a payload that
+cannot be signed) and name the tenant, secret name or field at fault, never a key, a plaintext
+or the value being checked.
+
+``python -m orchestrator.crypto vectors [--check]`` (re)writes contract/vectors.json, the test
+vectors the Worker's suite decrypts and verifies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from orchestrator.contract import VECTORS_PATH, contract
+from orchestrator.errors import ConfigError, CryptoError
+
+FORMAT_VERSION = 1
+RELAY_KEY_BYTES = 32
+IV_BYTES = 12
+TAG_BYTES = 16
+MAC_BYTES = 32
+HEALTH_NONCE_RE = re.compile(r"[0-9a-f]{16}")
+
+_COMPACT = (",", ":")
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def relay_key_from_b64(value: str) -> bytes:
+    """Decode a relay key (standard base64, padded, as `RandomBytes.base64` gives it)."""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        # The value is a secret even when malformed: never echo it.
+        raise CryptoError("relay key: not valid standard base64") from None
+    if len(raw) != RELAY_KEY_BYTES:
+        raise CryptoError(f"relay key: must decode to {RELAY_KEY_BYTES} bytes, got {len(raw)}")
+    return raw
+
+
+def derive_key(relay_key: bytes, tenant: str, purpose: str) -> bytes:
+    """The 32-byte key for one purpose (see contract `hkdf.purposes`) of one tenant."""
+    _check_relay_key(relay_key)
+    _check_tenant(tenant)
+    hkdf_contract = contract()["hkdf"]
+    if purpose not in hkdf_contract["purposes"].values():
+        known = ", ".join(sorted(hkdf_contract["purposes"].values()))
+        raise CryptoError(f"unknown key purpose {purpose!r} (known: {known})")
+    info = f"{hkdf_contract['info_prefix']}{purpose}/{tenant}".encode()
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=hkdf_contract["salt"].encode(),
+        info=info,
+    ).derive(relay_key)
+
+
+def _purpose(role: str) -> str:
+    value: str = contract()["hkdf"]["purposes"][role]
+    return value
+
+
+def _check_relay_key(relay_key: bytes) -> None:
+    if not isinstance(relay_key, bytes | bytearray) or len(relay_key) != RELAY_KEY_BYTES:
+        raise CryptoError(f"relay key must be {RELAY_KEY_BYTES} bytes")
+
+
+def _check_tenant(tenant: str) -> None:
+    # A "/" would make "<tenant>/<name>" in the AAD and HKDF info ambiguous between tenants.
+    if not isinstance(tenant, str) or not tenant or "/" in tenant:
+        raise CryptoError(f"tenant id {tenant!r} is not usable in key derivation (empty or contains '/')")
+
+
+# --- secret envelopes -------------------------------------------------------------------------
+
+
+def _aad(tenant: str, name: str) -> bytes:
+    prefix: str = contract()["envelope"]["aad_prefix"]
+    return f"{prefix}{tenant}/{name}".encode()
+
+
+def _check_name(tenant: str, name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise CryptoError(f"tenant {tenant!r}: secret name must be a non-empty string")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _b64_field(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise CryptoError(f"{what}: must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise CryptoError(f"{what}: not valid standard base64") from None
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates: WebCrypto/TextEncoder would silently replace them, so refuse here.
+        raise CryptoError(f"{what}: not encodable as UTF-8 (lone surrogate)") from None
+
+
+def _seal_with(enc_key: bytes, nonce_key: bytes, tenant: str, name: str, plaintext: str) -> str:
+    aad = _aad(tenant, name)
+    data = _utf8(plaintext, f"tenant {tenant!r} secret {name!r}")
+    # Deterministic iv (docs/contract.md): same secret -> same envelope -> no perpetual diff.
+    iv = hmac.new(nonce_key, aad + b"\x00" + data, hashlib.sha256).digest()[:IV_BYTES]
+    ct = AESGCM(enc_key).encrypt(iv, data, aad)
+    envelope = {
+        "v": FORMAT_VERSION,
+        "alg": contract()["envelope"]["alg"],
+        "tenant": tenant,
+        "name": name,
+        "iv": _b64(iv),
+        "ct": _b64(ct),
+    }
+    return json.dumps(envelope, separators=_COMPACT, ensure_ascii=False)
+
+
+def seal_secret(relay_key: bytes, tenant: str, name: str, plaintext: str) -> str:
+    """Encrypt one business secret into the KV value text of `secret:<name>`."""
+    _check_name(tenant, name)
+    if not isinstance(plaintext, str):
+        raise CryptoError(f"tenant {tenant!r} secret {name!r}: plaintext must be a string")
+    return _seal_with(
+        derive_key(relay_key, tenant, _purpose("secret_envelope")),
+        derive_key(relay_key, tenant, _purpose("envelope_nonce")),
+        tenant,
+        name,
+        plaintext,
+    )
+
+
+def open_secret(relay_key: bytes, tenant: str, name: str, kv_value: str) -> str:
+    """Decrypt a KV envelope, checking it was sealed for exactly this tenant and name."""
+    _check_name(tenant, name)
+    where = f"tenant {tenant!r} secret {name!r}"
+    doc = _parse_json_object(kv_value, f"{where}: envelope")
+    _expect_version(doc, f"{where}: envelope")
+    if doc.get("alg") != contract()["envelope"]["alg"]:
+        raise CryptoError(f"{where}: envelope field 'alg' is not {contract()['envelope']['alg']}")
+    # Fields are compared before decrypting so a misplaced envelope gets a precise message; the
+    # AAD below is built from the expected tenant/name, so the fields alone prove nothing.
+    if doc.get("tenant") != tenant:
+        raise CryptoError(f"{where}: envelope field 'tenant' does not match")
+    if doc.get("name") != name:
+        raise CryptoError(f"{where}: envelope field 'name' does not match")
+    iv = _b64_field(doc.get("iv"), f"{where}: envelope field 'iv'")
+    if len(iv) != IV_BYTES:
+        raise CryptoError(f"{where}: envelope field 'iv' must be {IV_BYTES} bytes")
+    ct = _b64_field(doc.get("ct"), f"{where}: envelope field 'ct'")
+    if len(ct) < TAG_BYTES:
+        raise CryptoError(f"{where}: envelope field 'ct' is shorter than the GCM tag")
+    key = derive_key(relay_key, tenant, _purpose("secret_envelope"))
+    try:
+        data = AESGCM(key).decrypt(iv, ct, _aad(tenant, name))
+    except InvalidTag:
+        raise CryptoError(
+            f"{where}: envelope does not authenticate (wrong relay key, tenant or name, or tampered)"
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CryptoError(f"{where}: decrypted value is not UTF-8") from None
+
+
+# --- signed config ----------------------------------------------------------------------------
+
+
+def _reject_constant(token: str) -> Any:
+    # JSON.parse in the Worker refuses NaN/Infinity; refuse them here too.
+    raise ValueError(f"non-standard JSON constant {token}")
+
+
+def _parse_json_object(text: object, what: str) -> dict[str, Any]:
+    if not isinstance(text, str):
+        raise CryptoError(f"{what}: must be JSON text")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        raise CryptoError(f"{what}: not valid JSON") from None
+    if not isinstance(value, dict):
+        raise CryptoError(f"{what}: must be a JSON object")
+    return value
+
+
+def _expect_version(doc: dict[str, Any], what: str) -> None:
+    v = doc.get("v")
+    if type(v) is not int or v != FORMAT_VERSION:
+        raise CryptoError(f"{what}: field 'v' must be {FORMAT_VERSION}")
+
+
+def _check_payload(payload: dict[str, Any], tenant: str, what: str) -> None:
+    if payload.get("tenant") != tenant:
+        raise CryptoError(f"{what}: payload field 'tenant' does not match tenant {tenant!r}")
+    version = payload.get("version")
+    if type(version) is not int or version < 1:
+        raise CryptoError(f"{what}: payload field 'version' must be an integer >= 1")
+    if not isinstance(payload.get("config"), dict):
+        raise CryptoError(f"{what}: payload field 'config' must be an object")
+
+
+def config_payload_text(tenant: str, version: int, config: dict[str, Any]) -> str:
+    """The canonical payload JSON text that `sign_config` signs (the Worker never re-serialises it)."""
+    where = f"tenant {tenant!r} config"
+    if type(version) is not int or version < 1:
+        raise ConfigError(f"{where}: version must be an integer >= 1, got {version!r}")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}: config must be an object, got {type(config).__name__}")
+    try:
+        text = json.dumps(
+            {"tenant": tenant, "version": version, "config": config},
+            separators=_COMPACT,
+            sort_keys=True,
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as exc:
+        # json's message names the offending type or constant, never the surrounding data.
+        raise ConfigError(f"{where}: not representable as standard JSON ({exc})") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where}: contains a lone surrogate, not encodable as UTF-8") from None
+    return text
+
+
+def _mac(mac_key: bytes, payload_text: str) -> str:
+    return _b64(hmac.new(mac_key, payload_text.encode("utf-8"), hashlib.sha256).digest())
+
+
+def _document(payload_text: str, mac: str) -> str:
+    doc = {"v": FORMAT_VERSION, "payload": payload_text, "mac": mac}
+    return json.dumps(doc, separators=_COMPACT, ensure_ascii=False)
+
+
+def sign_config(relay_key: bytes, tenant: str, payload_text: str) -> str:
+    """Sign a payload (from `config_payload_text`) into the KV value text of `config`."""
+    where = f"tenant {tenant!r} config"
+    try:
+        _check_payload(_parse_json_object(payload_text, f"{where}: payload"), tenant, where)
+        _utf8(payload_text, f"{where}: payload")
+    except CryptoError as exc:
+        # Signing a payload the Worker would refuse is a caller bug, reported as bad config.
+        raise ConfigError(str(exc)) from None
+    mac_key = derive_key(relay_key, tenant, _purpose("config_mac"))
+    return _document(payload_text, _mac(mac_key, payload_text))
+
+
+def verify_config(relay_key: bytes, tenant: str, kv_value: str) -> dict[str, Any]:
+    """Verify a signed config document and return its payload object."""
+    where = f"tenant {tenant!r} config"
+    doc = _parse_json_object(kv_value, f"{where}: document")
+    _expect_version(doc, f"{where}: document")
+    payload_text = doc.get("payload")
+    if not isinstance(payload_text, str):
+        raise CryptoError(f"{where}: document field 'payload' must be JSON text")
+    mac = _b64_field(doc.get("mac"), f"{where}: document field 'mac'")
+    if len(mac) != MAC_BYTES:
+        raise CryptoError(f"{where}: document field 'mac' must be {MAC_BYTES} bytes")
+    mac_key = derive_key(relay_key, tenant, _purpose("config_mac"))
+    expected = hmac.new(mac_key, _utf8(payload_text, f"{where}: payload"), hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, expected):
+        raise CryptoError(f"{where}: MAC does not verify (wrong relay key or tenant, or tampered)")
+    payload = _parse_json_object(payload_text, f"{where}: payload")
+    _check_payload(payload, tenant, where)
+    return payload
+
+
+# --- health tokens and webhooks ---------------------------------------------------------------
+
+
+def health_token(relay_key: bytes, tenant: str, now: int, nonce: str | None = None) -> str:
+    """An `X-Edge-Health-Token` valid around `now` (unix seconds); a fresh nonce unless given."""
+    if type(now) is not int or now < 0:
+        raise CryptoError(f"tenant {tenant!r} health token: 'now' must be a non-negative integer")
+    if nonce is None:
+        nonce = secrets.token_hex(8)
+    elif not HEALTH_NONCE_RE.fullmatch(nonce):
+        raise CryptoError(f"tenant {tenant!r} health token: nonce must be 16 lowercase hex characters")
+    key = derive_key(relay_key, tenant, _purpose("health_token"))
+    message = f"health:{tenant}:{now}:{nonce}".encode()
+    mac = base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=")
+    return f"{now}.{nonce}.{mac.decode('ascii')}"
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """`X-Webhook-Hmac-Sha256` for a raw request body (Shopify-style, standard base64)."""
+    key = _utf8(secret, "webhook secret")
+    return _b64(hmac.new(key, body, hashlib.sha256).digest())
+
+
+# --- test vectors (contract/vectors.json) -----------------------------------------------------
+
+VECTORS_COMMAND = "python -m orchestrator.crypto vectors"
+_VECTOR_TENANT = "acme"
+_OTHER_TENANT = "globex"
+# Fixed, obviously-not-secret keys: the vectors must be reproducible byte for byte.
+_VECTOR_RELAY_KEY = bytes(range(32))
+_WRONG_RELAY_KEY = bytes(range(32, 64))
+
+
+def _flip(b64: str, index: int) -> str:
+    raw = bytearray(base64.b64decode(b64))
+    raw[index] ^= 0x01
+    return _b64(bytes(raw))
+
+
+_DELETE = object()
+
+
+def _edit(kv_value: str, **changes: Any) -> str:
+    doc = json.loads(kv_value)
+    for field, value in changes.items():
+        if value is _DELETE:
+            del doc[field]
+        else:
+            doc[field] = value
+    return json.dumps(doc, separators=_COMPACT, ensure_ascii=False)
+
+
+def _envelope_vectors(key: bytes, tenant: str) -> list[dict[str, str]]:
+    samples = [
+        ("WEBHOOK_SECRET", "whsec_3b9f1c2d7e8a4f60b5c1d2e3f4a5b6c7"),
+        ("EMPTY_SECRET", ""),
+        ("UNICODE_SECRET", "Grüße, 世界! 🔐 — ñ"),
+        ("LARGE_SECRET", "".join(f"{i:04x}" for i in range(1024))),
+    ]
+    return [
+        {"name": name, "plaintext": text, "kv_value": seal_secret(key, tenant, name, text)} for name, text in samples
+    ]
+
+
+def _config_vectors(key: bytes, tenant: str) -> list[dict[str, Any]]:
+    configs: list[tuple[int, dict[str, Any]]] = [
+        (1, {"greeting": "hello", "features": {"webhooks": True, "beta": False}, "limits": [1, 2, 3]}),
+        (
+            2,
+            {
+                "greeting": "Grüß Gott — こんにちは 👋",
+                "features": {"webhooks": True, "beta": True},
+                "nested": {"z": None, "a": {"list": ["x", 0, -7, 2.5]}},
+            },
+        ),
+    ]
+    out: list[dict[str, Any]] = []
+    for version, config in configs:
+        text = config_payload_text(tenant, version, config)
+        payload = {"tenant": tenant, "version": version, "config": config}
+        out.append({"payload": payload, "payload_text": text, "kv_value": sign_config(key, tenant, text)})
+    return out
+
+
+def _tampered_envelopes(key: bytes, tenant: str, good: dict[str, str]) -> list[dict[str, str]]:
+    name, value = good["name"], good["kv_value"]
+    doc = json.loads(value)
+    other_tenant_env = seal_secret(key, _OTHER_TENANT, name, good["plaintext"])
+    other_name_env = seal_secret(key, tenant, "OTHER_SECRET", good["plaintext"])
+    short_iv = _b64(base64.b64decode(doc["iv"])[:11])
+    short_ct = _b64(base64.b64decode(doc["ct"])[:15])
+    truncated = _b64(base64.b64decode(doc["ct"])[:-1])
+    rows = [
+        ("ct byte flipped", name, _edit(value, ct=_flip(doc["ct"], 0))),
+        ("tag byte flipped", name, _edit(value, ct=_flip(doc["ct"], -1))),
+        ("ct truncated by one byte", name, _edit(value, ct=truncated)),
+        ("iv byte flipped", name, _edit(value, iv=_flip(doc["iv"], 0))),
+        ("tenant field names another tenant", name, _edit(value, tenant=_OTHER_TENANT)),
+        (
+            "sealed for another tenant, tenant field rewritten (AAD/key mismatch)",
+            name,
+            _edit(other_tenant_env, tenant=tenant),
+        ),
+        (
+            "sealed for another name, name field rewritten (AAD mismatch)",
+            name,
+            _edit(other_name_env, name=name),
+        ),
+        ("envelope stored under the wrong KV name", "OTHER_SECRET", value),
+        ("alg is not A256GCM", name, _edit(value, alg="A128GCM")),
+        ("v is 2", name, _edit(value, v=2)),
+        ("v is the string '1'", name, _edit(value, v="1")),
+        ("v missing", name, _edit(value, v=_DELETE)),
+        ("iv is 11 bytes", name, _edit(value, iv=short_iv)),
+        ("iv is not base64", name, _edit(value, iv="!!not-base64!!")),
+        ("ct shorter than the tag", name, _edit(value, ct=short_ct)),
+        ("ct missing", name, _edit(value, ct=_DELETE)),
+        ("not JSON", name, value[:-1]),
+        ("JSON array, not an object", name, "[]"),
+    ]
+    return [{"why": why, "name": n, "kv_value": v} for why, n, v in rows]
+
+
+def _tampered_configs(key: bytes, tenant: str, good: dict[str, Any]) -> list[dict[str, str]]:
+    value: str = good["kv_value"]
+    doc = json.loads(value)
+    text: str = good["payload_text"]
+    acme_mac_key = derive_key(key, tenant, _purpose("config_mac"))
+    other_mac_key = derive_key(key, _OTHER_TENANT, _purpose("config_mac"))
+    other_text = config_payload_text(_OTHER_TENANT, 1, {"greeting": "hello"})
+    edited_text = text.replace('"version":1}', '"version":9}')
+    if edited_text == text:
+        raise RuntimeError("vector config 1 must end with its version field")
+
+    def signed(payload_text: str, mac_key: bytes = acme_mac_key) -> str:
+        return _document(payload_text, _mac(mac_key, payload_text))
+
+    def unchecked(version: object, config: object) -> str:
+        return json.dumps({"config": config, "tenant": tenant, "version": version}, separators=_COMPACT)
+
+    rows = [
+        ("mac byte flipped", _edit(value, mac=_flip(doc["mac"], 0))),
+        ("payload edited after signing (version bumped)", _edit(value, payload=edited_text)),
+        ("other tenant's payload signed with that tenant's key", signed(other_text, other_mac_key)),
+        ("this tenant's payload signed with another tenant's key", signed(text, other_mac_key)),
+        ("valid MAC, payload names another tenant", signed(other_text)),
+        ("signed with the wrong relay key", sign_config(_WRONG_RELAY_KEY, tenant, text)),
+        ("valid MAC, version 0", signed(unchecked(0, {}))),
+        ("valid MAC, version is a string", signed(unchecked("2", {}))),
+        ("valid MAC, version is a float", signed(unchecked(2.5, {}))),
+        ("valid MAC, config is not an object", signed(unchecked(2, []))),
+        ("valid MAC, payload is not JSON", signed("{not json")),
+        ("v is 2", _edit(value, v=2)),
+        ("mac missing", _edit(value, mac=_DELETE)),
+        ("mac is not base64", _edit(value, mac="%%%")),
+        ("mac truncated to 16 bytes", _edit(value, mac=_b64(base64.b64decode(doc["mac"])[:16]))),
+        ("payload is an object, not JSON text", _edit(value, payload=json.loads(text))),
+        ("not JSON", value[:-1]),
+    ]
+    return [{"why": why, "kv_value": v} for why, v in rows]
+
+
+def build_vectors() -> dict[str, Any]:
+    """The vectors document, deterministic byte for byte."""
+    key, tenant = _VECTOR_RELAY_KEY, _VECTOR_TENANT
+    purposes = contract()["hkdf"]["purposes"]
+    envelopes = _envelope_vectors(key, tenant)
+    configs = _config_vectors(key, tenant)
+    health = [
+        {"now": now, "ts": now, "nonce": nonce, "token": health_token(key, tenant, now, nonce)}
+        for now, nonce in [(1767225600, "0123456789abcdef"), (1700000000, "fedcba9876543210")]
+    ]
+    webhook_bodies = [
+        ("whsec_3b9f1c2d7e8a4f60b5c1d2e3f4a5b6c7", '{"id":"evt_1","topic":"orders/create","total":42}'),
+        ("whsec_3b9f1c2d7e8a4f60b5c1d2e3f4a5b6c7", '{"id":"evt_2","note":"Grüße 👋"}'),
+        ("another-secret", ""),
+    ]
+    webhooks = [
+        {"secret": secret, "body": body, "signature": webhook_signature(secret, body.encode("utf-8"))}
+        for secret, body in webhook_bodies
+    ]
+    return {
+        "v": FORMAT_VERSION,
+        "generated_by": VECTORS_COMMAND,
+        "tenant": tenant,
+        "relay_key_b64": _b64(key),
+        "derived_keys_hex": {p: derive_key(key, tenant, p).hex() for p in purposes.values()},
+        "envelopes": envelopes,
+        "configs": configs,
+        "health_tokens": health,
+        "webhooks": webhooks,
+        "rejects": {
+            "wrong_relay_key_b64": _b64(_WRONG_RELAY_KEY),
+            "tampered_envelopes": _tampered_envelopes(key, tenant, envelopes[0]),
+            "tampered_configs": _tampered_configs(key, tenant, configs[0]),
+        },
+    }
+
+
+def vectors_text() -> str:
+    return json.dumps(build_vectors(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.crypto")
+    sub = parser.add_subparsers(dest="command", required=True)
+    vectors = sub.add_parser("vectors", help="write contract/vectors.json (the Worker's test vectors)")
+    vectors.add_argument("--check", action="store_true", help="exit 1 if the file is not up to date")
+    vectors.add_argument("--path", type=Path, default=VECTORS_PATH, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    path: Path = args.path
+    fresh = vectors_text()
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != fresh:
+            state = "missing" if current is None else "out of date"
+            print(f"Error: {path} is {state}; run `{VECTORS_COMMAND}`", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    _write_atomically(path, fresh)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Invalid tenant config: rejected in one line naming stack and key path, before any resource."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tenant_fixtures import CANARY, ZONE_ID, session, stack_config, tenant
+
+from orchestrator.contract import REPO_ROOT
+from orchestrator.errors import ConfigError
+from orchestrator.model import TenantSpec
+from orchestrator.tenant_config import load_platform_spec, load_tenant_spec, tenant_stacks
+
+FUTURE = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+
+# (case id, stack config, substring the one-line error must contain: the key path at fault)
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("id-uppercase", stack_config(tenant(id="Acme")), "clawdbot:tenant.id:"),
+    ("id-too-long", stack_config(tenant(id="a" * 33)), "clawdbot:tenant.id:"),
+    ("id-underscore", stack_config(tenant(id="ac_me")), "clawdbot:tenant.id:"),
+    ("id-not-stack", stack_config(tenant(id="globex")), "does not match the stack name"),
+    ("zone-id-not-hex", stack_config(tenant(zone={"id": "zone-1", "name": "acme.example.com"})), ".zone.id:"),
+    ("zone-name-bad", stack_config(tenant(zone={"id": ZONE_ID, "name": "Acme..com"})), ".zone.name:"),
+    ("route-outside-zone", stack_config(tenant(routes=["shop.evil.example.org/*"])), ".routes[0]:"),
+    ("route-no-path", stack_config(tenant(routes=["shop.acme.example.com"])), ".routes:"),
+    ("route-duplicate", stack_config(tenant(routes=["a.acme.example.com/*", "a.acme.example.com/*"])), ".routes:"),
+    ("route-suffix-trick", stack_config(tenant(routes=["evilacme.example.com/*"])), ".routes[0]:"),
+    ("domain-outside-zone", stack_config(tenant(custom_domains=["edge.other.net"])), ".custom_domains[0]:"),
+    ("domain-wildcard", stack_config(tenant(custom_domains=["*.acme.example.com"])), ".custom_domains[0]:"),
+    ("cron-four-fields", stack_config(tenant(crons=["* * * *"])), ".crons:"),
+    ("cron-minute-61", stack_config(tenant(crons=["61 * * * *"])), ".crons:"),
+    ("cron-too-many", stack_config(tenant(crons=[f"{m} * * * *" for m in range(6)])), ".crons:"),
+    ("compat-future", stack_config(tenant(compatibility_date=FUTURE)), ".compatibility_date:"),
+    ("compat-too-old", stack_config(tenant(compatibility_date="2020-01-01")), ".compatibility_date:"),
+    ("compat-flag-bad", stack_config(tenant(compatibility_flags=["Node Compat"])), ".compatibility_flags[0]:"),
+    ("d1-hint-unknown", stack_config(tenant(d1_location_hint="mars")), ".d1_location_hint:"),
+    ("config-version-zero", stack_config(tenant(config_version=0)), ".config_version:"),
+    ("config-too-big", stack_config(tenant(config={"blob": "x" * (1024 * 1024 + 1)})), ".config:"),
+    ("secret-name-lowercase", stack_config(tenant(secret_names=["webhook"]), {"webhook": CANARY}), ".secret_names[0]:"),
+    (
+        "secret-missing-value",
+        stack_config(tenant(secret_names=["WEBHOOK_SECRET", "STRIPE_KEY"])),
+        "secrets.STRIPE_KEY:",
+    ),
+    ("secret-undeclared", stack_config(secrets={"WEBHOOK_SECRET": CANARY, "EXTRA": CANARY}), "secrets.EXTRA:"),
+    ("secret-not-string", stack_config(secrets={"WEBHOOK_SECRET": 42}), "secrets.WEBHOOK_SECRET:"),
+    ("unknown-field", stack_config(tenant(routez=[])), ".routez:"),
+    ("limits-cpu-too-low", stack_config(tenant(limits={"cpu_ms": 5})), ".limits.cpu_ms:"),
+    ("relay-generation-zero", stack_config(tenant(relay_key_generation=0)), ".relay_key_generation:"),
+    ("tenant-missing", {"clawdbot:secrets": {}}, "clawdbot:tenant: missing"),
+    ("tenant-not-object", {"clawdbot:tenant": ["acme"]}, "clawdbot:tenant: must be an object"),
+]
+
+
+@pytest.mark.parametrize(("config", "path"), [(c, p) for _, c, p in INVALID], ids=[i for i, _, _ in INVALID])
+def test_invalid_config_fails_in_one_line_before_any_resource(config: dict[str, Any], path: str) -> None:
+    run = session(config)
+    with pytest.raises(ConfigError) as caught:
+        run.run()
+    message = str(caught.value)
+    assert message.startswith("stack prod.acme: "), message
+    assert path in message, message
+    assert "\n" not in message
+    assert CANARY not in message
+    assert run.monitor.registered == [], [r.urn for r in run.monitor.registered]
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(INVALID) >= 20
+
+
+def test_valid_config_registers_resources() -> None:
+    assert session(stack_config()).run().resources
+
+
+def test_example_stacks_are_valid() -> None:
+    stacks = tenant_stacks(REPO_ROOT)
+    assert len(stacks) >= 2
+    for stack in stacks:
+        spec = load_tenant_spec(REPO_ROOT, stack)
+        assert stack == f"prod.{spec.id}"
+    assert load_platform_spec(REPO_ROOT).environment == "prod"
+
+
+def test_missing_stack_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"stack prod\.nope: no stack file .*Pulumi\.prod\.nope\.yaml"):
+        load_tenant_spec(tmp_path, "prod.nope")
+
+
+def test_unparseable_stack_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.prod.acme.yaml").write_text("config: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"stack prod\.acme: Pulumi\.prod\.acme\.yaml is not valid YAML"):
+        load_tenant_spec(tmp_path, "prod.acme")
+
+
+def test_wildcard_subdomain_route_inside_zone_is_accepted() -> None:
+    spec = TenantSpec.model_validate(tenant(routes=["*.acme.example.com/*", "acme.example.com/api/*"]))
+    assert spec.hostnames() == ["edge.acme.example.com", "acme.example.com"]
