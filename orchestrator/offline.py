@@ -47,6 +47,8 @@ class RegisteredResource:
     type: str
     name: str
     urn: str
+    id: str | None
+    """Provider id the mock answered (None for components)."""
     custom: bool
     parent_urn: str | None
     inputs: dict[str, Any]
@@ -57,6 +59,8 @@ class RegisteredResource:
     retain_on_delete: bool
     delete_before_replace: bool
     additional_secret_outputs: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    """URNs this resource depends on (explicit depends_on and through its inputs)."""
 
 
 @dataclass
@@ -100,31 +104,33 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
-        if request.type != "pulumi:pulumi:Stack":
-            if any(r.urn == urn for r in self.registered):
-                # The engine refuses duplicate URNs; MockMonitor would silently overwrite.
-                self.duplicates.append(f"duplicate resource URN {urn}")
-                raise ProviderRejected(f"duplicate resource URN {urn}")
-            secret_paths: list[str] = []
-            inputs = _plain(
-                pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True), "", secret_paths
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if any(r.urn == urn for r in self.registered):
+            # The engine refuses duplicate URNs; MockMonitor would silently overwrite.
+            self.duplicates.append(f"duplicate resource URN {urn}")
+            raise ProviderRejected(f"duplicate resource URN {urn}")
+        secret_paths: list[str] = []
+        inputs = _plain(pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True), "", secret_paths)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        self.registered.append(
+            RegisteredResource(
+                type=request.type,
+                name=request.name,
+                urn=urn,
+                id=response.id or None,
+                custom=bool(request.custom),
+                parent_urn=request.parent or None,
+                inputs=inputs,
+                secret_paths=tuple(secret_paths),
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                dependencies=tuple(request.dependencies),
             )
-            self.registered.append(
-                RegisteredResource(
-                    type=request.type,
-                    name=request.name,
-                    urn=urn,
-                    custom=bool(request.custom),
-                    parent_urn=request.parent or None,
-                    inputs=inputs,
-                    secret_paths=tuple(secret_paths),
-                    protect=bool(request.protect),
-                    retain_on_delete=bool(request.retainOnDelete),
-                    delete_before_replace=bool(request.deleteBeforeReplace),
-                    additional_secret_outputs=tuple(request.additionalSecretOutputs),
-                )
-            )
-        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        )
+        return response
 
 
 def project_account(project_dir: Path) -> FakeAccount:

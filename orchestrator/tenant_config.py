@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import ConfigError
+from orchestrator.stack_file import load_stack_file
 from orchestrator.model import PlatformSpec, TenantSpec, _FieldError
 
 NAMESPACE = "clawdbot"
@@ -96,18 +96,14 @@ def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str]) -> Tenant
 
 
 def read_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
-    """The `config:` map of a stack file, values as written (secure values stay encrypted)."""
+    """The `config:` map of a stack file, parsed as the Pulumi CLI parses it (secure values stay encrypted)."""
     path = stack_file(project_dir, stack)
+    if not path.is_file():
+        raise ConfigError(f"stack {stack}: no stack file {path}")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"stack {stack}: no stack file {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"stack {stack}: {path.name} is not valid YAML ({exc.__class__.__name__})") from None
-    config = document.get("config") or {}
-    if not isinstance(config, dict):
-        raise ConfigError(f"stack {stack}: {path.name}: 'config' must be a mapping")
-    return config
+        return load_stack_file(path).config
+    except ConfigError as exc:
+        raise ConfigError(f"stack {stack}: {exc}") from None
 
 
 def load_platform_spec(project_dir: Path) -> PlatformSpec:

@@ -25,7 +25,8 @@ def _embedded(bundle) -> dict:  # type: ignore[no-untyped-def,type-arg]
     text = bundle.module(EMBEDDED_MODULE).content
     match = re.search(r"export const EMBEDDED = (.*);\n$", text, re.S)
     assert match, text
-    return json.loads(match.group(1))
+    embedded: dict = json.loads(match.group(1))  # type: ignore[type-arg]
+    return embedded
 
 
 def test_same_spec_renders_the_same_bytes_and_hash() -> None:

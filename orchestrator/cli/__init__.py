@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from orchestrator.cli import plan as _plan
+from orchestrator.cli import policy as _policy
 from orchestrator.errors import EdgeError
 
 
@@ -34,6 +35,7 @@ def cli() -> None:
 
 
 cli.add_command(_plan.plan)
+cli.add_command(_policy.policy)
 
 
 def main() -> None:

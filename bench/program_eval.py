@@ -1,0 +1,122 @@
+"""Evaluate the Pulumi program for N tenants: one warm process vs one fresh process per tenant.
+
+Both sides run the real program under the offline mocks on generated tenant stacks, side by side
+in one run; the fresh side pays what a process-per-stack fleet pays (interpreter start and the
+pulumi/pulumi_cloudflare imports). Usage:
+
+    .venv/bin/python bench/program_eval.py --tenants 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from orchestrator.passphrase import PassphraseCrypter, new_encryption_salt  # noqa: E402
+
+COLD_SNIPPET = """
+import sys, time
+t0 = time.perf_counter()
+from pathlib import Path
+from orchestrator.offline import run_offline
+run = run_offline(Path(sys.argv[1]), sys.argv[2])
+assert run.resources
+print(time.perf_counter() - t0)
+"""
+
+
+def make_project(root: Path, tenants: int) -> list[str]:
+    shutil.copy(REPO / "Pulumi.yaml", root)
+    shutil.copy(REPO / "Pulumi.prod.yaml", root)
+    passphrase = secrets.token_urlsafe(16)
+    salt = new_encryption_salt(passphrase)
+    crypter = PassphraseCrypter(passphrase, salt)
+    stacks = []
+    for index in range(tenants):
+        tid = f"t{index:03d}"
+        zone = f"{tid}.example.com"
+        (root / f"Pulumi.prod.{tid}.yaml").write_text(
+            f"""encryptionsalt: {salt}
+config:
+  clawdbot:tenant:
+    id: {tid}
+    zone: {{id: "{index:032x}", name: {zone}}}
+    routes: ["shop.{zone}/*", "api.{zone}/v1/*"]
+    custom_domains: ["edge.{zone}"]
+    crons: ["*/15 * * * *"]
+    config_version: 1
+    config: {{greeting: "hello {tid}"}}
+    secret_names: [WEBHOOK_SECRET, STRIPE_KEY]
+  clawdbot:secrets:
+    WEBHOOK_SECRET: {{secure: "{crypter.encrypt(secrets.token_urlsafe(16))}"}}
+    STRIPE_KEY: {{secure: "{crypter.encrypt(secrets.token_urlsafe(16))}"}}
+"""
+        )
+        stacks.append(f"prod.{tid}")
+    return stacks
+
+
+def warm(project: Path, stacks: list[str]) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    from orchestrator.offline import project_account, run_offline
+
+    imported = time.perf_counter()
+    account = project_account(project)
+    for stack in stacks:
+        assert run_offline(project, stack, account=account).resources
+    return imported - t0, time.perf_counter() - imported
+
+
+def cold(project: Path, stacks: list[str]) -> list[float]:
+    walls = []
+    for stack in stacks:
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", COLD_SNIPPET, str(project), stack], cwd=REPO, check=True, capture_output=True
+        )
+        walls.append(time.perf_counter() - t0)
+    return walls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tenants", type=int, default=50)
+    parser.add_argument("--cold-sample", type=int, default=None, help="fresh processes to time (default: all)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        stacks = make_project(project, args.tenants)
+        cold_walls = cold(project, stacks[: args.cold_sample or len(stacks)])
+        import_s, warm_total = warm(project, stacks)
+    warm_ms = warm_total / len(stacks) * 1000
+    cold_ms = statistics.mean(cold_walls) * 1000
+    result = {
+        "tenants": args.tenants,
+        "warm_ms_per_tenant": round(warm_ms, 1),
+        "warm_import_s_once": round(import_s, 2),
+        "cold_ms_per_tenant": round(cold_ms, 1),
+        "cold_samples": len(cold_walls),
+        "ratio_cold_over_warm": round(cold_ms / warm_ms, 1),
+        "ratio_including_warm_import": round(cold_ms * len(stacks) / (warm_total * 1000 + import_s * 1000), 1),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:30} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+"""Run the CrossGuard pack in-process, as `pulumi preview --policy-pack policies` would.
+
+The Pulumi CLI is not needed: the program runs under the provider-faithful mocks
+(`orchestrator.offline`), and every registered resource is handed to the pack's own rules the
+way the analyzer hands it over (pulumi_policy 1.21, `_PolicyAnalyzerServicer.Analyze` /
+`AnalyzeStack`):
+
+- props travel as a protobuf Struct, so names are the engine's camelCase, secrets are unwrapped,
+  numbers become floats, and preview unknowns become the engine's unknown sentinel behind the
+  `unknown_checking_proxy`; a rule that reads one is skipped with an advisory note;
+- each policy gets its own config: schema defaults, then what this runner knows from the stack
+  (tenant id, zone, environment), then caller overrides (`enforcementLevel` included);
+- `args.not_applicable()` skips a policy for that resource.
+
+One thing the analyzer cannot see across stacks but Cloudflare enforces per account is checked
+here as well: KV titles unique over the whole fleet (same `kv-titles-unique` rule, all stacks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache, partial
+from inspect import isawaitable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol, cast
+
+import yaml
+from google.protobuf import json_format, struct_pb2
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.deserialize import deserialize_properties, serialize_properties
+from pulumi_policy.policy import _NotApplicableError
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+
+from orchestrator.contract import REPO_ROOT
+from orchestrator.errors import ConfigError, EdgeError
+from orchestrator.offline import UNKNOWN, run_offline
+from orchestrator.tenant_config import is_tenant_stack, load_platform_spec, load_tenant_spec
+
+PACK_DIR = REPO_ROOT / "policies"
+PACKAGE = "clawdbot_policies"
+CROSS_STACK_POLICIES = ("kv-titles-unique",)
+"""Stack policies also run over the union of all stacks: Cloudflare enforces them per account."""
+
+
+class PolicyRunError(EdgeError):
+    """The pack could not be loaded or run (names the pack path, stack or resource)."""
+
+
+class ResourceLike(Protocol):
+    """What the runner needs of `orchestrator.offline.RegisteredResource`."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def urn(self) -> str: ...
+    @property
+    def parent_urn(self) -> str | None: ...
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+    @property
+    def protect(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StaticResource:
+    """A resource given as data (a fixture, or rows from `pulumi stack export`), not from a run."""
+
+    type: str
+    name: str
+    urn: str
+    parent_urn: str | None
+    inputs: Mapping[str, Any]
+    protect: bool = False
+    id: str | None = None
+    """Provider id; stack policies see it as the `id` prop, as after an `up`."""
+
+
+def resources_from_json(rows: Iterable[Mapping[str, Any]]) -> list[StaticResource]:
+    """`[{type, name, urn, parent_urn?, inputs, protect?, id?}]` -> resources the runner accepts."""
+    resources = []
+    for index, row in enumerate(rows):
+        try:
+            resources.append(
+                StaticResource(
+                    type=str(row["type"]),
+                    name=str(row["name"]),
+                    urn=str(row["urn"]),
+                    parent_urn=row.get("parent_urn"),
+                    inputs=dict(row.get("inputs") or {}),
+                    protect=bool(row.get("protect", False)),
+                    id=row.get("id"),
+                )
+            )
+        except KeyError as exc:
+            raise PolicyRunError(f"resource #{index}: missing {exc.args[0]!r}") from None
+    return resources
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    version: str
+    policies: tuple[Policy, ...]
+    enforcement: EnforcementLevel
+
+    def policy(self, name: str) -> Policy:
+        return next(p for p in self.policies if p.name == name)
+
+
+@dataclass(frozen=True)
+class Violation:
+    stack: str
+    policy: str
+    enforcement: str
+    """`mandatory` or `advisory` (what the CLI prints in brackets)."""
+    urn: str
+    """Resource at fault; empty when the violation is about the whole stack."""
+    message: str
+
+    @property
+    def mandatory(self) -> bool:
+        return self.enforcement == EnforcementLevel.MANDATORY.value
+
+    def line(self) -> str:
+        return f"[{self.enforcement}]  {self.policy}  ({self.urn or 'stack ' + self.stack})  {self.message}"
+
+
+@dataclass
+class StackResult:
+    stack: str
+    resources: int = 0
+    violations: list[Violation] = field(default_factory=list)
+    error: str | None = None
+    """The stack could not be evaluated (invalid config, provider refusal); counts as a failure."""
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(v.mandatory for v in self.violations)
+
+
+def _import_pack_package(pack_dir: Path) -> ModuleType:
+    # Loaded by path under the same name the analyzer uses (the pack dir is its sys.path[0]),
+    # so the orchestrator never imports `policies` as a package of this repo.
+    if PACKAGE in sys.modules:
+        return sys.modules[PACKAGE]
+    init = pack_dir / PACKAGE / "__init__.py"
+    spec = importlib.util.spec_from_file_location(PACKAGE, init, submodule_search_locations=[str(init.parent)])
+    if spec is None or spec.loader is None:
+        raise PolicyRunError(f"policy pack {pack_dir}: no {PACKAGE} package")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[PACKAGE]
+        raise
+    return module
+
+
+@cache
+def load_pack(pack_dir: Path = PACK_DIR) -> Pack:
+    """The pack's policies, its name (set in code) and version (PulumiPolicy.yaml, as the CLI reports it)."""
+    try:
+        meta = yaml.safe_load((pack_dir / "PulumiPolicy.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyRunError(
+            f"policy pack {pack_dir}: cannot read PulumiPolicy.yaml ({exc.__class__.__name__})"
+        ) from None
+    _import_pack_package(pack_dir)
+    module = importlib.import_module(f"{PACKAGE}.pack")
+    return Pack(
+        name=module.PACK_NAME,
+        version=str(meta.get("version", "0.0.1")),
+        policies=tuple(module.POLICIES),
+        enforcement=module.PACK_ENFORCEMENT,
+    )
+
+
+def tenant_policy_config(
+    tenant_id: str, zone_id: str, zone_name: str, allow_apex_catch_all: bool, environment: str | None
+) -> dict[str, Any]:
+    """What this runner tells every tenant-aware policy (the analyzer reads it from PULUMI_CONFIG)."""
+    values: dict[str, Any] = {
+        "tenantId": tenant_id,
+        "zoneId": zone_id,
+        "zoneName": zone_name,
+        "allowApexCatchAll": allow_apex_catch_all,
+    }
+    if environment:
+        values["environment"] = environment
+    return values
+
+
+def _struct_round_trip(value: Mapping[str, Any]) -> dict[str, Any]:
+    struct = struct_pb2.Struct()
+    struct.update(dict(value))
+    result: dict[str, Any] = json_format.MessageToDict(struct)
+    return result
+
+
+def reconcile_config(
+    policy: Policy, context: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> tuple[EnforcementLevel | None, dict[str, Any]]:
+    """Defaults from the schema, then the stack context, then overrides (engine config.go order)."""
+    schema = policy.config_schema.properties if policy.config_schema else {}
+    props = {k: v["default"] for k, v in schema.items() if "default" in v}
+    props.update({k: v for k, v in context.items() if k in schema})
+    level: EnforcementLevel | None = None
+    for key, value in (overrides or {}).items():
+        if key == "enforcementLevel":
+            level = EnforcementLevel(value)
+        elif key in schema:
+            props[key] = value
+        else:
+            raise PolicyRunError(f"policy {policy.name}: unknown config property {key!r} (known: {', '.join(schema)})")
+    return level, _struct_round_trip(props)
+
+
+def _replace_unknowns(value: Any) -> Any:
+    if value is UNKNOWN:
+        # The engine marshals every unknown as the string sentinel (KeepUnknowns).
+        return UNKNOWN_STRING_VALUE
+    if isinstance(value, Mapping):
+        return {k: _replace_unknowns(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace_unknowns(v) for v in value]
+    return value
+
+
+def analyzer_props(resource: ResourceLike, extra: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """The resource's props exactly as the analyzer would see them."""
+    plain = _replace_unknowns({**resource.inputs, **(extra or {})})
+    try:
+        wire = _struct_round_trip(serialize_properties(plain))
+    except (TypeError, ValueError) as exc:
+        raise PolicyRunError(f"resource {resource.urn}: props cannot cross the analyzer wire ({exc})") from None
+    return cast(Mapping[str, Any], unknown_checking_proxy(deserialize_properties(wire)))
+
+
+def _options(resource: ResourceLike) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        bool(resource.protect),
+        [],
+        getattr(resource, "delete_before_replace", None),
+        [],
+        PolicyCustomTimeouts(0, 0, 0),
+        list(getattr(resource, "additional_secret_outputs", ())),
+        resource.parent_urn,
+    )
+
+
+@dataclass
+class _Run:
+    pack: Pack
+    stack: str
+    context: Mapping[str, Any]
+    overrides: Mapping[str, Mapping[str, Any]]
+    violations: list[Violation] = field(default_factory=list)
+
+    def level(self, policy: Policy, override: EnforcementLevel | None) -> EnforcementLevel:
+        level = override or policy.enforcement_level or self.pack.enforcement
+        # As the analyzer: a remediate level that still violates is reported as mandatory.
+        return EnforcementLevel.MANDATORY if level == EnforcementLevel.REMEDIATE else level
+
+    def reporter(self, policy: Policy, level: EnforcementLevel, default_urn: str) -> Callable[..., None]:
+        def report(message: str, urn: str | None = None) -> None:
+            self.violations.append(Violation(self.stack, policy.name, level.value, urn or default_urn, message))
+
+        return report
+
+    def call(self, policy: Policy, invoke: Callable[[], Any]) -> None:
+        try:
+            result = invoke()
+            if isawaitable(result):
+                loop = asyncio.new_event_loop()
+                try:
+                    loop.run_until_complete(result)
+                finally:
+                    loop.close()
+        except UnknownValueError as exc:
+            self.violations.append(
+                Violation(
+                    self.stack,
+                    policy.name,
+                    EnforcementLevel.ADVISORY.value,
+                    "",
+                    f"can't run policy '{policy.name}' from policy pack '{self.pack.name}@v{self.pack.version}' "
+                    f"during preview: {exc.message}",
+                )
+            )
+        except _NotApplicableError:
+            pass
+
+    def resource_policies(self, resources: Sequence[ResourceLike]) -> None:
+        for policy in self.pack.policies:
+            if not isinstance(policy, ResourceValidationPolicy):
+                continue
+            override, config = reconcile_config(policy, self.context, self.overrides.get(policy.name))
+            level = self.level(policy, override)
+            if level == EnforcementLevel.DISABLED:
+                continue
+            for resource in resources:
+                args = ResourceValidationArgs(
+                    resource.type,
+                    analyzer_props(resource),
+                    resource.urn,
+                    resource.name,
+                    _options(resource),
+                    None,
+                    config,
+                )
+                report = self.reporter(policy, level, resource.urn)
+                self.call(policy, partial(policy.validate, args, report))
+
+    def stack_policies(self, resources: Sequence[ResourceLike], only: Iterable[str] | None = None) -> None:
+        wanted = set(only) if only is not None else None
+        for policy in self.pack.policies:
+            if not isinstance(policy, StackValidationPolicy) or (wanted is not None and policy.name not in wanted):
+                continue
+            override, config = reconcile_config(policy, self.context, self.overrides.get(policy.name))
+            level = self.level(policy, override)
+            if level == EnforcementLevel.DISABLED:
+                continue
+            args = StackValidationArgs(policy_resources(resources), config)
+            report = self.reporter(policy, level, "")
+            self.call(policy, partial(policy.validate, args, report))
+
+
+def policy_resources(resources: Sequence[ResourceLike]) -> list[PolicyResource]:
+    """Stack-validation view: props (with the id when the run knows it) and parents linked."""
+    result: list[PolicyResource] = []
+    for resource in resources:
+        resource_id = getattr(resource, "id", None)
+        extra = {"id": resource_id} if resource_id else None
+        result.append(
+            PolicyResource(
+                resource.type,
+                analyzer_props(resource, extra),
+                resource.urn,
+                resource.name,
+                _options(resource),
+                None,
+                None,
+                [],
+                {},
+            )
+        )
+    by_urn = {r.urn: r for r in result}
+    for policy_resource, resource in zip(result, resources, strict=True):
+        policy_resource.parent = by_urn.get(resource.parent_urn or "")
+    return result
+
+
+def evaluate(
+    resources: Sequence[ResourceLike],
+    *,
+    stack: str,
+    context: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    pack: Pack | None = None,
+) -> list[Violation]:
+    """Every violation the pack reports for one stack's resources (resource, then stack policies)."""
+    run = _Run(pack or load_pack(), stack, context or {}, overrides or {})
+    run.resource_policies(resources)
+    run.stack_policies(resources)
+    return run.violations
+
+
+OfflineRunner = Callable[[Path, str, bool], Sequence[ResourceLike]]
+
+
+def _run_offline(project_dir: Path, stack: str, preview: bool) -> Sequence[ResourceLike]:
+    return run_offline(project_dir, stack, preview=preview).resources
+
+
+def stack_context(project_dir: Path, stack: str) -> dict[str, Any]:
+    """Tenant id, zone and environment for `stack`, from its validated config."""
+    try:
+        environment: str | None = load_platform_spec(project_dir).environment
+    except ConfigError:
+        environment = None
+    if not is_tenant_stack(stack):
+        return {"environment": environment} if environment else {}
+    spec = load_tenant_spec(project_dir, stack)
+    return tenant_policy_config(spec.id, spec.zone.id, spec.zone.name, spec.allow_apex_catch_all, environment)
+
+
+def check_stack(
+    project_dir: Path,
+    stack: str,
+    *,
+    preview: bool = False,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    runner: OfflineRunner = _run_offline,
+) -> tuple[StackResult, Sequence[ResourceLike]]:
+    result = StackResult(stack)
+    try:
+        context = stack_context(project_dir, stack)
+        resources = runner(project_dir, stack, preview)
+    except EdgeError as exc:
+        result.error = str(exc)
+        return result, ()
+    result.resources = len(resources)
+    result.violations = evaluate(resources, stack=stack, context=context, overrides=overrides)
+    return result, resources
+
+
+def check_stacks(
+    project_dir: Path,
+    stacks: Sequence[str],
+    *,
+    preview: bool = False,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    runner: OfflineRunner = _run_offline,
+) -> list[StackResult]:
+    """Check each stack, then the account-wide rules over all of them together."""
+    results: list[StackResult] = []
+    everything: list[ResourceLike] = []
+    for stack in stacks:
+        result, resources = check_stack(project_dir, stack, preview=preview, overrides=overrides, runner=runner)
+        results.append(result)
+        everything.extend(resources)
+    if len(stacks) > 1:
+        _cross_stack(results, everything, overrides)
+    return results
+
+
+def _cross_stack(
+    results: list[StackResult], resources: Sequence[ResourceLike], overrides: Mapping[str, Mapping[str, Any]] | None
+) -> None:
+    by_stack = {r.stack: r for r in results}
+    run = _Run(load_pack(), "(fleet)", {}, overrides or {})
+    run.stack_policies(resources, only=CROSS_STACK_POLICIES)
+    for violation in run.violations:
+        stack = violation.urn.removeprefix("urn:pulumi:").split("::", 1)[0]
+        owner = by_stack.get(stack)
+        if owner is None or any(v.policy == violation.policy and v.urn == violation.urn for v in owner.violations):
+            continue
+        owner.violations.append(
+            Violation(stack, violation.policy, violation.enforcement, violation.urn, violation.message)
+        )

@@ -1,0 +1,1 @@
+"""Clawdbot edge CrossGuard rules; `pack.POLICIES` is what `policies/__main__.py` serves."""

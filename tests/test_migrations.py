@@ -1,0 +1,177 @@
+"""D1 migrations: ordered, exactly once, atomic, over the real HTTP API shape."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_d1 import FakeD1, serve_fake_d1
+
+from components.d1_migrations import D1HttpExecutor, D1MigrationsProvider
+from orchestrator.migrations import (
+    Migration,
+    MigrationError,
+    apply_migrations,
+    bundled_migrations,
+    load_migrations,
+    pending,
+)
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+DB = "f46de935-c91b-5b1b-b357-3cbca3d9465c"
+
+
+def _migration(name: str, sql: str) -> Migration:
+    return Migration(name=name, sql=sql, sha256=hashlib.sha256(sql.encode()).hexdigest())
+
+
+class SqliteExecutor:
+    def __init__(self) -> None:
+        self.fake = FakeD1("unused")
+
+    def query(self, sql: str) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = self.fake.execute("db", sql)[-1]["results"]
+        return rows
+
+    def tables(self) -> set[str]:
+        rows = self.fake.connection("db").execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        return {r[0] for r in rows}
+
+
+def test_bundled_migrations_are_ordered_and_named_like_wrangler() -> None:
+    names = [m.name for m in bundled_migrations()]
+    assert names == sorted(names) and names[0].startswith("0001_")
+
+
+def test_loader_refuses_badly_named_or_duplicate_files(tmp_path: Path) -> None:
+    (tmp_path / "0001_init.sql").write_text("CREATE TABLE a (x);")
+    (tmp_path / "init.sql").write_text("CREATE TABLE b (x);")
+    with pytest.raises(MigrationError, match=r"init\.sql: migration files must be named NNNN_snake_name\.sql"):
+        load_migrations(tmp_path)
+    (tmp_path / "init.sql").unlink()
+    (tmp_path / "0001_again.sql").write_text("CREATE TABLE c (x);")
+    with pytest.raises(MigrationError, match="number 0001 is used twice"):
+        load_migrations(tmp_path)
+
+
+def test_pending_refuses_any_history_that_is_not_a_prefix() -> None:
+    files = [_migration("0001_a.sql", "x"), _migration("0002_b.sql", "y")]
+    assert [m.name for m in pending(["0001_a.sql"], files, "db1")] == ["0002_b.sql"]
+    assert pending(["0001_a.sql", "0002_b.sql"], files, "db1") == []
+    for history in (["0002_b.sql"], ["0001_a.sql", "0003_c.sql"], ["0001_renamed.sql"]):
+        with pytest.raises(MigrationError, match=r"D1 database db1: applied migrations .* are not a prefix"):
+            pending(history, files, "db1")
+
+
+def test_fresh_database_gets_every_migration_once() -> None:
+    executor = SqliteExecutor()
+    applied = apply_migrations(executor, bundled_migrations(), "db")
+    assert applied == [m.name for m in bundled_migrations()]
+    assert {"d1_migrations", "webhook_events"} <= executor.tables()
+    assert apply_migrations(executor, bundled_migrations(), "db") == []
+    rows = executor.query("SELECT name FROM d1_migrations ORDER BY id")
+    assert [r["name"] for r in rows] == applied
+
+
+def test_failed_migration_leaves_neither_schema_nor_bookkeeping() -> None:
+    executor = SqliteExecutor()
+    good = _migration("0001_a.sql", "CREATE TABLE a (x INTEGER);")
+    bad = _migration("0002_b.sql", "CREATE TABLE b (x INTEGER);\nINSERT INTO missing_table VALUES (1);")
+    with pytest.raises(sqlite3.Error):
+        apply_migrations(executor, [good, bad], "db")
+    assert "b" not in executor.tables()
+    assert [r["name"] for r in executor.query("SELECT name FROM d1_migrations")] == ["0001_a.sql"]
+
+
+@pytest.fixture
+def d1(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeD1, str]]:
+    with serve_fake_d1() as (fake, base_url):
+        monkeypatch.setenv("CLOUDFLARE_BASE_URL", base_url)
+        monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+        yield fake, base_url
+
+
+def _outs(result: object) -> dict[str, Any]:
+    outs = getattr(result, "outs", None)
+    assert isinstance(outs, dict)
+    return outs
+
+
+def _props(migrations: list[Migration], token: str | None = "good-token") -> dict[str, object]:
+    return {
+        "account_id": ACCOUNT,
+        "database_id": DB,
+        "migrations": [m.model_dump() for m in migrations],
+        "api_token": token,
+    }
+
+
+def test_provider_create_then_update_applies_only_new_migrations(d1: tuple[FakeD1, str]) -> None:
+    fake, _ = d1
+    provider = D1MigrationsProvider()
+    first = [_migration("0001_a.sql", "CREATE TABLE a (x INTEGER);")]
+    created = provider.create(_props(first))
+    assert created.id == f"{ACCOUNT}/{DB}" and _outs(created)["applied_now"] == ["0001_a.sql"]
+    second = [*first, _migration("0002_b.sql", "CREATE TABLE b (x INTEGER);")]
+    updated = provider.update(created.id, _outs(created), _props(second))
+    assert _outs(updated)["applied_now"] == ["0002_b.sql"]
+    again = provider.update(created.id, _outs(updated), _props(second))
+    assert _outs(again)["applied_now"] == []
+    assert all(r["auth"] == "Bearer good-token" for r in fake.requests)
+    assert all(r["path"] == f"/client/v4/accounts/{ACCOUNT}/d1/database/{DB}/query" for r in fake.requests)
+
+
+def test_provider_applies_the_real_migration_files(d1: tuple[FakeD1, str]) -> None:
+    fake, _ = d1
+    created = D1MigrationsProvider().create(_props(list(bundled_migrations())))
+    assert _outs(created)["applied_now"] == [m.name for m in bundled_migrations()]
+    tables = {r[0] for r in fake.connection(DB).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "webhook_events" in tables
+
+
+def test_editing_an_applied_migration_is_refused(d1: tuple[FakeD1, str]) -> None:
+    provider = D1MigrationsProvider()
+    created = provider.create(_props([_migration("0001_a.sql", "CREATE TABLE a (x INTEGER);")]))
+    edited = [_migration("0001_a.sql", "CREATE TABLE a (x INTEGER, y TEXT);")]
+    with pytest.raises(MigrationError, match=r"migration 0001_a\.sql was edited after it was applied"):
+        provider.update(created.id, _outs(created), _props(edited))
+
+
+def test_token_from_environment_and_clear_error_without_one(
+    d1: tuple[FakeD1, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations = [_migration("0001_a.sql", "CREATE TABLE a (x INTEGER);")]
+    with pytest.raises(MigrationError, match=f"D1 database {DB}: no API token.*CLOUDFLARE_API_TOKEN"):
+        D1MigrationsProvider().create(_props(migrations, token=None))
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "good-token")
+    assert _outs(D1MigrationsProvider().create(_props(migrations, token=None)))["applied_now"] == ["0001_a.sql"]
+
+
+def test_api_errors_are_reported_without_the_token(d1: tuple[FakeD1, str]) -> None:
+    with pytest.raises(MigrationError) as caught:
+        D1MigrationsProvider().create(_props([_migration("0001_a.sql", "SELECT 1;")], token="wrong-token-XYZ"))
+    assert "HTTP 401: Authentication error" in str(caught.value)
+    assert "wrong-token-XYZ" not in str(caught.value)
+
+
+def test_unreachable_api_names_the_endpoint() -> None:
+    executor = D1HttpExecutor(ACCOUNT, DB, "t", base_url="http://127.0.0.1:9/client/v4")
+    with pytest.raises(MigrationError, match=re.escape("cannot reach http://127.0.0.1:9/client/v4")):
+        executor.query("SELECT 1")
+
+
+def test_diff_ignores_token_rotation_and_replaces_on_new_database() -> None:
+    provider = D1MigrationsProvider()
+    migrations = [_migration("0001_a.sql", "x")]
+    olds = _props(migrations, token="old")
+    assert not provider.diff("id", olds, _props(migrations, token="new")).changes
+    moved = {**_props(migrations), "database_id": "other"}
+    result = provider.diff("id", olds, moved)
+    assert result.changes and result.replaces == ["database_id"]
+    grown = _props([*migrations, _migration("0002_b.sql", "y")])
+    assert provider.diff("id", olds, grown).changes

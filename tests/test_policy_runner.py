@@ -1,0 +1,157 @@
+"""The in-process runner behaves like the analyzer (wire format, unknowns, config, enforcement)
+and `python -m orchestrator policy check` reports and exits as CI needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from orchestrator.contract import REPO_ROOT
+from orchestrator.offline import UNKNOWN
+from orchestrator.policy_runner import (
+    PolicyRunError,
+    ResourceLike,
+    StaticResource,
+    analyzer_props,
+    check_stacks,
+    evaluate,
+    load_pack,
+)
+
+KV = "cloudflare:index/workersKvNamespace:WorkersKvNamespace"
+KV_ENTRY = "cloudflare:index/workersKv:WorkersKv"
+D1 = "cloudflare:index/d1Database:D1Database"
+ACME = {"tenantId": "acme", "zoneId": "a" * 32, "zoneName": "acme.example.com", "environment": "prod"}
+
+
+def res(stack: str, type_: str, name: str, inputs: dict[str, object], **kw: object) -> StaticResource:
+    urn = f"urn:pulumi:{stack}::clawdbot::clawdbot:edge:TenantEdge${type_}::{name}"
+    return StaticResource(type=type_, name=name, urn=urn, parent_urn=None, inputs=inputs, **kw)  # type: ignore[arg-type]
+
+
+def test_props_cross_the_wire_like_the_engine() -> None:
+    resource = res("prod.acme", "random:index/randomBytes:RandomBytes", "acme-relay-key", {"length": 32, "k": [1]})
+    props = analyzer_props(resource)
+    assert props["length"] == 32.0 and isinstance(props["length"], float)
+    assert not isinstance(props["k"], list)  # a read-only proxy, as in the analyzer
+
+
+def test_unknown_value_skips_only_that_policy_with_an_advisory_note() -> None:
+    entry = res("prod.acme", KV_ENTRY, "shared-secret", {"keyName": "secret:STRIPE_KEY", "value": UNKNOWN})
+    violations = evaluate([entry], stack="prod.acme", context=ACME)
+    by_policy = {v.policy: v for v in violations}
+    skipped = by_policy["kv-secrets-encrypted"]
+    assert skipped.enforcement == "advisory" and skipped.urn == ""
+    assert skipped.message == (
+        "can't run policy 'kv-secrets-encrypted' from policy pack 'clawdbot-edge@v0.1.0' during preview: "
+        "string value at .value can't be known during preview"
+    )
+    # The name is known, so the naming rule still ran and reported the stray resource.
+    assert by_policy["tenant-resource-naming"].mandatory
+
+
+def test_enforcement_level_overrides_and_disable() -> None:
+    db = [res("prod.acme", D1, "acme-db", {"name": "clawdbot-prod-acme"})]
+    [mandatory] = evaluate(db, stack="prod.acme", context=ACME)
+    assert (mandatory.policy, mandatory.enforcement) == ("d1-protected", "mandatory")
+    advisory = evaluate(
+        db, stack="prod.acme", context=ACME, overrides={"d1-protected": {"enforcementLevel": "advisory"}}
+    )
+    assert [v.enforcement for v in advisory] == ["advisory"]
+    assert (
+        evaluate(db, stack="prod.acme", context=ACME, overrides={"d1-protected": {"enforcementLevel": "disabled"}})
+        == []
+    )
+    with pytest.raises(PolicyRunError, match="policy d1-protected: unknown config property 'maxSize'"):
+        evaluate(db, stack="prod.acme", context=ACME, overrides={"d1-protected": {"maxSize": 1}})
+
+
+def test_kv_titles_are_unique_across_the_fleet() -> None:
+    fleet = {
+        "prod.acme": [res("prod.acme", KV, "acme-kv", {"title": "clawdbot-prod-shared"}, id="1" * 32)],
+        "prod.globex": [res("prod.globex", KV, "globex-kv", {"title": "clawdbot-prod-shared"}, id="2" * 32)],
+    }
+
+    def runner(project: Path, stack: str, preview: bool) -> Sequence[ResourceLike]:
+        return fleet[stack]
+
+    results = {r.stack: r for r in check_stacks(REPO_ROOT, list(fleet), runner=runner)}
+    clash = [v for v in results["prod.globex"].violations if v.policy == "kv-titles-unique"]
+    assert len(clash) == 1 and "prod.acme" in clash[0].message and clash[0].mandatory
+    assert not [v for v in results["prod.acme"].violations if v.policy == "kv-titles-unique"]
+
+
+def _project(tmp_path: Path, tenant: dict[str, object]) -> Path:
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    tenant.setdefault("compatibility_date", (dt.date.today() - dt.timedelta(days=10)).isoformat())
+    document = {"config": {"clawdbot:tenant": tenant}}
+    (tmp_path / f"Pulumi.prod.{tenant['id']}.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    return tmp_path
+
+
+def _zone(name: str) -> dict[str, str]:
+    return {"id": "5" * 32, "name": name}
+
+
+def test_cli_passes_the_example_tenants() -> None:
+    result = CliRunner().invoke(cli, ["policy", "check", "--all"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Policy pack clawdbot-edge@v{load_pack().version} (12 policies)\n")
+    assert "prod.acme: " in result.output and "failed" not in result.output and "[mandatory]" not in result.output
+
+
+def test_cli_fails_on_a_mandatory_violation(tmp_path: Path) -> None:
+    project = _project(tmp_path, {"id": "apex", "zone": _zone("apex.example.com"), "routes": ["apex.example.com/*"]})
+    result = CliRunner().invoke(cli, ["policy", "check", "--stack", "prod.apex", "--project-dir", str(project)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("prod.apex: 1 violation(s), 1 mandatory (")
+    assert (
+        "    [mandatory]  no-apex-catch-all-route  (urn:pulumi:prod.apex::clawdbot::clawdbot:edge:TenantEdge$"
+        "cloudflare:index/workersRoute:WorkersRoute::apex-route-0)  Route apex-route-0: 'apex.example.com/*' "
+        "catches every request on the apex of zone apex.example.com; narrow it to a host or path, or set "
+        "clawdbot:tenant.allow_apex_catch_all: true."
+    ) in lines
+    assert lines[-1] == "0 of 1 stack(s) passed; failed: prod.apex"
+
+
+def test_cli_json_and_advisory_only_exit_zero(tmp_path: Path) -> None:
+    project = _project(
+        tmp_path, {"id": "oldie", "zone": _zone("oldie.example.com"), "compatibility_date": "2022-01-10"}
+    )
+    result = CliRunner().invoke(cli, ["policy", "check", "--all", "--json", "--project-dir", str(project)])
+    assert result.exit_code == 0, result.output
+    [stack] = json.loads(result.output)
+    assert stack["stack"] == "prod.oldie" and stack["passed"] is True and stack["error"] is None
+    assert [(v["policy"], v["enforcement"]) for v in stack["violations"]] == [("compatibility-date-fresh", "advisory")]
+
+
+def test_cli_reports_a_stack_it_cannot_evaluate(tmp_path: Path) -> None:
+    project = _project(tmp_path, {"id": "broken", "zone": {"id": "nothex", "name": "broken.example.com"}})
+    result = CliRunner().invoke(cli, ["policy", "check", "--all", "--project-dir", str(project)])
+    assert result.exit_code == 1
+    assert "prod.broken: error: stack prod.broken: clawdbot:tenant.zone.id:" in result.output
+
+
+@pytest.mark.parametrize("args", [[], ["--all", "--stack", "prod.acme"]])
+def test_cli_needs_exactly_one_selection(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, ["policy", "check", *args])
+    assert result.exit_code == 2 and "give either --stack S (repeatable) or --all" in result.output
+
+
+def test_real_preview_skips_rules_on_unknowns_and_still_passes() -> None:
+    [result] = check_stacks(REPO_ROOT, ["prod.acme"], preview=True)
+    assert result.error is None and not result.failed, [v.line() for v in result.violations]
+    skipped = [v for v in result.violations if v.message.startswith("can't run policy")]
+    # The relay key is unknown in a preview, so every envelope (and the config MAC) is too.
+    assert {v.policy for v in skipped} == {"kv-secrets-encrypted"}
+    assert all(v.enforcement == "advisory" and v.urn == "" for v in skipped)
