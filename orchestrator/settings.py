@@ -56,6 +56,8 @@ class Settings(BaseModel):
     """`doctor` fails when the last completed backup is older than this (daily timer plus slack)."""
     min_free_disk_mb: int = 1024
     """`doctor` fails when the filesystem of the state directory has less free space than this."""
+    pulumi_root: Path | None = None
+    """Directory of a pinned Pulumi CLI install (`<root>/bin/pulumi`); unset means `pulumi` on PATH."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -10,8 +10,11 @@ from typing import Any
 
 import click
 
+from orchestrator.cli import backup as _backup
+from orchestrator.cli import doctor as _doctor
 from orchestrator.cli import plan as _plan
 from orchestrator.cli import policy as _policy
+from orchestrator.cli import secrets as _secrets
 from orchestrator.errors import EdgeError
 
 
@@ -36,6 +39,9 @@ def cli() -> None:
 
 cli.add_command(_plan.plan)
 cli.add_command(_policy.policy)
+cli.add_command(_backup.backup)
+cli.add_command(_doctor.doctor)
+cli.add_command(_secrets.secrets)
 
 
 def main() -> None:

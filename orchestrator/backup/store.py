@@ -1,0 +1,96 @@
+"""Object storage for backups: a tiny interface, and its S3/R2 implementation over boto3.
+
+Credentials come from boto3's standard chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or a
+profile); they are never passed through this code, so they can never be logged by it. Errors
+name the bucket and key, never the request signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from orchestrator.errors import BackupError
+
+
+class ObjectStore(Protocol):
+    """The few operations backups need; S3 PUTs are atomic, which the upload order relies on."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object under prefix."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class S3Store:
+    """A bucket on an S3-compatible endpoint (Cloudflare R2 in production, moto in tests)."""
+
+    def __init__(self, bucket: str, endpoint_url: str | None, region: str = "auto") -> None:
+        self.bucket = bucket
+        # Bounded retries and timeouts: a backup timer should fail visibly rather than hang.
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60)
+        # A fresh session: boto3's default one caches credentials for the life of the process.
+        session = boto3.session.Session()
+        self._client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (tests hook its events to inject faults)."""
+        return self._client
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call("upload", key, lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data))
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            body: bytes = response["Body"].read()
+            return body
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._error("download", key, exc) from None
+        except (BotoCoreError, NoCredentialsError) as exc:
+            raise self._error("download", key, exc) from None
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"], int(item["Size"])
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error("list", prefix, exc) from None
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+
+    def _call(self, action: str, key: str, fn: Any) -> None:
+        try:
+            fn()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(action, key, exc) from None
+
+    def _error(self, action: str, key: str, exc: Exception) -> BackupError:
+        if isinstance(exc, NoCredentialsError):
+            return BackupError(
+                f"cannot {action} s3://{self.bucket}/{key}: no storage credentials "
+                "(set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to an R2 API token's key pair)"
+            )
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            detail = f"{error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        return BackupError(f"cannot {action} s3://{self.bucket}/{key}: {detail}")

@@ -1,0 +1,26 @@
+"""`doctor`: is this VPS safe and ready to run the fleet? One line per check, exit 1 on a failure."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.backup import edge_errors
+from orchestrator.doctor import run_checks
+from orchestrator.settings import Settings
+
+
+@click.command()
+@edge_errors
+def doctor() -> None:
+    """Check the Pulumi CLI version, the state directory (0700) and passphrase file (0600), that
+    every stack's encryptionsalt opens with the passphrase (the file backend silently skips those
+    that do not), free disk, and how old the last completed backup is.
+
+    Prints one line per check and exits 1 if any failed. Nothing secret is printed.
+    """
+    checks = run_checks(Settings.from_env())
+    for check in checks:
+        click.echo(check.line())
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        raise click.ClickException(f"{len(failed)} check(s) failed: {', '.join(failed)}")

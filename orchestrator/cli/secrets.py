@@ -1,0 +1,80 @@
+"""`secrets set|rotate`: put business secrets into tenant stack files and rotate relay keys.
+
+Values are read from a hidden prompt or from stdin, never from the command line (argv is visible
+in `ps` and shell history). The state passphrase comes from PULUMI_CONFIG_PASSPHRASE_FILE.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from orchestrator.cli.backup import edge_errors
+from orchestrator.passphrase import read_passphrase_file
+from orchestrator.secrets_cmd import all_tenants, check_secret_name, rotate_relay_keys, set_tenant_secret
+from orchestrator.settings import Settings
+
+
+@click.group()
+def secrets() -> None:
+    """Enter tenant secrets and rotate relay keys, offline, in the Pulumi.prod.<tenant>.yaml files."""
+
+
+@secrets.command(name="set", context_settings={"allow_extra_args": True})
+@click.argument("tenant")
+@click.argument("name")
+@click.option("--add", is_flag=True, help="Also add NAME to the tenant's secret_names if it is not there.")
+@click.pass_context
+@edge_errors
+def set_(ctx: click.Context, tenant: str, name: str, add: bool) -> None:
+    """Encrypt a value into clawdbot:secrets.NAME of tenant TENANT.
+
+    The value is read from a hidden prompt (typed twice) on a terminal, or from stdin otherwise
+    (one trailing newline is dropped), e.g. `pass show acme/stripe | … secrets set acme STRIPE_KEY`.
+    It is never accepted as an argument. Run `up` for the tenant afterwards to push it.
+    """
+    if ctx.args:
+        # Click would echo an unexpected argument back; it may be the secret, so say nothing of it.
+        raise click.UsageError(
+            "secret values are never taken as arguments (they end up in ps and shell history): "
+            "type the value at the prompt or pipe it on stdin"
+        )
+    check_secret_name(tenant, name)  # fail before asking for the value
+    settings = Settings.from_env()
+    passphrase = read_passphrase_file(settings.passphrase_file)
+    value = _read_value(name)
+    written = set_tenant_secret(settings.project_dir, tenant, name, value, passphrase, add=add)
+    if written.added_to_secret_names:
+        click.echo(f"added {name} to secret_names of stack {written.stack}")
+    click.echo(f"set {name} in {written.path.name} (encrypted); run `up` for stack {written.stack} to deploy it")
+
+
+def _read_value(name: str) -> str:
+    if sys.stdin.isatty():
+        value: str = click.prompt(f"Value for {name}", hide_input=True, confirmation_prompt=True, err=True)
+        return value
+    data = sys.stdin.read()
+    return data[:-1] if data.endswith("\n") else data
+
+
+@secrets.command()
+@click.argument("tenants", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Rotate every tenant in the registry.")
+@edge_errors
+def rotate(tenants: tuple[str, ...], all_: bool) -> None:
+    """Rotate the relay key of TENANTS (or --all) by bumping relay_key_generation.
+
+    Each stack file is rewritten atomically, and all are checked before any is written. The new
+    key is created by the next `up`, which re-encrypts every secret envelope and the signed
+    config in that one update; until then the Worker keeps the old key.
+    """
+    if bool(tenants) == all_:
+        raise click.UsageError("name one or more tenants, or pass --all (not both)")
+    project_dir = Settings.from_env().project_dir
+    chosen = all_tenants(project_dir) if all_ else list(tenants)
+    for rotation in rotate_relay_keys(project_dir, chosen):
+        click.echo(
+            f"stack {rotation.stack}: relay_key_generation {rotation.old_generation} -> {rotation.new_generation}"
+        )
+    click.echo("now run `up` for these stacks: the relay key is replaced and every envelope re-encrypted")

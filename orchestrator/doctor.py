@@ -1,0 +1,149 @@
+"""Health checks of the VPS control plane: each returns one line's worth of verdict.
+
+The stack check matters most: Pulumi's file backend silently skips stacks whose encryptionsalt
+does not open with the passphrase (pulumi/pulumi#4798), so a tenant can vanish from `stack ls`
+without an error. Here every Pulumi.<stack>.yaml is opened with the one passphrase, by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from orchestrator.backup.marker import read_marker
+from orchestrator.errors import EdgeError
+from orchestrator.passphrase import read_passphrase_file
+from orchestrator.settings import Settings
+from orchestrator.stack_file import load_stack_file
+
+CLI_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)")
+INSTALL_HINT = "install it with scripts/setup-vps.sh (pinned, checksum-verified)"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+def expected_cli_version() -> str:
+    """The CLI should match the pinned Python SDK (they are released together)."""
+    return metadata.version("pulumi")
+
+
+def parse_cli_version(output: str) -> str | None:
+    match = CLI_VERSION.match(output.strip())
+    return match.group(1) if match else None
+
+
+def check_pulumi_cli(expected: str, which: Callable[[str], str | None] = shutil.which) -> Check:
+    binary = which("pulumi")
+    if binary is None:
+        return Check("pulumi cli", False, f"not on PATH; {INSTALL_HINT}")
+    try:
+        proc = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("pulumi cli", False, f"{binary} version failed: {type(exc).__name__}")
+    found = parse_cli_version(proc.stdout) if proc.returncode == 0 else None
+    if found is None:
+        return Check("pulumi cli", False, f"{binary} version gave no version (exit {proc.returncode})")
+    if found != expected:
+        return Check("pulumi cli", False, f"{binary} is v{found}, expected v{expected}; {INSTALL_HINT}")
+    return Check("pulumi cli", True, f"{binary} v{found}")
+
+
+def check_private_dir(name: str, path: Path) -> Check:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return Check(name, False, f"{path} does not exist")
+    if not stat.S_ISDIR(info.st_mode):
+        return Check(name, False, f"{path} is not a directory")
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.getuid():
+        return Check(name, False, f"{path} is owned by uid {info.st_uid}, not this user ({os.getuid()})")
+    if mode & 0o077:
+        return Check(name, False, f"{path} has mode {mode:04o}; it must be 0700 (chmod 700 {path})")
+    return Check(name, True, f"{path} is 0700")
+
+
+def check_passphrase_file(path: Path) -> tuple[Check, str | None]:
+    try:
+        passphrase = read_passphrase_file(path)
+    except EdgeError as exc:
+        return Check("passphrase file", False, str(exc)), None
+    return Check("passphrase file", True, f"{path} is owner-only"), passphrase
+
+
+def check_stacks(project_dir: Path, passphrase: str | None) -> list[Check]:
+    # By stack name, so the platform stack `prod` comes before its tenants `prod.<tenant>`.
+    files = sorted((p for p in project_dir.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml"), key=_stack_name)
+    if not files:
+        return [Check("stacks", False, f"no Pulumi.<stack>.yaml files in {project_dir}")]
+    if passphrase is None:
+        return [Check("stacks", False, "not checked: the passphrase file is unusable")]
+    checks = []
+    for path in files:
+        try:
+            stack = load_stack_file(path)
+            if stack.encryption_salt is None:
+                checks.append(Check(f"stack {stack.stack}", True, "no secrets yet (no encryptionsalt)"))
+                continue
+            stack.crypter(passphrase)
+        except EdgeError as exc:
+            checks.append(Check(f"stack {_stack_name(path)}", False, str(exc)))
+            continue
+        checks.append(Check(f"stack {stack.stack}", True, "encryptionsalt opens with the passphrase"))
+    return checks
+
+
+def _stack_name(path: Path) -> str:
+    return path.name[len("Pulumi.") : -len(".yaml")]
+
+
+def check_disk(path: Path, min_free_mb: int) -> Check:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_mb = shutil.disk_usage(probe).free // (1 << 20)
+    if free_mb < min_free_mb:
+        return Check("free disk", False, f"{free_mb} MiB free at {probe}, below {min_free_mb} MiB")
+    return Check("free disk", True, f"{free_mb} MiB free at {probe}")
+
+
+def check_backup(marker: Path, max_age_hours: float, now: datetime) -> Check:
+    try:
+        last = read_marker(marker)
+    except EdgeError as exc:
+        return Check("backup", False, str(exc))
+    if last is None:
+        return Check("backup", False, f"no completed backup recorded in {marker}; run `backup create`")
+    age_hours = (now - last.created_at).total_seconds() / 3600
+    detail = f"last {last.backup_id} to s3://{last.bucket}, {age_hours:.1f} h ago"
+    if age_hours > max_age_hours:
+        return Check("backup", False, f"{detail}: older than {max_age_hours:g} h")
+    return Check("backup", True, detail)
+
+
+def run_checks(settings: Settings, now: datetime | None = None) -> list[Check]:
+    passphrase_check, passphrase = check_passphrase_file(settings.passphrase_file)
+    return [
+        check_pulumi_cli(expected_cli_version()),
+        check_private_dir("state dir", settings.state_dir),
+        passphrase_check,
+        *check_stacks(settings.project_dir, passphrase),
+        check_disk(settings.state_dir, settings.min_free_disk_mb),
+        check_backup(settings.backup_marker, settings.backup_max_age_hours, now or datetime.now(UTC)),
+    ]

@@ -1,0 +1,115 @@
+"""Operator secret entry and relay-key rotation, written straight into the tenant stack files.
+
+`set_tenant_secret` encrypts with the stack's own passphrase key (orchestrator.stack_file), so a
+value never passes through a `pulumi config set` command line. `rotate_relay_keys` bumps
+`relay_key_generation`, a keeper of the tenant's RandomBytes relay key: the next `up` replaces
+the key and re-encrypts every secret envelope and the signed config in that one update.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import ConfigError
+from orchestrator.stack_file import load_stack_file, set_secret, set_value
+from orchestrator.tenant_config import SECRETS_KEY, TENANT_KEY, stack_file, tenant_stack, tenant_stacks
+
+# Same rule as model.SecretName; checked here too so a bad NAME fails before any prompt.
+SECRET_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+TENANT_ID = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+GENERATION_KEY = f"{TENANT_KEY}.relay_key_generation"
+NAMES_KEY = f"{TENANT_KEY}.secret_names"
+
+
+@dataclass(frozen=True)
+class SecretWritten:
+    stack: str
+    path: Path
+    added_to_secret_names: bool
+
+
+@dataclass(frozen=True)
+class Rotation:
+    stack: str
+    old_generation: int
+    new_generation: int
+
+
+def tenant_file(project_dir: Path, tenant: str) -> Path:
+    if not TENANT_ID.fullmatch(tenant):
+        raise ConfigError(f"{tenant!r} is not a tenant id (lowercase letters, digits and dashes)")
+    path = stack_file(project_dir, tenant_stack(tenant))
+    if not path.is_file():
+        raise ConfigError(f"unknown tenant {tenant!r}: no stack file {path.name} in {project_dir}")
+    return path
+
+
+def check_secret_name(tenant: str, name: str) -> None:
+    if not SECRET_NAME.fullmatch(name):
+        raise ConfigError(
+            f"stack {tenant_stack(tenant)}: {SECRETS_KEY}.{name}: secret names are UPPER_SNAKE_CASE "
+            "(A-Z, 0-9, _; at most 64 characters, starting with a letter)"
+        )
+
+
+def set_tenant_secret(
+    project_dir: Path, tenant: str, name: str, value: str, passphrase: str, *, add: bool = False
+) -> SecretWritten:
+    """Write `value` as the `secure:` value of clawdbot:secrets.NAME in the tenant's stack file.
+
+    NAME must already be in the tenant's secret_names unless `add` is set, in which case it is
+    appended there first: if the secret write then fails, the config says the value is missing,
+    which is exactly what re-running this command fixes.
+    """
+    check_secret_name(tenant, name)
+    if not value:
+        raise ConfigError(f"stack {tenant_stack(tenant)}: {SECRETS_KEY}.{name}: refusing an empty value")
+    path = tenant_file(project_dir, tenant)
+    stack = load_stack_file(path)
+    names = stack.get(NAMES_KEY) or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"stack {stack.stack}: {NAMES_KEY}: must be a list of names")
+    added = name not in names
+    if added and not add:
+        raise ConfigError(
+            f"stack {stack.stack}: {NAMES_KEY}: {name} is not declared; "
+            f"pass --add to add it, or pick one of: {', '.join(names) or '(none declared)'}"
+        )
+    if stack.encryption_salt is not None:
+        # Check the passphrase before touching secret_names: a wrong one must change nothing.
+        stack.crypter(passphrase)
+    if added:
+        set_value(path, NAMES_KEY, [*names, name])
+    set_secret(path, f"{SECRETS_KEY}.{name}", value, passphrase)
+    return SecretWritten(stack=stack.stack, path=path, added_to_secret_names=added)
+
+
+def rotate_relay_keys(project_dir: Path, tenants: list[str]) -> list[Rotation]:
+    """Bump relay_key_generation in each tenant's stack file (each file rewritten atomically).
+
+    Every file is read and checked before the first is written, so a bad tenant or value stops
+    the run with nothing changed.
+    """
+    if not tenants:
+        raise ConfigError(f"no tenant stacks to rotate (no Pulumi.prod.<tenant>.yaml in {project_dir})")
+    planned: list[tuple[Path, Rotation]] = []
+    for tenant in tenants:
+        path = tenant_file(project_dir, tenant)
+        stack = load_stack_file(path)
+        if not isinstance(stack.get(TENANT_KEY), dict):
+            raise ConfigError(f"stack {stack.stack}: {TENANT_KEY}: missing, or not an object")
+        current = stack.get(GENERATION_KEY)
+        current = 1 if current is None else current
+        if isinstance(current, bool) or not isinstance(current, int) or current < 1:
+            raise ConfigError(f"stack {stack.stack}: {GENERATION_KEY}: must be a positive integer")
+        planned.append((path, Rotation(stack.stack, current, current + 1)))
+    for path, rotation in planned:
+        set_value(path, GENERATION_KEY, rotation.new_generation)
+    return [rotation for _, rotation in planned]
+
+
+def all_tenants(project_dir: Path) -> list[str]:
+    """Tenant ids from the registry of Pulumi.prod.<tenant>.yaml files."""
+    return [stack.removeprefix(tenant_stack("")) for stack in tenant_stacks(project_dir)]

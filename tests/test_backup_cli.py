@@ -1,0 +1,167 @@
+"""`backup …` through click, against moto's S3 server on 127.0.0.1, with the real KDF cost."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from click.testing import CliRunner, Result
+from moto.server import ThreadedMotoServer
+
+import orchestrator.cli.backup as cli_backup
+from orchestrator.backup.crypto import KdfParams
+from orchestrator.backup.marker import read_marker
+from orchestrator.backup.repository import BackupRepository
+from orchestrator.cli.backup import backup
+
+BACKUP_PASS = "backup passphrase kept off the box"
+AWS_SECRET = "moto-secret-key-value"
+FAST_KDF = KdfParams(n=2**10)
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def vps(tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A VPS layout in tmp_path, wired through the CLAWDBOT_* environment."""
+    home = tmp_path / "home"
+    (home / "state" / ".pulumi").mkdir(parents=True)
+    (home / "state").chmod(0o700)
+    (home / "state" / ".pulumi" / "meta.yaml").write_text("version: 1\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: clawdbot\n")
+    (project / "Pulumi.prod.acme.yaml").write_text("config: {}\n")
+    for name, content in (("passphrase", "state pass"), ("backup-passphrase", BACKUP_PASS)):
+        (home / name).write_text(content + "\n")
+        (home / name).chmod(0o600)
+    bucket = f"cli-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "moto-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    env = {
+        "PROJECT_DIR": project,
+        "STATE_DIR": home / "state",
+        "PASSPHRASE_FILE": home / "passphrase",
+        "BACKUP_PASSPHRASE_FILE": home / "backup-passphrase",
+        "BACKUP_MARKER": home / "last-backup.json",
+        "R2_ENDPOINT": endpoint,
+        "R2_BUCKET": bucket,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(f"CLAWDBOT_{key}", str(value))
+    return home
+
+
+@pytest.fixture
+def fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create backups at a low scrypt cost, passed explicitly; reading takes the cost from each header."""
+    monkeypatch.setattr(cli_backup, "BackupRepository", functools.partial(BackupRepository, kdf=FAST_KDF))
+
+
+def run(*args: str) -> Result:
+    result = CliRunner().invoke(backup, list(args), catch_exceptions=False)
+    assert BACKUP_PASS not in result.output
+    assert AWS_SECRET not in result.output
+    return result
+
+
+def test_create_list_verify_restore(vps: Path, tmp_path: Path) -> None:
+    # At the production scrypt cost (N=2^17), end to end.
+    created = run("create")
+    assert created.exit_code == 0, created.output
+    assert "created state backup" in created.output and "3 files" in created.output
+    marker = read_marker(vps / "last-backup.json")
+    assert marker is not None and marker.backup_id in created.output
+
+    listed = run("list", "--json")
+    assert listed.exit_code == 0
+    assert [(i["backup_id"], i["status"]) for i in json.loads(listed.output)] == [(marker.backup_id, "complete")]
+
+    verified = run("verify", "latest")
+    assert verified.exit_code == 0 and f"verified state backup {marker.backup_id}" in verified.output
+
+    dest = tmp_path / "restored"
+    restored = run("restore", marker.backup_id, str(dest))
+    assert restored.exit_code == 0, restored.output
+    assert (dest / "config" / "Pulumi.prod.acme.yaml").read_text() == "config: {}\n"
+    assert (dest / "state" / ".pulumi" / "meta.yaml").read_text() == "version: 1\n"
+
+    again = run("restore", "latest", str(dest))
+    assert again.exit_code == 1
+    assert f"Error: restore target {dest} is not an empty directory" in again.output
+
+
+def test_create_with_retention_prunes(vps: Path, fast_kdf: None) -> None:
+    assert run("create").exit_code == 0
+    second = run("create", "--keep-last", "1")
+    assert second.exit_code == 0, second.output
+    assert "pruned state backup" in second.output and "kept 1 complete state backup(s)" in second.output
+    assert len(json.loads(run("list", "--json").output)) == 1
+
+
+def test_escrow_is_separate(vps: Path, fast_kdf: None) -> None:
+    assert run("create", "--escrow").exit_code == 0
+    assert run("list").output.strip() == "no state backups"
+    escrow = run("list", "--escrow")
+    assert "complete" in escrow.output
+    assert not (vps / "last-backup.json").exists()  # escrow is not a state backup for doctor
+
+
+def test_wide_backup_passphrase_file_is_refused(vps: Path, fast_kdf: None) -> None:
+    (vps / "backup-passphrase").chmod(0o644)
+    result = run("create")
+    assert result.exit_code == 1
+    assert "backup-passphrase has mode 0644; it must be 0600" in result.output
+
+
+def test_wrong_backup_passphrase(vps: Path, fast_kdf: None) -> None:
+    assert run("create").exit_code == 0
+    (vps / "backup-passphrase").write_text("something else\n")
+    result = run("verify", "latest")
+    assert result.exit_code == 1
+    assert "Error: the backup passphrase opens none of the 1 state backup(s)" in result.output
+
+
+def test_missing_bucket_and_unknown_backup(vps: Path, monkeypatch: pytest.MonkeyPatch, fast_kdf: None) -> None:
+    assert "there is no complete state backup" in run("verify", "latest").output
+    missing = run("verify", "20250101T000000Z-00000000")
+    assert missing.exit_code == 1 and "has no manifest" in missing.output
+    monkeypatch.delenv("CLAWDBOT_R2_BUCKET")
+    result = run("list")
+    assert result.exit_code == 1
+    assert "no backup bucket configured: set CLAWDBOT_R2_BUCKET" in result.output
+
+
+@pytest.mark.parametrize("args", [[], ["create"], ["restore"], ["prune"]])
+def test_help_explains(args: list[str]) -> None:
+    result = CliRunner().invoke(backup, [*args, "--help"])
+    assert result.exit_code == 0
+    assert {
+        (): "AES-256-GCM",
+        ("create",): "manifest is uploaded last",
+        ("restore",): "must be empty or not exist",
+        ("prune",): "never deleted",
+    }[tuple(args)] in " ".join(result.output.split())
+
+
+def test_prune_needs_a_policy(vps: Path, fast_kdf: None) -> None:
+    result = run("prune")
+    assert result.exit_code == 1
+    assert "needs keep-last and/or keep-days" in result.output
