@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_d1 import FakeD1, serve_fake_d1
+from pulumi.dynamic.dynamic import serialize_provider
 
 from components.d1_migrations import D1HttpExecutor, D1MigrationsProvider
+from orchestrator.contract import REPO_ROOT
 from orchestrator.migrations import (
     Migration,
     MigrationError,
@@ -175,3 +180,27 @@ def test_diff_ignores_token_rotation_and_replaces_on_new_database() -> None:
     assert result.changes and result.replaces == ["database_id"]
     grown = _props([*migrations, _migration("0002_b.sql", "y")])
     assert provider.diff("id", olds, grown).changes
+
+
+PROVIDER_HOST = """
+import base64, json, os, sys
+import dill
+provider = dill.loads(base64.b64decode(sys.stdin.read()))
+props = json.loads(os.environ["PROPS"])
+print(json.dumps(provider.create(props).outs["applied_now"]))
+"""
+
+
+def test_provider_survives_pulumis_serialization_into_a_fresh_process(d1: tuple[FakeD1, str]) -> None:
+    # Pulumi pickles the provider (dill) into state and loads it in a separate provider process
+    # started in the project directory; prove that round trip applies migrations for real.
+    fake, base_url = d1
+    blob = serialize_provider(D1MigrationsProvider())
+    props = _props([_migration("0001_a.sql", "CREATE TABLE a (x INTEGER);")])
+    env = {"PATH": "/usr/bin:/bin", "CLOUDFLARE_BASE_URL": base_url, "PROPS": json.dumps(props)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROVIDER_HOST], input=blob, cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == ["0001_a.sql"]
+    assert "a" in {r[0] for r in fake.connection(DB).execute("SELECT name FROM sqlite_master WHERE type='table'")}
