@@ -12,9 +12,11 @@ import click
 
 from orchestrator.cli import backup as _backup
 from orchestrator.cli import doctor as _doctor
+from orchestrator.cli import fleet as _fleet
 from orchestrator.cli import plan as _plan
 from orchestrator.cli import policy as _policy
 from orchestrator.cli import secrets as _secrets
+from orchestrator.cli import tenants as _tenants
 from orchestrator.errors import EdgeError
 
 
@@ -38,6 +40,9 @@ def cli() -> None:
 
 
 cli.add_command(_plan.plan)
+for _command in _fleet.COMMANDS:
+    cli.add_command(_command)
+cli.add_command(_tenants.tenants)
 cli.add_command(_policy.policy)
 cli.add_command(_backup.backup)
 cli.add_command(_doctor.doctor)

@@ -1,0 +1,438 @@
+"""Fleet commands: preview, up, refresh, destroy, drift, status, recover (`health` is orchestrator/cli/health.py).
+
+Exit codes: 0 all good, 1 a tenant failed, drifted or was unhealthy (or a domain error), 2 usage.
+People get a table on stdout and progress on stderr; scripts pass `--json` for one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator import health
+from orchestrator.audit import AuditLog, default_who
+from orchestrator.contract import REPO_ROOT
+from orchestrator.drift import IGNORED
+from orchestrator.fleet import (
+    Fleet,
+    FleetInputs,
+    FleetReport,
+    HealthGate,
+    Rendered,
+    RolloutOptions,
+    StackExecutor,
+    bundle_renderer,
+)
+from orchestrator.locks import clear_stale, fleet_lease, inspect
+from orchestrator.settings import Settings
+from orchestrator.stacks import AutomationExecutor, FileDeployedStore, Operation, project_name, tenant_flag, tenant_of
+from orchestrator.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
+
+TENANT_PREFIX = "prod."
+
+
+@dataclass
+class FleetDeps:
+    """Seams for tests: how the executor, gate and renderer are built (defaults are the real ones)."""
+
+    executor: Callable[[Settings, str | None], StackExecutor] = lambda s, url: AutomationExecutor(s, base_url=url)
+    gate: HealthGate | None = None
+    render: Callable[[Path], Callable[[str], Rendered]] = bundle_renderer
+    throttle: bool = True
+    settings: Callable[[], Settings] = Settings.from_env
+    stderr: Console = field(default_factory=lambda: Console(stderr=True))
+
+
+def _deps() -> FleetDeps:
+    ctx = click.get_current_context()
+    found = ctx.find_object(FleetDeps)
+    return found if found is not None else FleetDeps()
+
+
+def registry(project_dir: Path) -> list[str]:
+    from orchestrator.tenant_config import tenant_stacks
+
+    return tenant_stacks(project_dir)
+
+
+def select_stacks(project_dir: Path, tenants: Sequence[str], all_: bool) -> list[str]:
+    """`--tenant X` (repeatable) or `--all`, exactly one; unknown tenants are a usage error."""
+    if bool(tenants) == all_:
+        raise click.UsageError("choose the tenants: --tenant ID (repeatable) or --all")
+    known = registry(project_dir)
+    if all_:
+        if not known:
+            raise click.UsageError(f"no tenants registered in {project_dir} (no Pulumi.prod.*.yaml)")
+        return known
+    chosen = []
+    for tenant in tenants:
+        stack = TENANT_PREFIX + tenant
+        if stack not in known:
+            names = ", ".join(tenant_of(s) for s in known) or "none"
+            raise click.UsageError(f"unknown tenant {tenant!r} (registered: {names})")
+        if stack not in chosen:
+            chosen.append(stack)
+    return chosen
+
+
+def _selection(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--all", "all_", is_flag=True, help="Every registered tenant.")(fn)
+    fn = click.option("--tenant", "tenants", multiple=True, metavar="ID", help="A tenant id (repeatable).")(fn)
+    return fn
+
+
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")(fn)
+    fn = click.option(
+        "--concurrency",
+        type=click.IntRange(1, 32),
+        default=4,
+        show_default=True,
+        help="Stacks operated at once; the Cloudflare API budget, not the CPU, is the limit.",
+    )(fn)
+    fn = click.option(
+        "--api-budget",
+        type=click.IntRange(1, 100_000),
+        default=1200,
+        show_default=True,
+        help="Cloudflare API requests per 5 minutes shared by all stacks (per token).",
+    )(fn)
+    return _selection(fn)
+
+
+@contextmanager
+def _throttle(budget: int, enabled: bool) -> Iterator[str | None]:
+    if not enabled:
+        yield None
+        return
+    upstream = os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_UPSTREAM
+    with ThrottleProxy(upstream, ThrottleConfig(requests=budget)) as proxy:
+        yield proxy.base_url
+
+
+def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, str | None, str], None]]:
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("stacks", total=total)
+
+    def on_event(event: str, stack: str | None, detail: str) -> None:
+        if event in ("done", "skip"):
+            bar.advance(task)
+        if event in ("wave", "gate", "halt", "rollback", "retry"):
+            who = f"{tenant_of(stack)}: " if stack else ""
+            console.print(f"[dim]{event}[/dim] {who}{detail}", highlight=False)
+        if event == "start" and stack:
+            bar.update(task, description=f"{detail} {tenant_of(stack)}")
+
+    return bar, on_event
+
+
+def run_operation(
+    stacks: list[str], options: RolloutOptions, *, as_json: bool, budget: int, gate_timeout: float = 120.0
+) -> None:
+    deps = _deps()
+    settings = deps.settings()
+    project = project_name(settings.project_dir)
+    audit = AuditLog(settings.audit_log)
+    store = FileDeployedStore(settings, project)
+
+    def preflight(stack: str) -> str | None:
+        report = inspect(settings.state_dir, project, stack, tenant_flag=tenant_flag(stack))
+        for path in clear_stale(report):
+            audit.record(
+                stack=stack,
+                tenant=tenant_of(stack),
+                operation="recover",
+                result="cleared",
+                detail=f"removed stale lock {path.name} of a dead process",
+            )
+        return "; ".join(report.advice) if report.blocked else None
+
+    gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=5.0)
+    command = f"{options.operation.value} {' '.join(tenant_of(s) for s in stacks)}"
+    with (
+        fleet_lease(settings.work_root / "fleet.lock", holder=default_who(), command=command[:200]),
+        _throttle(budget, deps.throttle) as base_url,
+    ):
+        executor = deps.executor(settings, base_url)
+        inputs = FleetInputs.compute(settings.project_dir, REPO_ROOT)
+        bar, on_event = _progress(deps.stderr, len(stacks))
+        fleet = Fleet(
+            executor,
+            store,
+            desired=lambda s: inputs.desired(settings.project_dir, s),
+            render=deps.render(settings.project_dir),
+            gate=gate,
+            audit=audit,
+            preflight=preflight,
+            progress=on_event,
+        )
+        with bar:
+            report = fleet.run(stacks, options)
+    _print_report(report, as_json)
+    if report.exit_code:
+        click.get_current_context().exit(report.exit_code)
+
+
+def _print_report(report: FleetReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    table = Table(title=f"{report.operation}: {', '.join(f'{k} {v}' for k, v in sorted(report.counts().items()))}")
+    for column in ("tenant", "result", "wave", "bundle", "changes", "detail"):
+        table.add_column(column)
+    for r in report.results:
+        changes = " ".join(f"{k}={v}" for k, v in sorted(r.changes.items()) if k != "same" and v)
+        table.add_row(
+            r.tenant,
+            r.result.value,
+            "" if r.wave is None else str(r.wave),
+            (r.bundle_hash or "")[:12],
+            changes,
+            r.detail,
+        )
+    console = Console(width=160)
+    console.print(table)
+    if report.halted:
+        console.print(f"[bold red]halted:[/bold red] {report.halt_reason}", highlight=False)
+
+
+@click.command()
+@_common
+@click.option("--expect-no-changes", is_flag=True, help="Report any planned change as drift (exit 1).")
+def preview(
+    tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: int, as_json: bool, expect_no_changes: bool
+) -> None:
+    """Show what `up` would change for the selected tenants (no changes made)."""
+    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
+    options = RolloutOptions(Operation.PREVIEW, concurrency=concurrency, drift_check=expect_no_changes)
+    run_operation(stacks, options, as_json=as_json, budget=api_budget)
+
+
+@click.command()
+@_common
+@click.option(
+    "--wave-size",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Tenants per wave after the canary.",
+)
+@click.option("--canary", metavar="ID", help="Tenant deployed alone first (default: the first changed one).")
+@click.option(
+    "--continue-on-error", is_flag=True, help="Keep going past failed tenants; a failed health gate still halts."
+)
+@click.option(
+    "--rollback", is_flag=True, help="On a failed health gate, re-apply the last good stack file to the wave."
+)
+@click.option("--force", is_flag=True, help="Deploy even tenants whose bundle and config are unchanged.")
+@click.option("--no-health-gate", is_flag=True, help="Do not poll /_edge/health between waves.")
+@click.option(
+    "--gate-timeout",
+    type=click.FloatRange(1, 3600),
+    default=120.0,
+    show_default=True,
+    help="Seconds a wave may take to turn healthy.",
+)
+def up(
+    tenants: tuple[str, ...],
+    all_: bool,
+    concurrency: int,
+    api_budget: int,
+    as_json: bool,
+    wave_size: int,
+    canary: str | None,
+    continue_on_error: bool,
+    rollback: bool,
+    force: bool,
+    no_health_gate: bool,
+    gate_timeout: float,
+) -> None:
+    """Deploy changed tenants: a canary, then waves, with a health gate between waves.
+
+    Tenants whose stack file and rendered bundle equal what was last deployed are skipped without
+    starting the engine. A failed canary or health gate halts the rollout.
+    """
+    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
+    if canary is not None and TENANT_PREFIX + canary not in stacks:
+        raise click.UsageError(f"--canary {canary} is not among the selected tenants")
+    options = RolloutOptions(
+        Operation.UP,
+        concurrency=concurrency,
+        wave_size=wave_size,
+        canary=TENANT_PREFIX + canary if canary else None,
+        continue_on_error=continue_on_error,
+        rollback=rollback,
+        force=force,
+        health_gate=not no_health_gate,
+    )
+    run_operation(stacks, options, as_json=as_json, budget=api_budget, gate_timeout=gate_timeout)
+
+
+@click.command()
+@_common
+@click.option(
+    "--preview-only", is_flag=True, help="Show what changed at Cloudflare without writing state (exit 1 on drift)."
+)
+@click.option("--clear-pending-creates", is_flag=True, help="Drop pending creates left by a killed run.")
+def refresh(
+    tenants: tuple[str, ...],
+    all_: bool,
+    concurrency: int,
+    api_budget: int,
+    as_json: bool,
+    preview_only: bool,
+    clear_pending_creates: bool,
+) -> None:
+    """Read the real state of the selected tenants' resources from Cloudflare (3+ API calls per Worker)."""
+    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
+    options = RolloutOptions(
+        Operation.REFRESH,
+        concurrency=concurrency,
+        drift_check=preview_only,
+        preview_only=preview_only,
+        clear_pending_creates=clear_pending_creates,
+    )
+    run_operation(stacks, options, as_json=as_json, budget=api_budget)
+
+
+@click.command()
+@_common
+@click.option("--yes", is_flag=True, help="Confirm: this deletes the tenants' Workers, KV and D1 data.")
+def destroy(tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: int, as_json: bool, yes: bool) -> None:
+    """Delete every Cloudflare resource of the selected tenants (D1 databases are protected)."""
+    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
+    if not yes:
+        raise click.UsageError(f"destroy deletes {len(stacks)} tenants' edges; add --yes to confirm")
+    run_operation(
+        stacks, RolloutOptions(Operation.DESTROY, concurrency=concurrency), as_json=as_json, budget=api_budget
+    )
+
+
+_IGNORE_DOC = "; ".join(sorted({f"{r.type.rsplit(':', 1)[-1]}.{r.property}" for r in IGNORED}))
+
+
+@click.command(
+    help=f"""Detect drift: refresh --preview-only per tenant, classified from engine events.
+
+Known perpetual diffs are ignored for in-place updates only: {_IGNORE_DOC}.
+Exit 1 when any tenant drifted."""
+)
+@_common
+def drift(tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: int, as_json: bool) -> None:
+    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
+    options = RolloutOptions(Operation.REFRESH, concurrency=concurrency, drift_check=True, preview_only=True)
+    run_operation(stacks, options, as_json=as_json, budget=api_budget)
+
+
+@click.command()
+@_selection
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
+@click.option("--no-health", is_flag=True, help="Do not probe the tenants' /_edge/health.")
+def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool) -> None:
+    """Per tenant: last update, deployed bundle hash, last drift check and live health (no engine)."""
+    deps = _deps()
+    settings = deps.settings()
+    stacks = select_stacks(settings.project_dir, tenants, all_) if (tenants or all_) else registry(settings.project_dir)
+    store = FileDeployedStore(settings, project_name(settings.project_dir))
+    rows: list[dict[str, Any]] = []
+    targets = []
+    for stack in stacks:
+        record, drifted = store.get(stack), store.drift(stack)
+        rows.append(
+            {
+                "tenant": tenant_of(stack),
+                "last_update": record.updated_at.isoformat(timespec="seconds") if record else None,
+                "bundle_hash": record.bundle_hash if record else None,
+                "drift": None if drifted is None else ("drifted" if drifted.drifted else "clean"),
+                "drift_checked": drifted.checked_at.isoformat(timespec="seconds") if drifted else None,
+                "health": None,
+            }
+        )
+        if record and record.health_url and not no_health:
+            targets.append(
+                health.HealthTarget(
+                    stack, tenant_of(stack), record.health_url, record.bundle_hash, record.config_version
+                )
+            )
+    checks = {c.target.tenant: c for c in (health.gate(targets, timeout_s=0, interval_s=1).checks if targets else ())}
+    for row in rows:
+        check = checks.get(row["tenant"])
+        row["health"] = check.verdict if check else None
+    bad = any(r["drift"] == "drifted" or (r["health"] not in (None, "ok")) or r["last_update"] is None for r in rows)
+    if as_json:
+        click.echo(json.dumps({"ok": not bad, "tenants": rows}, indent=2))
+    else:
+        table = Table(title="fleet status")
+        for column in ("tenant", "last update", "bundle", "drift", "health"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                r["tenant"],
+                r["last_update"] or "never",
+                (r["bundle_hash"] or "")[:12],
+                r["drift"] or "unknown",
+                r["health"] or "-",
+            )
+        Console(width=160).print(table)
+    if bad:
+        click.get_current_context().exit(1)
+
+
+@click.command()
+@_selection
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
+def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
+    """Clear stale locks left by a killed run and say exactly what else to run (pending operations)."""
+    settings = _deps().settings()
+    stacks = select_stacks(settings.project_dir, tenants, all_)
+    project = project_name(settings.project_dir)
+    audit = AuditLog(settings.audit_log)
+    out: list[dict[str, Any]] = []
+    for stack in stacks:
+        report = inspect(settings.state_dir, project, stack, tenant_flag=tenant_flag(stack))
+        cleared = clear_stale(report)
+        for path in cleared:
+            audit.record(
+                stack=stack,
+                tenant=tenant_of(stack),
+                operation="recover",
+                result="cleared",
+                detail=f"removed stale lock {path.name}",
+            )
+        out.append(
+            {
+                "tenant": tenant_of(stack),
+                "cleared": [str(p) for p in cleared],
+                "advice": list(report.advice),
+                "clean": report.clean,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        for item in out:
+            lines = [f"cleared stale lock {p}" for p in item["cleared"]] + list(item["advice"])
+            click.echo(f"{item['tenant']}: " + ("; ".join(lines) if lines else "nothing to recover"))
+    if any(item["advice"] for item in out):
+        click.get_current_context().exit(1)
+
+
+COMMANDS = (preview, up, refresh, destroy, drift, status, recover)

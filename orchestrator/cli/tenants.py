@@ -1,0 +1,156 @@
+"""`tenants list|show|add|remove`: the tenant registry is the set of Pulumi.prod.<tenant>.yaml files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.audit import AuditLog
+from orchestrator.cli.fleet import _deps, registry
+from orchestrator.errors import EdgeError
+from orchestrator.locks import read_checkpoint, state_file
+from orchestrator.stacks import FileDeployedStore, project_name, tenant_of
+
+PREFIX = "prod."
+
+
+@click.group()
+def tenants() -> None:
+    """List, inspect, register and unregister tenants (no Pulumi engine involved)."""
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
+def list_tenants(as_json: bool) -> None:
+    """Every registered tenant, with what the fleet last deployed to it."""
+    settings = _deps().settings()
+    store = FileDeployedStore(settings, project_name(settings.project_dir))
+    rows = []
+    for stack in registry(settings.project_dir):
+        record = store.get(stack)
+        rows.append(
+            {
+                "tenant": tenant_of(stack),
+                "stack": stack,
+                "bundle_hash": record.bundle_hash if record else None,
+                "last_update": record.updated_at.isoformat(timespec="seconds") if record else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} tenants")
+    for column in ("tenant", "stack", "bundle", "last update"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["tenant"], row["stack"], (row["bundle_hash"] or "")[:12], row["last_update"] or "never")
+    Console(width=160).print(table)
+
+
+@tenants.command()
+@click.argument("tenant")
+def show(tenant: str) -> None:
+    """A tenant's config (secret values masked) and its deployed record, as JSON."""
+    from orchestrator.stack_file import load_stack_file
+    from orchestrator.tenant_config import load_tenant_spec
+
+    settings = _deps().settings()
+    stack = _known(settings.project_dir, tenant)
+    spec = load_tenant_spec(settings.project_dir, stack)
+    masked = load_stack_file(settings.project_dir / f"Pulumi.{stack}.yaml").masked_config()
+    record = FileDeployedStore(settings, project_name(settings.project_dir)).get(stack)
+    out: dict[str, Any] = {
+        "tenant": spec.id,
+        "stack": stack,
+        "config": masked,
+        "deployed": json.loads(record.model_dump_json()) if record else None,
+    }
+    click.echo(json.dumps(out, indent=2, default=str))
+
+
+@tenants.command()
+@click.argument("tenant")
+@click.option("--zone-id", required=True, help="Cloudflare zone id (32 hex).")
+@click.option("--zone-name", required=True, help="Zone name, e.g. acme.example.com.")
+@click.option("--route", "routes", multiple=True, help="Worker route pattern inside the zone (repeatable).")
+@click.option("--custom-domain", "domains", multiple=True, help="Custom domain inside the zone (repeatable).")
+@click.option("--cron", "crons", multiple=True, help="Cron schedule, 5 fields UTC (repeatable).")
+@click.option("--d1-location-hint", help="wnam, enam, weur, eeur, apac or oc.")
+def add(
+    tenant: str,
+    zone_id: str,
+    zone_name: str,
+    routes: tuple[str, ...],
+    domains: tuple[str, ...],
+    crons: tuple[str, ...],
+    d1_location_hint: str | None,
+) -> None:
+    """Register a tenant: write a validated Pulumi.prod.<tenant>.yaml (set secrets with `secrets set`)."""
+    from orchestrator.tenant_config import TENANT_KEY, validate_tenant
+
+    settings = _deps().settings()
+    stack = PREFIX + tenant
+    raw: dict[str, Any] = {
+        "id": tenant,
+        "zone": {"id": zone_id, "name": zone_name},
+        "routes": list(routes),
+        "custom_domains": list(domains),
+        "crons": list(crons),
+        "config_version": 1,
+        "config": {},
+    }
+    if d1_location_hint:
+        raw["d1_location_hint"] = d1_location_hint
+    validate_tenant(stack, raw, [])
+    path = settings.project_dir / f"Pulumi.{stack}.yaml"
+    text = f"# Tenant {tenant}: registered with `python -m orchestrator tenants add`.\n" + yaml.safe_dump(
+        {"config": {TENANT_KEY: raw}}, sort_keys=False
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise EdgeError(f"tenant {tenant} is already registered ({path})") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    AuditLog(settings.audit_log).record(stack=stack, tenant=tenant, operation="tenant-add", result="ok")
+    click.echo(f"registered {tenant}: {path.name}; deploy with `python -m orchestrator up --tenant {tenant}`")
+
+
+@tenants.command()
+@click.argument("tenant")
+@click.option("--yes", is_flag=True, help="Confirm: deletes the tenant's stack file (its encrypted secrets too).")
+def remove(tenant: str, yes: bool) -> None:
+    """Unregister a tenant whose edge was destroyed first (refuses while resources exist)."""
+    settings = _deps().settings()
+    stack = _known(settings.project_dir, tenant)
+    if not yes:
+        raise click.UsageError(f"removing {tenant} deletes Pulumi.{stack}.yaml and its secrets; add --yes")
+    project = project_name(settings.project_dir)
+    checkpoint = state_file(settings.state_dir, project, stack)
+    resources = 0
+    if checkpoint is not None:
+        latest = (read_checkpoint(checkpoint).get("checkpoint") or {}).get("latest") or {}
+        resources = sum(1 for r in latest.get("resources") or [] if r.get("type") != "pulumi:pulumi:Stack")
+    if resources:
+        raise EdgeError(
+            f"tenant {tenant} still has {resources} resources in stack {stack}: run "
+            f"`python -m orchestrator destroy --tenant {tenant} --yes` first"
+        )
+    (settings.project_dir / f"Pulumi.{stack}.yaml").unlink()
+    FileDeployedStore(settings, project).forget(stack)
+    AuditLog(settings.audit_log).record(stack=stack, tenant=tenant, operation="tenant-remove", result="ok")
+    click.echo(f"removed {tenant}")
+
+
+def _known(project_dir: Path, tenant: str) -> str:
+    stack = PREFIX + tenant
+    if stack not in registry(project_dir):
+        raise click.UsageError(f"unknown tenant {tenant!r}")
+    return stack

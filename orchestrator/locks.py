@@ -1,0 +1,271 @@
+"""Crash recovery: stale stack locks, pending operations, and the fleet run lease.
+
+A killed run leaves two kinds of debris in the self-managed (`file://`) backend:
+
+- lock files `.pulumi/locks/organization/<project>/<stack>/<id>.json` holding `{pid, username,
+  hostname, timestamp}` of the CLI that took them. The Automation API has no working `cancel` for
+  this backend (pulumi#5296), so we clear a lock ourselves, but only when it is provably dead: taken
+  on this host by a process that no longer exists. A lock from another host, or from a live process,
+  is reported with exactly what to run.
+- `pending_operations` in the stack checkpoint (pulumi#4265): resources the engine was creating,
+  updating or deleting when it died. Those need a `refresh`; pending *creates* may have made real
+  Cloudflare resources that the state does not know, so the advice names them.
+
+`FleetLease` keeps two fleet runs from driving the same stacks at once. It is an `flock` on a file
+in the work root, so the kernel releases it when its holder dies: there is no stale lease to clean.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import gzip
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import FleetLockError
+
+BOOKKEEPING = ".pulumi"
+FOREIGN_LOCK_LEASE = timedelta(hours=6)
+"""A lock from another host older than this is reported as probably stale (never auto-cleared)."""
+
+
+def state_file(state_dir: Path, project: str, stack: str) -> Path | None:
+    """The stack's checkpoint in the file backend (project layout first, then the legacy one)."""
+    for base in (state_dir / BOOKKEEPING / "stacks" / project, state_dir / BOOKKEEPING / "stacks"):
+        for suffix in (".json", ".json.gz"):
+            path = base / f"{stack}{suffix}"
+            if path.is_file():
+                return path
+    return None
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    document: dict[str, Any] = json.loads(raw)
+    return document
+
+
+def lock_dirs(state_dir: Path, project: str, stack: str) -> list[Path]:
+    root = state_dir / BOOKKEEPING / "locks"
+    return [root / "organization" / project / stack, root / stack]
+
+
+def pid_alive(pid: int) -> bool:
+    """Signal 0 probes without touching the process; EPERM still proves it exists."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+@dataclass(frozen=True)
+class StackLock:
+    path: Path
+    pid: int
+    username: str
+    hostname: str
+    timestamp: datetime | None
+
+    def holder(self) -> str:
+        when = self.timestamp.isoformat(timespec="seconds") if self.timestamp else "an unknown time"
+        return f"{self.username}@{self.hostname} (pid {self.pid}) since {when}"
+
+
+@dataclass(frozen=True)
+class PendingOperation:
+    urn: str
+    type: str
+    kind: str
+    """creating, updating, deleting, reading, importing."""
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """What a killed run left behind for one stack, and what to do about it."""
+
+    stack: str
+    stale_locks: tuple[StackLock, ...] = ()
+    """Provably dead: safe to delete."""
+    live_locks: tuple[StackLock, ...] = ()
+    """Held by a live process here, or by another host: never touched."""
+    pending: tuple[PendingOperation, ...] = ()
+    unreadable: tuple[str, ...] = ()
+    advice: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not (self.stale_locks or self.live_locks or self.pending or self.unreadable)
+
+    @property
+    def blocked(self) -> bool:
+        """A lock we may not clear: an operation on the stack would fail now."""
+        return bool(self.live_locks or self.unreadable)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        # Go writes RFC 3339 with nanoseconds; Python takes at most microseconds.
+        head, dot, tail = value.partition(".")
+        if dot:
+            digits = "".join(ch for ch in tail if ch.isdigit())
+            zone = tail[len(digits) :]
+            value = f"{head}.{digits[:6]}{zone}"
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def find_locks(state_dir: Path, project: str, stack: str) -> tuple[list[StackLock], list[str]]:
+    """All lock files of the stack, and the ones that could not be read (named, not guessed)."""
+    locks: list[StackLock] = []
+    unreadable: list[str] = []
+    for directory in lock_dirs(state_dir, project, stack):
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                locks.append(
+                    StackLock(
+                        path=path,
+                        pid=int(data.get("pid", 0)),
+                        username=str(data.get("username", "?")),
+                        hostname=str(data.get("hostname", "?")),
+                        timestamp=_parse_time(data.get("timestamp")),
+                    )
+                )
+            except (OSError, ValueError, TypeError, AttributeError):
+                unreadable.append(str(path))
+    return locks, unreadable
+
+
+def find_pending(checkpoint_path: Path | None) -> list[PendingOperation]:
+    if checkpoint_path is None:
+        return []
+    document = read_checkpoint(checkpoint_path)
+    latest = (document.get("checkpoint") or {}).get("latest") or {}
+    pending = []
+    for op in latest.get("pending_operations") or []:
+        resource = op.get("resource") or {}
+        pending.append(
+            PendingOperation(str(resource.get("urn", "?")), str(resource.get("type", "?")), str(op.get("type", "?")))
+        )
+    return pending
+
+
+def inspect(
+    state_dir: Path,
+    project: str,
+    stack: str,
+    *,
+    tenant_flag: str,
+    hostname: str | None = None,
+    alive: Callable[[int], bool] = pid_alive,
+    now: datetime | None = None,
+) -> RecoveryReport:
+    """Classify the debris of one stack. `tenant_flag` is how the CLI names it (`--tenant acme`)."""
+    here = hostname or socket.gethostname()
+    moment = now or datetime.now(UTC)
+    locks, unreadable = find_locks(state_dir, project, stack)
+    stale, live, advice = [], [], []
+    for lock in locks:
+        if lock.hostname == here and not alive(lock.pid):
+            stale.append(lock)
+        elif lock.hostname == here:
+            live.append(lock)
+            advice.append(
+                f"stack {stack} is locked by {lock.holder()}, which is still running: wait for it "
+                f"to finish, or stop that process and run `python -m orchestrator recover {tenant_flag}`"
+            )
+        else:
+            live.append(lock)
+            old = lock.timestamp is not None and moment - lock.timestamp > FOREIGN_LOCK_LEASE
+            hint = "it is probably stale; " if old else ""
+            advice.append(
+                f"stack {stack} is locked by {lock.holder()} on another host: {hint}if no update is "
+                f"running there, delete {lock.path} by hand"
+            )
+    for path in unreadable:
+        advice.append(f"stack {stack}: lock file {path} is unreadable; inspect it and delete it if no update runs")
+    pending = find_pending(state_file(state_dir, project, stack))
+    creates = [p for p in pending if p.kind == "creating"]
+    if creates:
+        names = ", ".join(p.urn.rsplit("::", 1)[-1] for p in creates)
+        advice.append(
+            f"stack {stack}: an interrupted update was creating {names}; run `python -m orchestrator "
+            f"refresh {tenant_flag} --clear-pending-creates`, then delete or import any of them that "
+            f"already exist at Cloudflare before the next up"
+        )
+    if len(pending) > len(creates):
+        advice.append(
+            f"stack {stack}: {len(pending) - len(creates)} interrupted update/delete operations are "
+            f"pending; run `python -m orchestrator refresh {tenant_flag}`"
+        )
+    return RecoveryReport(stack, tuple(stale), tuple(live), tuple(pending), tuple(unreadable), tuple(advice))
+
+
+def clear_stale(report: RecoveryReport, alive: Callable[[int], bool] = pid_alive) -> list[Path]:
+    """Delete the provably dead locks of a report; re-checks each holder right before unlinking."""
+    removed = []
+    for lock in report.stale_locks:
+        if alive(lock.pid):
+            continue
+        try:
+            lock.path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(lock.path)
+    return removed
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    pid: int
+    holder: str
+    started: str
+    command: str
+
+
+@contextmanager
+def fleet_lease(path: Path, *, holder: str, command: str) -> Iterator[LeaseInfo]:
+    """Hold the fleet lease for the duration of a run, or fail naming who holds it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                other = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except ValueError:
+                other = {}
+            raise FleetLockError(
+                f"another fleet run holds {path}: {other.get('command', '?')} by {other.get('holder', '?')} "
+                f"(pid {other.get('pid', '?')}) since {other.get('started', '?')}; wait for it to finish"
+            ) from None
+        info = LeaseInfo(os.getpid(), holder, datetime.now(UTC).isoformat(timespec="seconds"), command)
+        payload = json.dumps(info.__dict__).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, payload, 0)
+        try:
+            yield info
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

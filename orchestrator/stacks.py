@@ -1,0 +1,567 @@
+"""One tenant stack through the Automation API: workspace, operations, and error mapping.
+
+Every stack gets a persistent work dir `<work_root>/<stack>/` (never the SDK's fresh temp dir, which
+loses config; and never a shared one, since `stack select`/`init` rewrite workspace files and race,
+pulumi#8186). Before each operation the project's `Pulumi.<stack>.yaml` is copied there atomically:
+its secure values were written by `orchestrator.stack_file` with the passphrase-compatible crypto, so
+we never call `set_config`/`set_all_config`, which put secret values on the command line. The
+passphrase reaches the CLI only as a *path* (`PULUMI_CONFIG_PASSPHRASE_FILE`), the backend is the
+`file://` state directory (0700), and the Cloudflare API goes through the throttle proxy
+(`CLOUDFLARE_BASE_URL`). The inline program is `orchestrator.program.pulumi_program`, run in this
+process, so `pulumi_cloudflare` is imported once per fleet run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import logging
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from pulumi import automation as auto
+from pulumi.automation import errors as auto_errors
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from orchestrator.audit import one_line, redact
+from orchestrator.drift import DriftReport, StepCollector, classify
+from orchestrator.errors import (
+    EdgeError,
+    PulumiCliMissingError,
+    SetupError,
+    StackBusyError,
+    StackError,
+    StackMissingError,
+    TransientStackError,
+)
+from orchestrator.locks import state_file
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROJECT = "clawdbot"
+TENANT_PREFIX = "prod."
+TRANSIENT_MARKERS = ("UNAVAILABLE", "connection reset", "i/o timeout", "TLS handshake timeout", "429 Too Many")
+"""Engine/provider failures that a later retry may not hit (pulumi#7782: gRPC UNAVAILABLE)."""
+
+
+class Operation(StrEnum):
+    PREVIEW = "preview"
+    UP = "up"
+    REFRESH = "refresh"
+    DESTROY = "destroy"
+
+
+@dataclass(frozen=True)
+class OpRequest:
+    """One operation on one stack, as the fleet asks for it."""
+
+    stack: str
+    operation: Operation
+    drift_check: bool = False
+    """Classify drift from the engine's events (preview/refresh), instead of `--expect-no-changes`."""
+    preview_only: bool = False
+    """refresh: report what changed at Cloudflare without writing state."""
+    clear_pending_creates: bool = False
+    """refresh: drop pending creates left by a killed run (see orchestrator.locks)."""
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class StackOutcome:
+    """A successful operation. Failures are raised as `StackError` subclasses."""
+
+    stack: str
+    operation: Operation
+    changes: Mapping[str, int] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    """Stack outputs that are not secret (secret ones are left out entirely)."""
+    drift: DriftReport | None = None
+    duration_s: float = 0.0
+
+
+def tenant_of(stack: str) -> str:
+    return stack.removeprefix(TENANT_PREFIX)
+
+
+def tenant_flag(stack: str) -> str:
+    return f"--tenant {tenant_of(stack)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# VPS setup checks
+
+
+def pinned_cli_version() -> str:
+    """The CLI version matching the pinned SDK (requirements.txt): the one to install."""
+    return importlib.metadata.version("pulumi")
+
+
+def install_hint() -> str:
+    version = pinned_cli_version()
+    return (
+        f"install the Pulumi CLI {version}: `curl -fsSL https://get.pulumi.com | sh -s -- --version {version}` "
+        f"and put ~/.pulumi/bin on PATH (or set CLAWDBOT_PULUMI_ROOT)"
+    )
+
+
+def pulumi_command(root: Path | None = None) -> auto.PulumiCommand:
+    """The CLI wrapper, built once per run (it runs `pulumi version` on construction)."""
+    try:
+        return auto.PulumiCommand(root=str(root) if root else None)
+    except FileNotFoundError:
+        where = f"{root}/bin/pulumi" if root else "`pulumi` on PATH"
+        raise PulumiCliMissingError(f"Pulumi CLI not found ({where}): {install_hint()}") from None
+    except auto_errors.InvalidVersionError as exc:
+        raise SetupError(f"Pulumi CLI is too old for this SDK ({exc}): {install_hint()}") from None
+
+
+def check_passphrase_file(path: Path) -> None:
+    """Refuse a passphrase file that is missing or readable by anyone but its owner. Never reads it."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SetupError(
+            f"passphrase file {path} does not exist: create it with `install -m 600 /dev/null {path}` "
+            f"and write the state passphrase into it"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SetupError(f"passphrase file {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise SetupError(
+            f"passphrase file {path} has mode {stat.S_IMODE(info.st_mode):04o}; others may read it: "
+            f"run `chmod 600 {path}`"
+        )
+    if info.st_uid != os.getuid():
+        raise SetupError(f"passphrase file {path} is owned by uid {info.st_uid}, not by this user")
+
+
+def ensure_private_dir(path: Path, what: str) -> None:
+    """Create `path` 0700, or refuse an existing one that others can enter."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SetupError(f"{what} {path} has mode {mode:04o}; run `chmod 700 {path}`")
+
+
+def project_name(project_dir: Path) -> str:
+    """The Pulumi project name (config keys are `<project>:...`), from the project's Pulumi.yaml."""
+    try:
+        document = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return DEFAULT_PROJECT
+    name = document.get("name") if isinstance(document, dict) else None
+    return name if isinstance(name, str) and name else DEFAULT_PROJECT
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-stack files
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Where one stack's files live on the VPS."""
+
+    project_dir: Path
+    work_root: Path
+    stack: str
+
+    @property
+    def source_file(self) -> Path:
+        """The registry entry: `Pulumi.<stack>.yaml` in the project dir (source of truth)."""
+        return self.project_dir / f"Pulumi.{self.stack}.yaml"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.work_root / self.stack
+
+    @property
+    def work_file(self) -> Path:
+        return self.work_dir / f"Pulumi.{self.stack}.yaml"
+
+    @property
+    def record_file(self) -> Path:
+        return self.work_dir / "deployed.json"
+
+    @property
+    def last_good_record(self) -> Path:
+        return self.work_dir / "last-good.json"
+
+    @property
+    def last_good_file(self) -> Path:
+        return self.work_dir / "last-good.Pulumi.yaml"
+
+    @property
+    def drift_file(self) -> Path:
+        return self.work_dir / "drift.json"
+
+    def log_file(self, operation: str) -> Path:
+        return self.work_dir / f"last-{operation}.log"
+
+
+_SALT_LINE = re.compile(rb"^encryptionsalt:.*$", re.MULTILINE)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write via a temp file in the same directory and rename: readers see old or new, never half."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sync_stack_file(source: Path, target: Path, stack: str) -> None:
+    """Copy the stack file into the work dir, keeping a salt `stack init` wrote there.
+
+    A new tenant's file may have no `encryptionsalt` yet (no secrets set). `stack init` then writes
+    one into the work-dir copy; dropping it on the next sync would make the state undecryptable.
+    """
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        hint = f"is {tenant_of(stack)} a registered tenant?"
+        raise StackError(f"stack {stack}: no stack file {source} ({hint})") from None
+    if not _SALT_LINE.search(data) and target.exists():
+        salt = _SALT_LINE.search(target.read_bytes())
+        if salt:
+            data = salt.group(0) + b"\n" + data
+    atomic_write(target, data)
+
+
+def file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# What is deployed (read without starting the engine)
+
+
+class DeployedRecord(BaseModel):
+    """What the fleet last deployed to a stack; written after every successful `up`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stack: str
+    bundle_hash: str | None
+    """The stack's `bundle_hash` output."""
+    config_version: int | None
+    health_url: str | None
+    config_digest: str
+    """sha256 of the tenant's stack file as deployed (covers secrets and everything else)."""
+    program_digest: str
+    """Fleet-wide digest of what else shapes resources (program, components, provider versions)."""
+    render_digest: str
+    """Fleet-wide digest of the inputs of rendering (worker source, templates, contract)."""
+    state_fingerprint: str | None
+    """size:mtime of the state file right after the deploy; a different one means someone else ran."""
+    updated_at: datetime
+
+
+class DriftRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    checked_at: datetime
+    drifted: bool
+    summary: str
+
+
+class FileDeployedStore:
+    """Deployed records in each stack's work dir, validated against the state file's fingerprint."""
+
+    def __init__(self, settings: Settings, project: str) -> None:
+        self.settings = settings
+        self.project = project
+
+    def paths(self, stack: str) -> StackPaths:
+        return StackPaths(self.settings.project_dir, self.settings.work_root, stack)
+
+    def state_fingerprint(self, stack: str) -> str | None:
+        path = state_file(self.settings.state_dir, self.project, stack)
+        if path is None:
+            return None
+        info = path.stat()
+        return f"{info.st_size}:{info.st_mtime_ns}"
+
+    def get(self, stack: str) -> DeployedRecord | None:
+        return self._read(self.paths(stack).record_file)
+
+    def state_changed(self, record: DeployedRecord) -> bool:
+        return self.state_fingerprint(record.stack) != record.state_fingerprint
+
+    def put(self, record: DeployedRecord) -> DeployedRecord:
+        final = record.model_copy(update={"state_fingerprint": self.state_fingerprint(record.stack)})
+        atomic_write(self.paths(record.stack).record_file, final.model_dump_json(indent=2).encode())
+        return final
+
+    def forget(self, stack: str) -> None:
+        paths = self.paths(stack)
+        for path in (paths.record_file, paths.last_good_record, paths.last_good_file):
+            path.unlink(missing_ok=True)
+
+    def mark_good(self, stack: str) -> None:
+        """The current deployment passed its health gate: keep it (record and stack file) for rollback."""
+        paths = self.paths(stack)
+        if paths.record_file.exists():
+            shutil.copyfile(paths.record_file, paths.last_good_record)
+        if paths.work_file.exists():
+            atomic_write(paths.last_good_file, paths.work_file.read_bytes())
+
+    def last_good(self, stack: str) -> DeployedRecord | None:
+        return self._read(self.paths(stack).last_good_record)
+
+    def restore_last_good(self, stack: str) -> DeployedRecord | None:
+        good = self.last_good(stack)
+        return self.put(good) if good is not None else None
+
+    def drift(self, stack: str) -> DriftRecord | None:
+        path = self.paths(stack).drift_file
+        try:
+            return DriftRecord.model_validate_json(path.read_bytes())
+        except (FileNotFoundError, ValidationError):
+            return None
+
+    def put_drift(self, stack: str, report: DriftReport) -> None:
+        record = DriftRecord(checked_at=datetime.now(UTC), drifted=report.drifted, summary=report.describe())
+        atomic_write(self.paths(stack).drift_file, record.model_dump_json().encode())
+
+    @staticmethod
+    def _read(path: Path) -> DeployedRecord | None:
+        try:
+            return DeployedRecord.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValidationError:
+            # A damaged record only costs a redeploy; never trust it to skip one.
+            log.warning("ignoring unreadable deployed record %s", path)
+            return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Error mapping
+
+
+def _error_lines(text: str) -> str:
+    """The lines of CLI output that say what went wrong, without the surrounding noise."""
+    keep = [line.strip() for line in text.splitlines() if re.search(r"\berror\b|failed|refused|denied", line, re.I)]
+    return " | ".join(dict.fromkeys(keep[-4:])) or text.strip()[-300:]
+
+
+def map_error(exc: BaseException, stack: str, operation: Operation) -> EdgeError:
+    """Turn an Automation API exception into our error naming the stack, tenant and next step."""
+    who = f"stack {stack} (tenant {tenant_of(stack)})"
+    if isinstance(exc, auto_errors.ConcurrentUpdateError):
+        return StackBusyError(
+            f"{who}: {operation} refused, another update holds the stack lock; if no update is running, "
+            f"run `python -m orchestrator recover {tenant_flag(stack)}`"
+        )
+    if isinstance(exc, auto_errors.StackNotFoundError):
+        return StackMissingError(
+            f"{who}: no such stack in the state backend; "
+            f"create it with `python -m orchestrator up {tenant_flag(stack)}`"
+        )
+    if isinstance(exc, auto_errors.CommandError):
+        detail = one_line(redact(_error_lines(str(exc))))
+        kind = {
+            auto_errors.InlineSourceRuntimeError: "the Pulumi program failed",
+            auto_errors.RuntimeError: "the Pulumi program failed",
+            auto_errors.CompilationError: "the Pulumi program failed",
+        }.get(type(exc), f"pulumi {operation} failed")
+        message = f"{who}: {kind}: {detail} (full output: {operation} log in the stack's work dir)"
+        if any(marker in str(exc) for marker in TRANSIENT_MARKERS):
+            return TransientStackError(message)
+        return StackError(message)
+    if isinstance(exc, FileNotFoundError):
+        return PulumiCliMissingError(f"{who}: Pulumi CLI not found: {install_hint()}")
+    return StackError(f"{who}: {operation} failed: {type(exc).__name__}: {one_line(redact(str(exc)))}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The executor
+
+
+class PulumiProgram(Protocol):
+    def __call__(self) -> None: ...
+
+
+def default_program() -> PulumiProgram:
+    module = importlib.import_module("orchestrator.program")
+    program: PulumiProgram = module.pulumi_program
+    return program
+
+
+def _summary_changes(changes: Mapping[Any, int] | None) -> dict[str, int]:
+    return {str(getattr(op, "value", op)): int(n) for op, n in (changes or {}).items()}
+
+
+class AutomationExecutor:
+    """Runs operations on tenant stacks with the real Pulumi CLI (one call at a time per stack)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        command: auto.PulumiCommand | None = None,
+        program: PulumiProgram | None = None,
+        base_url: str | None = None,
+        parallel: int = 10,
+        pulumi_root: Path | None = None,
+    ) -> None:
+        # The CLI first: without it nothing else matters, and its error says how to install it.
+        self.command = command or pulumi_command(pulumi_root or settings.pulumi_root)
+        check_passphrase_file(settings.passphrase_file)
+        ensure_private_dir(settings.state_dir, "state directory")
+        ensure_private_dir(settings.work_root, "work root")
+        self.settings = settings
+        self.project = project_name(settings.project_dir)
+        self.program = program or default_program()
+        self.base_url = base_url
+        self.parallel = parallel
+
+    def env_vars(self) -> dict[str, str]:
+        """What the CLI and its plugins get on top of our environment: paths and URLs, no secrets."""
+        env = {
+            "PULUMI_BACKEND_URL": self.settings.backend_url,
+            "PULUMI_CONFIG_PASSPHRASE_FILE": str(self.settings.passphrase_file.resolve()),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+        }
+        if self.base_url:
+            env["CLOUDFLARE_BASE_URL"] = self.base_url
+        return env
+
+    def workspace(self, stack: str) -> auto.LocalWorkspace:
+        paths = StackPaths(self.settings.project_dir, self.settings.work_root, stack)
+        ensure_private_dir(paths.work_dir, "stack work dir")
+        settings = auto.ProjectSettings(
+            name=self.project,
+            runtime="python",
+            backend=auto.ProjectBackend(url=self.settings.backend_url),
+        )
+        return auto.LocalWorkspace(
+            work_dir=str(paths.work_dir),
+            program=self.program,
+            env_vars=self.env_vars(),
+            secrets_provider="passphrase",
+            project_settings=settings,
+            pulumi_command=self.command,
+        )
+
+    def open(self, stack: str, *, create: bool, config_from: Path | None = None) -> auto.Stack:
+        """Sync the stack file into the work dir and select (or create) the stack."""
+        paths = StackPaths(self.settings.project_dir, self.settings.work_root, stack)
+        sync_stack_file(config_from or paths.source_file, paths.work_file, stack)
+        workspace = self.workspace(stack)
+        if create:
+            return auto.Stack.create_or_select(stack, workspace)
+        return auto.Stack.select(stack, workspace)
+
+    def run(self, request: OpRequest) -> StackOutcome:
+        return self._run(request, config_from=None)
+
+    def rollback(self, stack: str) -> StackOutcome:
+        """Re-apply the stack file that last passed the health gate."""
+        good = StackPaths(self.settings.project_dir, self.settings.work_root, stack).last_good_file
+        if not good.exists():
+            raise StackError(f"stack {stack}: no last good deployment recorded; nothing to roll back to")
+        return self._run(OpRequest(stack, Operation.UP, message="rollback to last good"), config_from=good)
+
+    def _run(self, request: OpRequest, *, config_from: Path | None) -> StackOutcome:
+        started = time.monotonic()
+        paths = StackPaths(self.settings.project_dir, self.settings.work_root, request.stack)
+        try:
+            stack = self.open(request.stack, create=request.operation is Operation.UP, config_from=config_from)
+            with _OutputLog(paths.log_file(request.operation.value)) as output:
+                outcome = self._dispatch(stack, request, output)
+        except EdgeError:
+            raise
+        except Exception as exc:  # every Automation API failure becomes a StackError naming the stack
+            raise map_error(exc, request.stack, request.operation) from None
+        return StackOutcome(
+            outcome.stack,
+            outcome.operation,
+            outcome.changes,
+            outcome.outputs,
+            outcome.drift,
+            time.monotonic() - started,
+        )
+
+    def _dispatch(self, stack: auto.Stack, request: OpRequest, output: Callable[[str], None]) -> StackOutcome:
+        name, op = request.stack, request.operation
+        if op is Operation.PREVIEW:
+            collector = StepCollector()
+            preview = stack.preview(
+                parallel=self.parallel, on_output=output, on_event=collector, message=request.message, color="never"
+            )
+            changes = _summary_changes(preview.change_summary)
+            drift = classify(collector.steps, changes) if request.drift_check else None
+            return StackOutcome(name, op, changes, {}, drift)
+        if op is Operation.UP:
+            result = stack.up(
+                parallel=self.parallel, on_output=output, message=request.message, color="never", show_secrets=False
+            )
+            outputs = {key: value.value for key, value in result.outputs.items() if not value.secret}
+            return StackOutcome(name, op, _summary_changes(result.summary.resource_changes), outputs)
+        if op is Operation.REFRESH:
+            collector = StepCollector()
+            if request.preview_only:
+                previewed = stack.preview_refresh(
+                    parallel=self.parallel, on_output=output, on_event=collector, color="never"
+                )
+                changes = _summary_changes(previewed.change_summary)
+            else:
+                refreshed = stack.refresh(
+                    parallel=self.parallel,
+                    on_output=output,
+                    on_event=collector,
+                    clear_pending_creates=request.clear_pending_creates or None,
+                    color="never",
+                    show_secrets=False,
+                )
+                changes = _summary_changes(refreshed.summary.resource_changes)
+            drift = classify(collector.steps, changes) if request.drift_check else None
+            return StackOutcome(name, op, changes, {}, drift)
+        destroyed = stack.destroy(
+            parallel=self.parallel, on_output=output, message=request.message, color="never", show_secrets=False
+        )
+        return StackOutcome(name, op, _summary_changes(destroyed.summary.resource_changes), {})
+
+
+class _OutputLog:
+    """The engine's progress output for one operation, redacted, in the stack's work dir (0600)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._handle = os.fdopen(fd, "w", encoding="utf-8")
+        return self.write
+
+    def write(self, line: str) -> None:
+        self._handle.write(redact(line) + "\n")
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()

@@ -1,0 +1,465 @@
+"""One Cloudflare API budget for every stack: a throttling reverse proxy on loopback.
+
+pulumi-cloudflare v6 bridges terraform-provider-cloudflare v5, which has no rate limiting of its own
+(TF#5505) while Cloudflare allows 1,200 requests per 5 minutes per token and answers 429 (and blocks
+for minutes) past that. Every provider process of a fleet run is pointed here through
+`CLOUDFLARE_BASE_URL` (set in the workspace env, so no stack config changes). The proxy:
+
+- spends one token bucket per API credential (keyed by a hash of the credential header, kept in
+  memory only) for every upstream attempt, retries included, since Cloudflare counts those too;
+- sizes the bucket so that no sliding window of `window_s` ever sees more than `requests`:
+  a steady rate of `safety * requests / window_s` plus a burst of `(1 - safety) * requests`;
+- retries upstream 429 and 5xx with backoff (honouring `Retry-After`, and pausing the whole bucket
+  on a 429, because a 429 means someone else spends the same budget), so no 429 ever reaches the
+  provider: when retries are exhausted the client gets a 503 with a Cloudflare-style error body;
+- passes `Authorization` (and every other end-to-end header) through untouched and never logs any
+  header, body or query string.
+
+Paths: the provider's base URL is `http://127.0.0.1:<port>/client/v4`; requests arrive as
+`/client/v4/<api path>` (or bare `/<api path>`) and go to `<upstream>/client/v4/<api path>`.
+All durations scale with `time_scale`, so tests and the benchmark run a 300 s window in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/client/v4"
+DEFAULT_UPSTREAM = "https://api.cloudflare.com/client/v4"
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+GATEWAY_ERRORS = frozenset({502, 503, 504})
+CREDENTIAL_HEADERS = ("authorization", "x-auth-key", "x-auth-user-service-key")
+
+
+@dataclass(frozen=True)
+class ThrottleConfig:
+    """Budget and retry settings. Defaults are Cloudflare's documented API limit."""
+
+    requests: int = 1200
+    """Requests allowed per credential in any window of `window_s` seconds."""
+    window_s: float = 300.0
+    """Length of Cloudflare's rate-limit window, in real seconds (before `time_scale`)."""
+    safety: float = 0.95
+    """Share of the budget spent at the steady rate; the rest is the initial burst."""
+    max_attempts: int = 8
+    """Upstream attempts per request (first try included) before answering 503."""
+    backoff_base_s: float = 1.0
+    """First retry delay for 5xx; doubles per attempt (with jitter)."""
+    backoff_max_s: float = 60.0
+    """Upper bound of one retry delay."""
+    default_retry_after_s: float = 60.0
+    """Pause after an upstream 429 that carries no Retry-After header."""
+    time_scale: float = 1.0
+    """Multiplies every duration above (0.01 turns 300 s into 3 s for tests and benchmarks)."""
+    upstream_timeout_s: float = 60.0
+    """Socket timeout towards the upstream API (not scaled)."""
+
+    def __post_init__(self) -> None:
+        if self.requests < 1 or self.window_s <= 0 or not 0 < self.safety <= 1:
+            raise ValueError("throttle: requests >= 1, window_s > 0 and 0 < safety <= 1 are required")
+        if self.max_attempts < 1 or self.time_scale <= 0:
+            raise ValueError("throttle: max_attempts >= 1 and time_scale > 0 are required")
+
+    @property
+    def window(self) -> float:
+        return self.window_s * self.time_scale
+
+    @property
+    def rate(self) -> float:
+        """Steady tokens per (scaled) second."""
+        return self.requests * self.safety / self.window
+
+    @property
+    def burst(self) -> float:
+        return max(1.0, self.requests * (1.0 - self.safety))
+
+
+class TokenBucket:
+    """Thread-safe token bucket that hands out reservations, so waiters are served in order."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._stamp = clock()
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Take one token and return how long the caller must wait before using it."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._paused_until)
+            # Refill only up to the time we can actually spend from; a pause accrues nothing.
+            if start > self._stamp:
+                self._tokens = min(self.burst, self._tokens + (start - self._stamp) * self.rate)
+                self._stamp = start
+            self._tokens -= 1.0
+            ready = self._stamp if self._tokens >= 0 else self._stamp + (-self._tokens) / self.rate
+            return max(0.0, ready - now)
+
+    def pause(self, seconds: float) -> None:
+        """Stop handing out tokens for `seconds` and forget the burst (after an upstream 429)."""
+        with self._lock:
+            now = self._clock()
+            self._paused_until = max(self._paused_until, now + seconds)
+            self._tokens = min(self._tokens, 0.0)
+            self._stamp = max(self._stamp, self._paused_until)
+
+
+class WindowGuard:
+    """Hard cap at send time: never more than `limit` sends in any `window` seconds.
+
+    The token bucket paces requests, but a thread that wakes late can bunch up with on-time ones;
+    this log of the last `limit` send times catches that, so the guarantee holds at the wire.
+    """
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def wait_time(self) -> float:
+        """Claim a send slot now and return 0, or return how long to wait before asking again."""
+        with self._lock:
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - self.window:
+                self._sent.popleft()
+            if len(self._sent) < self.limit:
+                self._sent.append(now)
+                return 0.0
+            return self._sent[0] + self.window - now
+
+    def pause(self, seconds: float) -> None:
+        """After an upstream 429, treat the window as full for `seconds`."""
+        with self._lock:
+            until = self._clock() + seconds - self.window
+            self._sent = deque([until] * self.limit)
+
+
+@dataclass
+class ThrottleStats:
+    """Counters for tests, the benchmark and the end-of-run report (no request details)."""
+
+    received: int = 0
+    upstream_attempts: int = 0
+    upstream_429: int = 0
+    upstream_5xx: int = 0
+    upstream_errors: int = 0
+    retried: int = 0
+    gave_up: int = 0
+    client_429: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class _Upstream:
+    scheme: str
+    host: str
+    port: int
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> _Upstream:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"throttle: upstream URL must be http(s)://host[:port]/path, got {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    def connect(self, timeout: float) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def target(self, request_path: str) -> str:
+        path, sep, query = request_path.partition("?")
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            path = path[len(API_PREFIX) :]
+        if not path.startswith("/"):
+            path = "/" + path
+        return self.prefix + path + (sep + query if sep else "")
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def _credential_key(headers: Message) -> str:
+    """A stable bucket key per credential; the credential itself is never stored."""
+    digest = hashlib.sha256()
+    for name in CREDENTIAL_HEADERS:
+        digest.update((headers.get(name) or "").encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+def _retry_after(headers: list[tuple[str, str]]) -> float | None:
+    for name, value in headers:
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def _error_body(status: int, message: str) -> bytes:
+    errors = [{"code": status, "message": message}]
+    body = {"success": False, "errors": errors, "messages": [], "result": None}
+    return json.dumps(body).encode("utf-8")
+
+
+class ThrottleProxy:
+    """The proxy server. Use as a context manager; `base_url` is what the provider is given."""
+
+    def __init__(
+        self,
+        upstream: str = DEFAULT_UPSTREAM,
+        config: ThrottleConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config or ThrottleConfig()
+        self.stats = ThrottleStats()
+        self._upstream = _Upstream.parse(upstream)
+        self._sleep = sleep
+        self._buckets: dict[str, tuple[TokenBucket, WindowGuard]] = {}
+        self._buckets_lock = threading.Lock()
+        self._local = threading.local()
+        self._server = _Server((host, port), _handler_for(self))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """Value for CLOUDFLARE_BASE_URL / cloudflare:baseUrl."""
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    def start(self) -> ThrottleProxy:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="throttle-proxy",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> ThrottleProxy:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def bucket_for(self, key: str) -> tuple[TokenBucket, WindowGuard]:
+        with self._buckets_lock:
+            pair = self._buckets.get(key)
+            if pair is None:
+                cfg = self.config
+                pair = (TokenBucket(cfg.rate, cfg.burst), WindowGuard(cfg.requests, cfg.window))
+                self._buckets[key] = pair
+            return pair
+
+    def forward(self, method: str, path: str, headers: Message, body: bytes) -> _Reply:
+        """Send one client request upstream within the budget, retrying until it is not a 429."""
+        cfg = self.config
+        self.stats.add(received=1)
+        bucket, guard = self.bucket_for(_credential_key(headers))
+        out_headers = [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]
+        target = self._upstream.target(path)
+        last: _Reply | None = None
+        for attempt in range(1, cfg.max_attempts + 1):
+            wait = bucket.reserve()
+            if wait > 0:
+                self._sleep(wait)
+            while (late := guard.wait_time()) > 0:
+                self._sleep(late)
+            self.stats.add(upstream_attempts=1)
+            try:
+                reply = self._send(method, target, out_headers, body)
+            except (OSError, http.client.HTTPException) as exc:
+                self.stats.add(upstream_errors=1)
+                log.warning("upstream %s %s failed: %s", method, target.partition("?")[0], type(exc).__name__)
+                if method not in IDEMPOTENT:
+                    unreachable = _error_body(502, "throttle proxy: upstream unreachable")
+                    return _Reply(502, "Bad Gateway", [], unreachable)
+                self._backoff(attempt)
+                continue
+            if reply.status == 429:
+                self.stats.add(upstream_429=1)
+                pause = _retry_after(reply.headers)
+                seconds = (cfg.default_retry_after_s if pause is None else pause) * cfg.time_scale
+                bucket.pause(seconds)
+                guard.pause(seconds)
+            elif reply.status in GATEWAY_ERRORS or (reply.status >= 500 and method in IDEMPOTENT):
+                self.stats.add(upstream_5xx=1)
+                last = reply
+                self._backoff(attempt)
+            else:
+                return reply
+            self.stats.add(retried=1)
+        self.stats.add(gave_up=1)
+        log.warning("giving up on %s %s after %d attempts", method, target.partition("?")[0], attempt)
+        if last is not None:
+            return last
+        return _Reply(
+            503,
+            "Service Unavailable",
+            [("Retry-After", str(int(cfg.default_retry_after_s)))],
+            _error_body(503, "throttle proxy: Cloudflare API still rate-limiting after retries"),
+        )
+
+    def _backoff(self, attempt: int) -> None:
+        cfg = self.config
+        delay = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (attempt - 1))
+        self._sleep(delay * cfg.time_scale * random.uniform(0.5, 1.0))
+
+    def _send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> _Reply:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        fresh = conn is None
+        for _ in range(2):
+            if conn is None:
+                conn = self._upstream.connect(self.config.upstream_timeout_s)
+                self._local.conn = conn
+            try:
+                conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+                conn.putheader("Host", self._upstream.host)
+                for name, value in headers:
+                    conn.putheader(name, value)
+                if body or method in ("POST", "PUT", "PATCH"):
+                    conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders(body or None)
+                response = conn.getresponse()
+                data = response.read()
+                reply_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+                if response.will_close:
+                    conn.close()
+                    self._local.conn = None
+                return _Reply(response.status, response.reason, reply_headers, data)
+            except BaseException as exc:
+                conn.close()
+                self._local.conn = conn = None
+                stale = isinstance(exc, (ConnectionError, http.client.RemoteDisconnected))
+                # A kept-alive connection the server already closed: one immediate reconnect.
+                if fresh or not stale:
+                    raise
+                fresh = True
+        raise ConnectionError("upstream connection failed twice")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def _handler_for(proxy: ThrottleProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "clawdbot-throttle"
+
+        def _relay(self) -> None:
+            try:
+                body = self._read_body()
+            except ValueError:
+                bad = _error_body(400, "throttle proxy: bad request body")
+                self._answer(_Reply(400, "Bad Request", [], bad))
+                return
+            reply = proxy.forward(self.command, self.path, self.headers, body)
+            if reply.status == 429:  # defensive: the loop above never returns one
+                proxy.stats.add(client_429=1)
+            self._answer(reply)
+
+        def _read_body(self) -> bytes:
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                chunks: list[bytes] = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline().strip():
+                            pass
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError("negative Content-Length")
+            return self.rfile.read(length) if length else b""
+
+        def _answer(self, reply: _Reply) -> None:
+            self.send_response(reply.status, reply.reason)
+            for name, value in reply.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _relay
+
+        def log_message(self, format: str, *args: object) -> None:
+            # BaseHTTPRequestHandler would print the request line (with query) to stderr; we log nothing
+            # from the client side beyond the method and path, and only at debug level.
+            log.debug("%s %s", self.command, self.path.partition("?")[0])
+
+    return Handler

@@ -1,0 +1,374 @@
+"""One stack through the Automation API, with a stand-in `PulumiCommand`.
+
+The stand-in only answers the way the CLI's output is shaped, so we can test what we send (argv, env,
+work dir) and how we map results and errors. It never stands for an operation having worked: the
+tests that need the real CLI are marked `needs_pulumi_cli` and skip without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.automation import CommandResult, PulumiCommand
+from pulumi.automation.errors import create_command_error
+from semver import VersionInfo
+
+from orchestrator.errors import (
+    PulumiCliMissingError,
+    SetupError,
+    StackBusyError,
+    StackError,
+    StackMissingError,
+    TransientStackError,
+)
+from orchestrator.settings import Settings
+from orchestrator.stacks import (
+    AutomationExecutor,
+    DeployedRecord,
+    FileDeployedStore,
+    Operation,
+    OpRequest,
+    check_passphrase_file,
+    install_hint,
+    pinned_cli_version,
+    pulumi_command,
+    sync_stack_file,
+)
+
+PASSPHRASE = "correct horse battery staple"
+API_TOKEN = "cf-api-token-should-never-leak"
+SCRIPT = "cloudflare:index/workersScript:WorkersScript"
+URN = f"urn:pulumi:prod.acme::clawdbot::{SCRIPT}::acme-worker"
+STACK_FILE = """encryptionsalt: v1:c2FsdA==:v1:abc:def
+config:
+  clawdbot:tenant:
+    id: acme
+  clawdbot:secrets:
+    WEBHOOK_SECRET:
+      secure: v1:ciphertext-only
+"""
+
+
+class FakeCli(PulumiCommand):
+    """Stand-in for the CLI: records each call, answers in the CLI's output formats."""
+
+    def __init__(self) -> None:
+        self.command = "pulumi"
+        self.version = VersionInfo(3, 200, 0)  # file-based event log, as the CLI used before 3.205
+        self.calls: list[tuple[list[str], str, dict[str, str]]] = []
+        self.stacks: set[str] = set()
+        self.failures: dict[str, tuple[str, str]] = {}
+        """sub-command -> (stdout, stderr) to fail with."""
+        self.events: list[dict[str, Any]] = []
+        self.outputs: dict[str, tuple[Any, bool]] = {}
+
+    def run(
+        self,
+        args: list[str],
+        cwd: str,
+        additional_env: Mapping[str, str],
+        on_output: Callable[[str], Any] | None = None,
+        on_error: Callable[[str], Any] | None = None,
+    ) -> CommandResult:
+        self.calls.append((list(args), cwd, dict(additional_env)))
+        stack = (
+            args[args.index("--stack") + 1] if "--stack" in args else args[2] if args[:2] == ["stack", "init"] else ""
+        )
+        sub = " ".join(args[:2]) if args[0] == "stack" else args[0]
+        if sub in self.failures:
+            stdout, stderr = self.failures[sub]
+            raise create_command_error(CommandResult(stdout=stdout, stderr=stderr, code=255))
+        if sub == "stack select" and stack not in self.stacks:
+            raise create_command_error(CommandResult("", f"error: no stack named '{stack}' found", 255))
+        if sub == "stack init":
+            self.stacks.add(stack)
+        if "--event-log" in args:
+            self._write_events(args[args.index("--event-log") + 1])
+        if on_output:
+            on_output("Updating (prod.acme): done")
+        return CommandResult(self._stdout(sub, args), "", 0)
+
+    def _write_events(self, path: str) -> None:
+        lines = [
+            *self.events,
+            {"sequence": 99, "timestamp": 0, "summaryEvent": self._summary()},
+            {"sequence": 100, "timestamp": 0, "cancelEvent": {}},
+        ]
+        with open(path, "a", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(json.dumps(line) + "\n")
+
+    def _summary(self) -> dict[str, Any]:
+        ops: dict[str, int] = {}
+        for event in self.events:
+            op = event.get("resOutputsEvent", {}).get("metadata", {}).get("op")
+            if op:
+                ops[op] = ops.get(op, 0) + 1
+        return {"maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": ops or {"same": 9}, "PolicyPacks": {}}
+
+    def _stdout(self, sub: str, args: list[str]) -> str:
+        if sub == "stack output":
+            shown = "--show-secrets" in args
+            return json.dumps({k: (v if shown or not s else "[secret]") for k, (v, s) in self.outputs.items()})
+        if sub == "stack history":
+            return json.dumps(
+                [
+                    {
+                        "kind": "update",
+                        "startTime": "2025-01-01T00:00:00.000Z",
+                        "message": "",
+                        "environment": {},
+                        "config": {},
+                        "result": "succeeded",
+                        "endTime": "2025-01-01T00:01:00.000Z",
+                        "version": 2,
+                        "resourceChanges": {"update": 1, "same": 8},
+                    }
+                ]
+            )
+        return ""
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", API_TOKEN)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: clawdbot\nruntime: python\n")
+    (project / "Pulumi.prod.acme.yaml").write_text(STACK_FILE)
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text(PASSPHRASE)
+    passphrase.chmod(0o600)
+    return Settings(
+        project_dir=project,
+        state_dir=tmp_path / "state",
+        passphrase_file=passphrase,
+        work_root=tmp_path / "work",
+        audit_log=tmp_path / "audit.jsonl",
+    )
+
+
+def last(cli: FakeCli, command: str) -> list[str]:
+    return next(args for args, _, _ in reversed(cli.calls) if args[0] == command)
+
+
+def program() -> None:
+    raise AssertionError("the stand-in CLI never runs the program")
+
+
+def executor(
+    settings: Settings, cli: FakeCli, base_url: str | None = "http://127.0.0.1:9999/client/v4"
+) -> AutomationExecutor:
+    return AutomationExecutor(settings, command=cli, program=program, base_url=base_url)
+
+
+def test_up_creates_the_stack_and_never_puts_a_secret_on_argv(settings: Settings) -> None:
+    cli = FakeCli()
+    cli.outputs = {
+        "bundle_hash": ("ab" * 32, False),
+        "health_url": ("https://edge.acme.example.com/_edge/health", False),
+        "relay_key": ("super-secret-relay", True),
+    }
+    outcome = executor(settings, cli).run(OpRequest("prod.acme", Operation.UP))
+
+    argvs = [args for args, _, _ in cli.calls]
+    assert argvs[0] == ["stack", "select", "--stack", "prod.acme"]
+    assert argvs[1] == ["stack", "init", "prod.acme", "--secrets-provider", "passphrase"]
+    assert argvs[2][:3] == ["up", "--yes", "--skip-preview"]
+    assert not any(a[0] == "config" for a in argvs), "config must never be set through the CLI"
+    flat = " ".join(" ".join(a) for a in argvs)
+    for secret in (PASSPHRASE, API_TOKEN, "super-secret-relay", "v1:ciphertext-only"):
+        assert secret not in flat
+    assert "--show-secrets" not in argvs[-1]  # history for the summary: no config secrets requested
+
+    env = cli.calls[2][2]
+    assert env["PULUMI_CONFIG_PASSPHRASE_FILE"] == str(settings.passphrase_file.resolve())
+    assert "PULUMI_CONFIG_PASSPHRASE" not in env
+    assert env["PULUMI_BACKEND_URL"] == f"file://{settings.state_dir.resolve()}"
+    assert env["CLOUDFLARE_BASE_URL"] == "http://127.0.0.1:9999/client/v4"
+    assert PASSPHRASE not in json.dumps(env) and API_TOKEN not in json.dumps(env)
+
+    assert outcome.outputs == {"bundle_hash": "ab" * 32, "health_url": "https://edge.acme.example.com/_edge/health"}
+    assert outcome.changes == {"update": 1, "same": 8}
+
+
+def test_work_dir_is_persistent_private_and_holds_the_stack_file(settings: Settings) -> None:
+    cli = FakeCli()
+    executor(settings, cli).run(OpRequest("prod.acme", Operation.UP))
+    work = settings.work_root / "prod.acme"
+    assert {c[1] for c in cli.calls} == {str(work)}
+    assert (work / "Pulumi.prod.acme.yaml").read_text() == STACK_FILE
+    assert "url: file://" in (work / "Pulumi.yaml").read_text()
+    assert stat.S_IMODE(work.stat().st_mode) == 0o700
+    assert stat.S_IMODE((work / "Pulumi.prod.acme.yaml").stat().st_mode) == 0o600
+    assert stat.S_IMODE(settings.state_dir.stat().st_mode) == 0o700
+    assert (work / "last-up.log").read_text() == "Updating (prod.acme): done\n"
+
+
+def test_sync_keeps_a_salt_written_by_stack_init(tmp_path: Path) -> None:
+    source, target = tmp_path / "src.yaml", tmp_path / "work" / "dst.yaml"
+    source.write_text("config:\n  clawdbot:tenant: {id: acme}\n")
+    target.parent.mkdir()
+    target.write_text("encryptionsalt: v1:new-salt\nconfig: {}\n")
+    sync_stack_file(source, target, "prod.acme")
+    assert target.read_text() == "encryptionsalt: v1:new-salt\nconfig:\n  clawdbot:tenant: {id: acme}\n"
+
+
+def test_missing_stack_file_names_the_tenant(settings: Settings) -> None:
+    with pytest.raises(StackError, match=r"stack prod\.ghost: no stack file .*Pulumi\.prod\.ghost\.yaml"):
+        executor(settings, FakeCli()).run(OpRequest("prod.ghost", Operation.UP))
+
+
+def test_preview_of_a_missing_stack_says_how_to_create_it(settings: Settings) -> None:
+    with pytest.raises(StackMissingError, match=r"prod\.acme \(tenant acme\).*orchestrator up --tenant acme"):
+        executor(settings, FakeCli()).run(OpRequest("prod.acme", Operation.PREVIEW))
+
+
+def test_locked_stack_is_busy_and_points_at_recover(settings: Settings) -> None:
+    cli = FakeCli()
+    cli.stacks.add("prod.acme")
+    cli.failures["up"] = ("", "error: the stack is currently locked by 1 lock(s). Either wait ...")
+    with pytest.raises(StackBusyError, match=r"recover --tenant acme"):
+        executor(settings, cli).run(OpRequest("prod.acme", Operation.UP))
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "kind", "text"),
+    [
+        ("", "error: 400 Bad Request: a namespace with this title already exists [code: 10014]", StackError, "10014"),
+        ("python inline source runtime error: boom", "", StackError, "the Pulumi program failed"),
+        ("", "error: rpc error: code = UNAVAILABLE desc = connection refused", TransientStackError, "UNAVAILABLE"),
+    ],
+)
+def test_command_errors_are_mapped(
+    settings: Settings, stdout: str, stderr: str, kind: type[Exception], text: str
+) -> None:
+    cli = FakeCli()
+    cli.stacks.add("prod.acme")
+    cli.failures["up"] = (stdout, stderr)
+    with pytest.raises(kind, match=text) as info:
+        executor(settings, cli).run(OpRequest("prod.acme", Operation.UP))
+    assert "stack prod.acme (tenant acme)" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_error_text_is_redacted(settings: Settings) -> None:
+    cli = FakeCli()
+    cli.stacks.add("prod.acme")
+    cli.failures["up"] = ("", f"error: 403 for token {API_TOKEN}")
+    with pytest.raises(StackError) as info:
+        executor(settings, cli).run(OpRequest("prod.acme", Operation.UP))
+    assert API_TOKEN not in str(info.value) and "[redacted]" in str(info.value)
+
+
+def test_preview_drift_is_read_from_events_not_exit_codes(settings: Settings) -> None:
+    cli = FakeCli()
+    cli.stacks.add("prod.acme")
+    cli.events = [
+        {
+            "sequence": 1,
+            "timestamp": 0,
+            "resOutputsEvent": {
+                "metadata": {"op": "update", "urn": URN, "type": SCRIPT, "provider": "", "diffs": ["content", "etag"]}
+            },
+        }
+    ]
+    outcome = executor(settings, cli).run(OpRequest("prod.acme", Operation.PREVIEW, drift_check=True))
+    assert "--expect-no-changes" not in last(cli, "preview")  # drift comes from the structured result
+    assert outcome.changes == {"update": 1}
+    assert outcome.drift is not None and outcome.drift.drifted
+    assert outcome.drift.findings[0].properties == ("content",)
+
+
+def test_refresh_preview_only_and_clear_pending_creates_flags(settings: Settings) -> None:
+    cli = FakeCli()
+    cli.stacks.add("prod.acme")
+    ex = executor(settings, cli)
+    clean = ex.run(OpRequest("prod.acme", Operation.REFRESH, preview_only=True, drift_check=True))
+    assert clean.drift is not None and not clean.drift.drifted
+    assert last(cli, "refresh")[:2] == ["refresh", "--preview-only"]
+    ex.run(OpRequest("prod.acme", Operation.REFRESH, clear_pending_creates=True))
+    assert "--clear-pending-creates" in last(cli, "refresh") and "--yes" in last(cli, "refresh")
+
+
+def test_rollback_applies_the_last_good_stack_file(settings: Settings) -> None:
+    cli = FakeCli()
+    ex = executor(settings, cli)
+    with pytest.raises(StackError, match="no last good deployment"):
+        ex.rollback("prod.acme")
+    ex.run(OpRequest("prod.acme", Operation.UP))
+    store = FileDeployedStore(settings, "clawdbot")
+    store.mark_good("prod.acme")
+    (settings.project_dir / "Pulumi.prod.acme.yaml").write_text(STACK_FILE.replace("id: acme", "id: broken"))
+    ex.rollback("prod.acme")
+    assert "id: acme" in (settings.work_root / "prod.acme" / "Pulumi.prod.acme.yaml").read_text()
+    assert last(cli, "up")[:3] == ["up", "--yes", "--skip-preview"]
+    assert "rollback to last good" in last(cli, "up")
+
+
+def test_passphrase_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "passphrase"
+    path.write_text(PASSPHRASE)
+    path.chmod(0o640)
+    with pytest.raises(SetupError, match=r"mode 0640.*chmod 600") as info:
+        check_passphrase_file(path)
+    assert PASSPHRASE not in str(info.value)
+    with pytest.raises(SetupError, match="does not exist"):
+        check_passphrase_file(tmp_path / "nope")
+
+
+def test_state_dir_open_to_others_is_refused(settings: Settings) -> None:
+    settings.state_dir.mkdir(mode=0o755)
+    os.chmod(settings.state_dir, 0o755)
+    with pytest.raises(SetupError, match="chmod 700"):
+        executor(settings, FakeCli())
+
+
+def test_missing_cli_says_how_to_install_the_pinned_version(tmp_path: Path) -> None:
+    with pytest.raises(PulumiCliMissingError) as info:
+        pulumi_command(tmp_path)
+    message = str(info.value)
+    assert "curl -fsSL https://get.pulumi.com | sh -s -- --version 3.272.0" in message
+    assert pinned_cli_version() == "3.272.0" and pinned_cli_version() in install_hint()
+
+
+def test_deployed_store_round_trip_and_state_fingerprint(settings: Settings) -> None:
+    store = FileDeployedStore(settings, "clawdbot")
+    assert store.get("prod.acme") is None
+    state = settings.state_dir / ".pulumi" / "stacks" / "clawdbot" / "prod.acme.json"
+    state.parent.mkdir(parents=True)
+    state.write_text("{}")
+    record = store.put(
+        DeployedRecord(
+            stack="prod.acme",
+            bundle_hash="h",
+            config_version=3,
+            health_url=None,
+            config_digest="c",
+            program_digest="p",
+            render_digest="r",
+            state_fingerprint=None,
+            updated_at="2025-01-01T00:00:00Z",
+        )
+    )
+    assert record.state_fingerprint is not None
+    assert store.get("prod.acme") == record and not store.state_changed(record)
+    state.write_text('{"changed": true}')
+    assert store.state_changed(record)
+    (settings.work_root / "prod.acme" / "deployed.json").write_text("{broken")
+    assert store.get("prod.acme") is None  # a damaged record never lets a deploy be skipped
+
+
+@pytest.mark.needs_pulumi_cli
+@pytest.mark.skipif(shutil.which("pulumi") is None, reason="needs the Pulumi CLI: " + install_hint())
+def test_real_cli_preview_of_an_unknown_stack(settings: Settings) -> None:
+    ex = AutomationExecutor(settings, program=program)
+    with pytest.raises(StackMissingError):
+        ex.run(OpRequest("prod.acme", Operation.PREVIEW))

@@ -1,0 +1,326 @@
+"""The API budget proxy, over real HTTP on loopback against a local upstream that enforces its own
+(time-scaled) budget with 429s, as Cloudflare does."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from orchestrator.throttle import ThrottleConfig, ThrottleProxy, TokenBucket, WindowGuard
+
+TOKEN = "Bearer cf-test-token-0123456789"
+
+
+@dataclass
+class Upstream:
+    """A fake Cloudflare API: sliding-window budget per Authorization, scripted failures."""
+
+    limit: int = 10_000
+    window: float = 1.0
+    script: list[int] = field(default_factory=list)
+    """Statuses to answer before normal service (consumed in order)."""
+    retry_after: str | None = None
+    url: str = ""
+    seen: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    answered_429: int = 0
+    _hits: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def decide(self, auth: str) -> int:
+        with self._lock:
+            if self.script:
+                status = self.script.pop(0)
+                if status == 429:
+                    self.answered_429 += 1
+                return status
+            now = time.monotonic()
+            hits = self._hits.setdefault(auth, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                self.answered_429 += 1
+                return 429
+            hits.append(now)
+            return 200
+
+
+def serve(upstream: Upstream) -> tuple[ThreadingHTTPServer, str]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            with upstream._lock:
+                upstream.seen.append((self.command, self.path, dict(self.headers.items()), body))
+            status = upstream.decide(self.headers.get("Authorization") or "")
+            payload = json.dumps({"success": status == 200, "path": self.path}).encode()
+            self.send_response(status)
+            if status == 429 and upstream.retry_after is not None:
+                self.send_header("Retry-After", upstream.retry_after)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _any
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/client/v4"
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    up = Upstream()
+    server, url = serve(up)
+    up.url = url
+    yield up
+    server.shutdown()
+    server.server_close()
+
+
+def call(
+    proxy: ThrottleProxy,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"Authorization": TOKEN, **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def fast(**overrides: float) -> ThrottleConfig:
+    values: dict[str, float] = {"backoff_base_s": 1.0, "default_retry_after_s": 5.0, "time_scale": 0.01}
+    values.update(overrides)
+    return ThrottleConfig(**values)  # type: ignore[arg-type]
+
+
+def test_many_concurrent_clients_never_see_or_cause_a_429(upstream: Upstream) -> None:
+    # Upstream: 60 requests per 0.6 s. Proxy: the same budget, time-scaled (300 s * 0.002).
+    upstream.limit, upstream.window = 60, 0.6
+    # A 0.6 s window makes scheduling jitter on a loaded 2-core box a real fraction of it, so keep a
+    # 20% margin here (production: 5% of 300 s, i.e. 15 s of slack).
+    config = ThrottleConfig(requests=60, window_s=300, time_scale=0.002, safety=0.8)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    with ThrottleProxy(upstream.url, config) as proxy:
+
+        def client(n: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+            for i in range(10):
+                path = f"/client/v4/accounts/a/workers/scripts/t{n}-{i}"
+                conn.request("GET", path, headers={"Authorization": TOKEN})
+                response = conn.getresponse()
+                response.read()
+                with lock:
+                    statuses.append(response.status)
+            conn.close()
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        stats = proxy.stats.snapshot()
+
+    assert statuses.count(200) == 160, sorted(set(statuses))
+    assert upstream.answered_429 == 0
+    assert stats["client_429"] == 0 and stats["upstream_429"] == 0
+    # 160 requests at <= 60 per 0.6 s cannot finish faster than the budget allows.
+    assert elapsed >= (160 - config.burst) / config.rate * 0.9
+
+
+def test_upstream_429_is_retried_after_retry_after_and_never_forwarded(upstream: Upstream) -> None:
+    upstream.script = [429, 429]
+    upstream.retry_after = "10"  # 10 s * time_scale 0.01 = 0.1 s pause of the whole bucket
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        started = time.monotonic()
+        status, body = call(proxy, "PUT", "/client/v4/accounts/a/workers/scripts/s", b"x")
+        elapsed = time.monotonic() - started
+        stats = proxy.stats.snapshot()
+    assert status == 200 and json.loads(body)["success"] is True
+    assert stats["upstream_429"] == 2 and stats["retried"] == 2 and stats["client_429"] == 0
+    assert elapsed >= 0.19
+
+
+def test_persistent_429_becomes_503_with_cloudflare_error_body(upstream: Upstream) -> None:
+    upstream.script = [429] * 10
+    upstream.retry_after = "1"
+    with ThrottleProxy(upstream.url, fast(max_attempts=3)) as proxy:
+        status, body = call(proxy, "GET", "/client/v4/accounts/a")
+        stats = proxy.stats.snapshot()
+    assert status == 503
+    doc = json.loads(body)
+    assert doc["success"] is False and "rate-limiting" in doc["errors"][0]["message"]
+    assert stats["gave_up"] == 1 and stats["upstream_attempts"] == 3 and stats["client_429"] == 0
+
+
+def test_gateway_errors_are_retried_with_backoff(upstream: Upstream) -> None:
+    upstream.script = [502, 503]
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        status, _ = call(proxy, "POST", "/client/v4/accounts/a/storage/kv/namespaces", b"{}")
+        stats = proxy.stats.snapshot()
+    assert status == 200
+    assert stats["upstream_5xx"] == 2 and stats["upstream_attempts"] == 3
+
+
+def test_internal_error_on_post_is_not_replayed(upstream: Upstream) -> None:
+    # A 500 on a create may have created the resource; replaying it is the provider's call, not ours.
+    upstream.script = [500]
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        status, _ = call(proxy, "POST", "/client/v4/accounts/a/d1/database", b"{}")
+    assert status == 500
+    assert len(upstream.seen) == 1
+
+
+def test_headers_body_and_paths_pass_through(upstream: Upstream) -> None:
+    multipart = b"--b\r\nContent-Disposition: form-data; name=metadata\r\n\r\n{}\r\n--b--\r\n"
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        assert proxy.base_url == f"http://127.0.0.1:{proxy.port}/client/v4"
+        call(
+            proxy,
+            "PUT",
+            "/client/v4/accounts/a/workers/scripts/s?bindings_inherit=strict",
+            multipart,
+            {"Content-Type": "multipart/form-data; boundary=b", "X-Custom": "kept"},
+        )
+        call(proxy, "GET", "/accounts/a/tokens/verify")
+    (m1, p1, h1, b1), (m2, p2, _, _) = upstream.seen
+    assert (m1, p1) == ("PUT", "/client/v4/accounts/a/workers/scripts/s?bindings_inherit=strict")
+    assert h1["Authorization"] == TOKEN and h1["X-Custom"] == "kept"
+    assert h1["Host"] == "127.0.0.1" and b1 == multipart
+    assert (m2, p2) == ("GET", "/client/v4/accounts/a/tokens/verify")
+
+
+def test_chunked_request_body_is_forwarded_whole(upstream: Upstream) -> None:
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        body = iter([b"hello ", b"world"])
+        conn.request("PUT", "/client/v4/x", body=body, headers={"Authorization": TOKEN}, encode_chunked=True)
+        assert conn.getresponse().status == 200
+        conn.close()
+    assert upstream.seen[0][3] == b"hello world"
+
+
+def test_authorization_never_logged(
+    upstream: Upstream, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    upstream.script = [503]
+    caplog.set_level(logging.DEBUG, logger="orchestrator.throttle")
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        call(proxy, "GET", "/client/v4/accounts/a?secretish=1")
+    out, err = capfd.readouterr()
+    everything = caplog.text + out + err
+    assert "cf-test-token" not in everything and "secretish" not in everything
+    assert "/client/v4/accounts/a" in caplog.text  # it did log, just not the sensitive parts
+
+
+def test_each_credential_has_its_own_budget(upstream: Upstream) -> None:
+    config = ThrottleConfig(requests=4, window_s=100, safety=0.5, time_scale=0.01)  # burst 2, 2 per s
+    with ThrottleProxy(upstream.url, config) as proxy:
+        started = time.monotonic()
+        for auth in ("Bearer one", "Bearer two", "Bearer three"):
+            for _ in range(2):
+                assert call(proxy, "GET", "/client/v4/x", headers={"Authorization": auth})[0] == 200
+        assert time.monotonic() - started < 0.4  # every credential still had its burst
+
+
+def test_unreachable_upstream_is_a_502_for_creates() -> None:
+    with ThrottleProxy("http://127.0.0.1:9/client/v4", fast()) as proxy:
+        status, body = call(proxy, "POST", "/client/v4/x", b"{}")
+    assert status == 502 and b"unreachable" in body
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="safety"):
+        ThrottleConfig(safety=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        ThrottleConfig(max_attempts=0)
+    with pytest.raises(ValueError, match="upstream URL"):
+        ThrottleProxy("ftp://example.com")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ready_times(bucket: TokenBucket, clock: FakeClock, arrivals: list[float]) -> list[float]:
+    out = []
+    for t in arrivals:
+        clock.now = t
+        out.append(t + bucket.reserve())
+    return out
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+@pytest.mark.parametrize("pattern", ["flood", "bursty", "trickle"])
+def test_bucket_never_exceeds_the_sliding_window(pattern: str) -> None:
+    config = ThrottleConfig()  # real numbers: 1,200 per 300 s
+    clock = FakeClock()
+    bucket = TokenBucket(config.rate, config.burst, clock)
+    arrivals: dict[str, Callable[[int], float]] = {
+        "flood": lambda i: 0.0,
+        "bursty": lambda i: (i // 300) * 200.0,
+        "trickle": lambda i: i * 0.2,
+    }
+    times = ready_times(bucket, clock, [arrivals[pattern](i) for i in range(4000)])
+    assert max_in_window(times, config.window) <= config.requests
+    # and it does not waste the budget: sustained throughput is the safety share of it
+    if pattern == "flood":
+        assert max_in_window(times, config.window) >= 0.95 * config.requests
+
+
+def test_pause_blocks_everyone_and_drops_the_burst() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=1.0, burst=10.0, clock=clock)
+    assert bucket.reserve() == 0.0
+    bucket.pause(30.0)
+    assert bucket.reserve() == pytest.approx(31.0)  # after the pause, and no burst left
+
+
+def test_window_guard_caps_sends_at_the_wire() -> None:
+    clock = FakeClock()
+    guard = WindowGuard(limit=3, window=10.0, clock=clock)
+    assert [guard.wait_time() for _ in range(3)] == [0.0, 0.0, 0.0]
+    clock.now = 4.0
+    assert guard.wait_time() == pytest.approx(6.0)  # the first send leaves the window at t=10
+    clock.now = 10.0
+    assert guard.wait_time() == 0.0
+    guard.pause(30.0)
+    assert guard.wait_time() == pytest.approx(30.0)
