@@ -31,6 +31,8 @@ from orchestrator.tenant_config import (
     validate_tenant,
 )
 
+BASE_URL_KEY = "cloudflare:baseUrl"
+
 
 def pulumi_program() -> None:
     """Entry point used by `__main__.py` and by the Automation API (inline program)."""
@@ -68,6 +70,13 @@ def _secret_values(stack: str) -> dict[str, pulumi.Output[str]]:
 
 def _tenant(project_dir: Path) -> None:
     stack = pulumi.get_stack()
+    if pulumi.runtime.get_config(BASE_URL_KEY) is not None:
+        # A stack-level endpoint outranks CLOUDFLARE_BASE_URL and would bypass the fleet's
+        # shared API budget (orchestrator/throttle.py), so 429s would reach the provider.
+        raise ConfigError(
+            f"stack {stack}: {BASE_URL_KEY}: must not be set on a tenant stack; the fleet routes API calls "
+            "through its throttling proxy with CLOUDFLARE_BASE_URL"
+        )
     secrets = _secret_values(stack)
     spec = validate_tenant(stack, pulumi.Config(NAMESPACE).get_object("tenant"), secrets.keys())
     platform = load_platform_spec(project_dir)

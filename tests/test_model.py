@@ -51,6 +51,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("limits-cpu-too-low", stack_config(tenant(limits={"cpu_ms": 5})), ".limits.cpu_ms:"),
     ("relay-generation-zero", stack_config(tenant(relay_key_generation=0)), ".relay_key_generation:"),
     ("tenant-missing", {"clawdbot:secrets": {}}, "clawdbot:tenant: missing"),
+    (
+        "provider-endpoint-override",
+        {**stack_config(), "cloudflare:baseUrl": "https://api.cloudflare.com/client/v4"},
+        "cloudflare:baseUrl: must not be set on a tenant stack",
+    ),
     ("tenant-not-object", {"clawdbot:tenant": ["acme"]}, "clawdbot:tenant: must be an object"),
 ]
 
