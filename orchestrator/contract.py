@@ -42,3 +42,8 @@ def config_kv_key() -> str:
 def secret_kv_key(name: str) -> str:
     prefix: str = contract()["kv_keys"]["secret_prefix"]
     return prefix + name
+
+
+def health_path() -> str:
+    path: str = contract()["health"]["path"]
+    return path

@@ -19,8 +19,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.contract import contract
-
 MAX_BODY = 64 * 1024
 """A health document is small; anything larger is not one."""
 
@@ -85,11 +83,6 @@ class HealthCheck:
     @property
     def ok(self) -> bool:
         return self.verdict == "ok"
-
-
-def health_path() -> str:
-    path: str = contract()["health"]["path"]
-    return path
 
 
 def _judge(target: HealthTarget, doc: HealthDoc) -> tuple[Verdict, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -215,6 +216,18 @@ class _FieldError(ValueError):
 def route_host(pattern: str) -> str:
     """The host part of a Workers route pattern (`*.acme.example.com/api/*` → `*.acme.example.com`)."""
     return pattern.split("/", 1)[0]
+
+
+def host_for(routes: Sequence[str], path: str) -> str | None:
+    """A concrete hostname whose route reaches `path` (as Cloudflare matches routes), if any."""
+    for route in routes:
+        host, _, route_path = route.partition("/")
+        prefix = "/" + route_path
+        if host.startswith("*"):
+            continue
+        if (prefix.endswith("*") and path.startswith(prefix[:-1])) or path == prefix:
+            return host
+    return None
 
 
 def resource_prefix(platform: PlatformSpec, tenant_id: str) -> str:

@@ -16,7 +16,7 @@ import pulumi
 from components.platform import Platform, PlatformArgs
 from components.tenant_edge import TenantEdge, TenantEdgeArgs
 from orchestrator import outputs
-from orchestrator.contract import contract
+from orchestrator.contract import health_path
 from orchestrator.errors import ConfigError
 from orchestrator.model import PlatformSpec
 from orchestrator.render import render_bundle
@@ -91,12 +91,12 @@ def _tenant(project_dir: Path) -> None:
             api_token=pulumi.Config("cloudflare").get_secret("apiToken"),
         ),
     )
-    health_path: str = contract()["health"]["path"]
     pulumi.export(outputs.SCRIPT_NAME, edge.script_name)
     pulumi.export(outputs.KV_NAMESPACE_ID, edge.kv_namespace_id)
     pulumi.export(outputs.D1_DATABASE_ID, edge.d1_database_id)
     pulumi.export(outputs.HOSTNAMES, list(bundle.hostnames))
-    pulumi.export(outputs.HEALTH_URL, f"https://{bundle.hostnames[0]}{health_path}" if bundle.hostnames else None)
+    health_url = f"https://{bundle.health_host}{health_path()}" if bundle.health_host else None
+    pulumi.export(outputs.HEALTH_URL, health_url)
     pulumi.export(outputs.BUNDLE_HASH, edge.bundle_hash)
     pulumi.export(outputs.CONFIG_VERSION, bundle.config_version)
 

@@ -19,7 +19,7 @@ from orchestrator import contract as edge_contract
 from orchestrator.contract import WORKER_SRC
 from orchestrator.crypto import config_payload_text
 from orchestrator.migrations import Migration, bundled_migrations
-from orchestrator.model import PlatformSpec, TenantSpec, resource_prefix
+from orchestrator.model import PlatformSpec, TenantSpec, host_for, resource_prefix
 
 MODULE_CONTENT_TYPE = "application/javascript+module"
 MAIN_MODULE = "index.js"
@@ -68,6 +68,8 @@ class EdgeBundle(_Frozen):
     routes: tuple[str, ...]
     custom_domains: tuple[str, ...]
     hostnames: tuple[str, ...]
+    health_host: str | None
+    """A hostname that routes the health path to this Worker (a custom domain, else a covering route)."""
     crons: tuple[str, ...]
     config_version: int
     config_payload: str
@@ -153,6 +155,9 @@ def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
         "routes": tuple(spec.routes),
         "custom_domains": tuple(spec.custom_domains),
         "hostnames": tuple(spec.hostnames()),
+        "health_host": (
+            spec.custom_domains[0] if spec.custom_domains else host_for(spec.routes, edge_contract.health_path())
+        ),
         "crons": tuple(spec.crons),
         "config_version": spec.config_version,
         "config_payload": payload,

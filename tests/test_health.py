@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.health import HealthTarget, gate, health_path, probe, wait_healthy
+from orchestrator.contract import health_path
+from orchestrator.health import HealthTarget, gate, probe, wait_healthy
 
 HASH = "a" * 64
 

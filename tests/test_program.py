@@ -81,7 +81,7 @@ def test_example_tenant_outputs(stack: str) -> None:
     assert result.outputs[outputs.BUNDLE_HASH] == bundle.bundle_hash
     assert result.outputs[outputs.CONFIG_VERSION] == spec.config_version
     assert result.outputs[outputs.HOSTNAMES] == list(bundle.hostnames)
-    assert result.outputs[outputs.HEALTH_URL] == f"https://{bundle.hostnames[0]}/_edge/health"
+    assert result.outputs[outputs.HEALTH_URL] == f"https://{bundle.health_host}/_edge/health"
     assert result.outputs[outputs.KV_NAMESPACE_ID] and result.outputs[outputs.D1_DATABASE_ID]
     script = result.of_type(SCRIPT)[0]
     bindings = {b["name"]: b for b in script.inputs["bindings"]}

@@ -99,3 +99,12 @@ def test_render_imports_no_pulumi() -> None:
     code = "import sys, orchestrator.render; print(any(m.split('.')[0] == 'pulumi' for m in sys.modules))"
     out = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_health_host_is_one_that_routes_the_health_path() -> None:
+    # A route limited to /hooks/* would send /_edge/health to the origin, not the Worker.
+    routes = ["acme.example.com/hooks/*", "www.acme.example.com/*"]
+    assert _bundle(routes=routes, custom_domains=[]).health_host == "www.acme.example.com"
+    assert _bundle(routes=routes).health_host == "edge.acme.example.com"
+    assert _bundle(routes=["acme.example.com/hooks/*"], custom_domains=[]).health_host is None
+    assert _bundle(routes=["*.acme.example.com/*"], custom_domains=[]).health_host is None
