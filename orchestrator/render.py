@@ -103,6 +103,10 @@ def _environment() -> jinja2.Environment:
 def _static_modules() -> tuple[Module, ...]:
     """Every hand-written module of the Worker, read once per process."""
     sources = sorted((WORKER_SRC / "src").glob("*.js"))
+    if (WORKER_SRC / "src" / EMBEDDED_MODULE) in sources:
+        # It would ship beside the freshly rendered one; a dev copy belongs in build/, not src/.
+        stray = WORKER_SRC / "src" / EMBEDDED_MODULE
+        raise FileExistsError(f"{stray}: a rendered module in the source tree; delete it")
     modules = tuple(Module(name=p.name, content=p.read_text(encoding="utf-8")) for p in sources)
     if MAIN_MODULE not in {m.name for m in modules}:
         raise FileNotFoundError(f"{WORKER_SRC / 'src' / MAIN_MODULE}: the Worker's main module is missing")

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import ConfigError
-from orchestrator.stack_file import load_stack_file
 from orchestrator.model import PlatformSpec, TenantSpec, _FieldError
+from orchestrator.stack_file import load_stack_file
 
 NAMESPACE = "clawdbot"
 TENANT_KEY = f"{NAMESPACE}:tenant"

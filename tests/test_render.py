@@ -8,9 +8,10 @@ import subprocess
 
 from tenant_fixtures import tenant
 
-from orchestrator.contract import contract
+from orchestrator.contract import REPO_ROOT, WORKER_SRC, contract
 from orchestrator.model import PlatformSpec, TenantSpec
 from orchestrator.render import EMBEDDED_MODULE, MAIN_MODULE, render_bundle
+from orchestrator.tenant_config import load_platform_spec
 
 PLATFORM = PlatformSpec.model_validate(
     {"account_id": "0123456789abcdef0123456789abcdef", "compatibility_date": "2025-09-01"}
@@ -108,3 +109,15 @@ def test_health_host_is_one_that_routes_the_health_path() -> None:
     assert _bundle(routes=routes).health_host == "edge.acme.example.com"
     assert _bundle(routes=["acme.example.com/hooks/*"], custom_domains=[]).health_host is None
     assert _bundle(routes=["*.acme.example.com/*"], custom_domains=[]).health_host is None
+
+
+def test_wrangler_dev_config_agrees_with_what_pulumi_deploys() -> None:
+    # wrangler.jsonc cannot read the contract, so its literals are checked against it here.
+    text = re.sub(r"^\s*//.*$", "", (WORKER_SRC / "wrangler.jsonc").read_text(), flags=re.M)
+    jsonc = json.loads(re.sub(r",(\s*[}\]])", r"\1", text))
+    bindings = contract()["bindings"]
+    assert jsonc["compatibility_date"] == load_platform_spec(REPO_ROOT).compatibility_date.isoformat()
+    assert [kv["binding"] for kv in jsonc["kv_namespaces"]] == [bindings["kv"]]
+    assert [db["binding"] for db in jsonc["d1_databases"]] == [bindings["d1"]]
+    assert jsonc["d1_databases"][0]["migrations_table"] == contract()["migrations_table"]
+    assert set(jsonc["vars"]) == {bindings["tenant_id"]}

@@ -11,8 +11,11 @@ from typing import Any
 import click
 
 from orchestrator.cli import backup as _backup
+from orchestrator.cli import demo as _demo
 from orchestrator.cli import doctor as _doctor
 from orchestrator.cli import fleet as _fleet
+from orchestrator.cli import health as _health
+from orchestrator.cli import local as _local
 from orchestrator.cli import plan as _plan
 from orchestrator.cli import policy as _policy
 from orchestrator.cli import secrets as _secrets
@@ -40,10 +43,13 @@ def cli() -> None:
 
 
 cli.add_command(_plan.plan)
+cli.add_command(_local.local)
+cli.add_command(_demo.demo)
+cli.add_command(_health.health)
 for _command in _fleet.COMMANDS:
     cli.add_command(_command)
-cli.add_command(_tenants.tenants)
 cli.add_command(_policy.policy)
+cli.add_command(_tenants.tenants)
 cli.add_command(_backup.backup)
 cli.add_command(_doctor.doctor)
 cli.add_command(_secrets.secrets)

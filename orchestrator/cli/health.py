@@ -1,0 +1,108 @@
+"""`health`: one probe of every tenant's `/_edge/health`, on the local edge or on Cloudflare.
+
+Both targets are judged alike: the right tenant, the bundle we deployed, at least the config
+version we deployed, and the Worker's own ok/degraded. Exit 1 when any tenant is not ok.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.contract import health_path
+from orchestrator.health import HealthCheck, HealthTarget, probe
+from orchestrator.local_edge import LocalEdge, probe_local
+from orchestrator.local_edge.deploy import load_bundles, select_stacks
+from orchestrator.local_edge.errors import LocalEdgeError
+from orchestrator.settings import Settings
+
+MAX_PARALLEL = 8
+VERDICT_STYLE = {"ok": "green", "degraded": "yellow"}
+
+
+def health_table(checks: Sequence[HealthCheck], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("tenant", "status", "config", "d1 schema", "bundle", "detail"):
+        table.add_column(column)
+    for check in checks:
+        doc = check.doc
+        style = VERDICT_STYLE.get(check.verdict, "red")
+        table.add_row(
+            check.target.tenant,
+            f"[{style}]{check.verdict}[/{style}]",
+            f"v{doc.config.version} ({doc.config.source})" if doc else "-",
+            doc.d1.schema_state if doc else "-",
+            doc.script.version[:12] if doc else "-",
+            check.reason,
+        )
+    return table
+
+
+def check_json(check: HealthCheck) -> dict[str, object]:
+    return {
+        "tenant": check.target.tenant,
+        "verdict": check.verdict,
+        "reason": check.reason,
+        "url": check.target.url,
+        "health": check.doc.model_dump(mode="json", by_alias=True) if check.doc else None,
+    }
+
+
+def local_checks(edge: LocalEdge, tenants: Sequence[str]) -> list[HealthCheck]:
+    info = edge.running()
+    chosen = [info.tenant(t) for t in tenants] if tenants else info.tenants
+    client = edge.edge_client()
+    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        return list(pool.map(lambda t: probe_local(client, t), chosen))
+
+
+def remote_targets(settings: Settings, tenants: Sequence[str]) -> list[HealthTarget]:
+    """What each tenant should serve on Cloudflare, from its stack file (as `up` renders it)."""
+    stacks = select_stacks(settings.project_dir, list(tenants) or None)
+    targets = []
+    for spec, bundle in load_bundles(settings.project_dir, stacks):
+        host = bundle.health_host
+        url = f"https://{host}{health_path()}" if host else "(no route reaches the health path)"
+        targets.append(HealthTarget(f"prod.{spec.id}", spec.id, url, bundle.bundle_hash, bundle.config_version))
+    return targets
+
+
+def remote_checks(settings: Settings, tenants: Sequence[str]) -> list[HealthCheck]:
+    targets = remote_targets(settings, tenants)
+    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        return list(pool.map(probe, targets))
+
+
+@click.command()
+@click.option("--tenant", "tenants", multiple=True, help="Probe only this tenant (repeatable). Default: all.")
+@click.option("--local", "mode", flag_value="local", help="Probe the local edge (default when it is running).")
+@click.option("--remote", "mode", flag_value="remote", help="Probe the Cloudflare deployment over HTTPS.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def health(tenants: tuple[str, ...], mode: str | None, as_json: bool) -> None:
+    """Probe each tenant's health endpoint and show a fleet table; exit 1 if any is not ok.
+
+    Without --local/--remote: the local edge if it is running, else Cloudflare.
+    """
+    settings = Settings.from_env()
+    edge = LocalEdge(settings.local_edge_dir)
+    if mode is None:
+        mode = "local" if edge.status().state == "running" else "remote"
+    if mode == "local":
+        try:
+            checks = local_checks(edge, tenants)
+        except LocalEdgeError as exc:
+            raise click.ClickException(f"{exc} (start it with `local up`, or pass --remote)") from None
+    else:
+        checks = remote_checks(settings, tenants)
+    if as_json:
+        click.echo(json.dumps({"target": mode, "tenants": [check_json(c) for c in checks]}, indent=2))
+    else:
+        where = "local edge" if mode == "local" else "Cloudflare"
+        Console().print(health_table(checks, f"Fleet health ({where})"))
+    if not all(c.ok for c in checks):
+        raise SystemExit(1)

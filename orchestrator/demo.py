@@ -1,0 +1,165 @@
+"""The walk-through a person runs first: the example tenants on a local edge, end to end.
+
+Everything happens in a scratch directory (its own project copy, passphrase file, relay keys and
+local edge state), so the demo never touches the operator's project, secrets or running edge.
+Secret values are generated fresh and never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from orchestrator.cli.health import health_table
+from orchestrator.contract import REPO_ROOT, contract
+from orchestrator.crypto import webhook_signature
+from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, push_config, tenant_request
+from orchestrator.local_edge.errors import LocalEdgeError
+from orchestrator.local_edge.runtime import RuntimeInfo
+from orchestrator.local_edge.scratch import copy_examples, write_passphrase_file
+from orchestrator.stack_file import set_value
+from orchestrator.tenant_config import TENANT_KEY, stack_file, tenant_stack
+
+WEBHOOK_TENANT = "acme"
+NEW_GREETING = "Hello from Acme, pushed live by the demo"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    workdir: Path | None = None
+    """Where the scratch project and state go (default: a new temporary directory)."""
+    keep: bool = False
+    """Keep the scratch directory afterwards (it holds the fresh passphrase and relay keys)."""
+    port: int = 0
+    config_ttl_seconds: int | None = None
+    """None: the Worker's real config cache TTL (the demo waits it out)."""
+    source: Path = REPO_ROOT
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, console: Console) -> None:
+        self.options = options
+        self.out = console
+        self.step_no = 0
+
+    def step(self, title: str) -> None:
+        self.step_no += 1
+        self.out.rule(f"[bold]{self.step_no}. {title}")
+
+    def note(self, text: str) -> None:
+        self.out.print(f"   {text}", highlight=False)
+
+    def run(self) -> None:
+        root = self.options.workdir or Path(tempfile.mkdtemp(prefix="clawdbot-demo-"))
+        root.mkdir(parents=True, exist_ok=True)
+        edge = LocalEdge(root / "local-edge")
+        started = time.monotonic()
+        try:
+            self._walk(root, edge)
+            self.step("Tear down")
+            edge.down()
+            self.note("local edge stopped (its KV and D1 data would survive a restart)")
+            self.out.print(f"\n[bold green]Demo finished in {time.monotonic() - started:.0f} s.[/]")
+        finally:
+            edge.down()  # also after a failure: never leave a runtime behind
+            if self.options.keep:
+                self.note(f"scratch directory kept: {root}")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+
+    def _walk(self, root: Path, edge: LocalEdge) -> None:
+        self.step("A scratch copy of the example tenants, with fresh secrets")
+        passphrase_file = root / "passphrase"
+        project = copy_examples(self.options.source, root / "project", write_passphrase_file(passphrase_file))
+        for name, values in project.secrets.items():
+            self.note(f"{name}: Pulumi.prod.{name}.yaml, secrets {', '.join(values)} (random, never shown)")
+        self.note(f"passphrase file {passphrase_file} (0600); nothing leaves {root}")
+
+        self.step("Bring up the local edge: every tenant in one workerd, routed by hostname")
+        prepared = prepare_tenants(project.root, edge.layout, passphrase_file=passphrase_file, progress=self.note)
+        info = edge.up(prepared, port=self.options.port, config_ttl_seconds=self.options.config_ttl_seconds,
+                       progress=self.note)
+        for tenant in info.tenants:
+            applied = ", ".join(tenant.migrations.applied) or "already applied"
+            self.note(f"{tenant.tenant}: {', '.join(tenant.hostnames)} → KV {tenant.kv_namespace}, "
+                      f"D1 {tenant.d1_database}, migrations {applied}")
+        self.note(f"runtime at {info.url}")
+
+        self.step("Fleet health")
+        self._health(edge, info)
+
+        self.step(f"A correctly signed webhook to {WEBHOOK_TENANT}, then a forged one")
+        acme = info.tenant(WEBHOOK_TENANT)
+        client = edge.edge_client()
+        event_id = f"evt_demo_{int(time.time())}"
+        body = json.dumps({"id": event_id, "topic": "orders/create", "total": 42, "currency": "EUR"}).encode()
+        hook = contract()["webhook"]
+        secret = project.secrets[WEBHOOK_TENANT][hook["secret_name"]]
+        headers = {hook["id_header"]: event_id, hook["topic_header"]: "orders/create",
+                   "Content-Type": "application/json"}
+        good = tenant_request(client, acme, "POST", hook["path"], body=body,
+                              headers={**headers, hook["signature_header"]: webhook_signature(secret, body)})
+        self.note(f"signed with the tenant's WEBHOOK_SECRET → HTTP {good.status} {good.body.decode()}")
+        guessed = webhook_signature("not-the-secret", body)
+        forged = tenant_request(client, acme, "POST", hook["path"], body=body,
+                                headers={**headers, hook["signature_header"]: guessed})
+        self.note(f"signed with a guessed secret         → HTTP {forged.status} {forged.body.decode()}")
+        if good.status != 200 or forged.status != 401:
+            raise LocalEdgeError(f"webhooks: expected 200 then 401, got {good.status} then {forged.status}")
+
+        self.step(f"The stored event, read back from {WEBHOOK_TENANT}'s own D1 database")
+        rows = edge.control().query(
+            WEBHOOK_TENANT, "SELECT webhook_id, topic, body, received_at FROM webhook_events WHERE webhook_id = ?",
+            [event_id],
+        )
+        for row in rows:
+            self.note(f"{row['webhook_id']}  {row['topic']}  {row['received_at']}  {row['body']}")
+        if len(rows) != 1:
+            raise LocalEdgeError(f"tenant {WEBHOOK_TENANT}: expected the event in D1, found {len(rows)} row(s)")
+
+        self.step(f"Push a config change to {WEBHOOK_TENANT} without restarting")
+        self._push(edge, project.root, info)
+
+        self.step("Fleet health after the push")
+        self._health(edge, info)
+
+    def _health(self, edge: LocalEdge, info: RuntimeInfo) -> None:
+        client = edge.edge_client()
+        self.out.print(health_table([probe_local(client, t) for t in info.tenants], "Fleet health (local edge)"))
+
+    def _push(self, edge: LocalEdge, project_dir: Path, info: RuntimeInfo) -> None:
+        acme = info.tenant(WEBHOOK_TENANT)
+        path = stack_file(project_dir, tenant_stack(WEBHOOK_TENANT))
+        version = acme.config_version + 1
+        set_value(path, f"{TENANT_KEY}.config.greeting", NEW_GREETING)
+        set_value(path, f"{TENANT_KEY}.config_version", version)
+        self.note(f"edited {path.name}: greeting and config_version → {version}")
+        result = push_config(edge, project_dir, WEBHOOK_TENANT)
+        self.note(f"signed config v{result.version} written to KV (was v{result.previous_version}); "
+                  f"the Worker re-reads KV every {result.ttl_seconds} s")
+        client = edge.edge_client()
+        deadline = time.monotonic() + result.ttl_seconds + 10
+        waited = 0
+        while True:
+            served = tenant_request(client, acme, "GET", "/").json()
+            if served.get("config_version") == version:
+                break
+            if time.monotonic() > deadline:
+                raise LocalEdgeError(f"tenant {WEBHOOK_TENANT}: config v{version} not served after "
+                                     f"{result.ttl_seconds + 10} s (still v{served.get('config_version')})")
+            if waited % 5 == 0:
+                self.note(f"… still serving v{served.get('config_version')} from its cache, waiting ({waited} s)")
+            time.sleep(1)
+            waited += 1
+        self.note(f"GET / now serves v{served['config_version']} from {served['config_source']}: "
+                  f"\"{served['greeting']}\"")
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> None:
+    Demo(options, console or Console()).run()

@@ -1,0 +1,31 @@
+"""The local edge: every tenant's `EdgeBundle` running in one workerd (Miniflare) on loopback.
+
+One bundle, two targets: the same bundle `TenantEdge` deploys to Cloudflare runs here, with the
+same bindings, KV entries (signed config, sealed secrets) and D1 migrations, each tenant with its
+own persisted KV namespace and D1 database, routed by hostname. Modules:
+
+- `plan`: bundle → the runner's per-tenant input (pure);
+- `deploy`: stack files → bundles, relay keys and KV values (decrypts `secure:` values);
+- `runtime`: `LocalEdge` (up/down/status) around the node runner (`runner.mjs`);
+- `client`, `ops`: requests by hostname, the control worker, push-config, health probes.
+"""
+
+from orchestrator.local_edge.deploy import PreparedTenant, prepare_tenants
+from orchestrator.local_edge.errors import LocalEdgeError, NotRunningError
+from orchestrator.local_edge.ops import PushResult, probe_local, push_config, tenant_request
+from orchestrator.local_edge.runtime import LocalEdge, RuntimeInfo, Status, TenantInfo
+
+__all__ = [
+    "LocalEdge",
+    "LocalEdgeError",
+    "NotRunningError",
+    "PreparedTenant",
+    "PushResult",
+    "RuntimeInfo",
+    "Status",
+    "TenantInfo",
+    "prepare_tenants",
+    "probe_local",
+    "push_config",
+    "tenant_request",
+]

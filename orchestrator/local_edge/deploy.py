@@ -1,0 +1,127 @@
+"""From the tenant stack files to what the local edge deploys: bundle, relay key and KV values.
+
+The KV values are made exactly as `TenantEdge` makes them at `pulumi up` (`crypto.sign_config`
+over the bundle's config payload, `crypto.seal_secret` per secret name), from the stack's
+`secure:` values decrypted with the passphrase file. Plaintexts live only in this process's
+memory, for as long as sealing takes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator import crypto
+from orchestrator.errors import ConfigError
+from orchestrator.local_edge.keys import relay_key_b64
+from orchestrator.local_edge.layout import StateLayout
+from orchestrator.model import TenantSpec
+from orchestrator.passphrase import read_passphrase_file
+from orchestrator.render import EdgeBundle, render_bundle
+from orchestrator.stack_file import read_config
+from orchestrator.tenant_config import (
+    SECRETS_KEY,
+    load_platform_spec,
+    load_tenant_spec,
+    stack_file,
+    tenant_stack,
+    tenant_stacks,
+)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PreparedTenant:
+    spec: TenantSpec
+    bundle: EdgeBundle
+    relay_key_b64: str = field(repr=False)
+    kv_values: dict[str, str] = field(repr=False)
+
+
+def select_stacks(project_dir: Path, tenants: Sequence[str] | None) -> list[str]:
+    """Stacks of the named tenants (all tenant stacks when None), refusing unknown names."""
+    known = tenant_stacks(project_dir)
+    if not tenants:
+        if not known:
+            raise ConfigError(f"no tenant stacks in {project_dir} (expected Pulumi.prod.<tenant>.yaml files)")
+        return known
+    chosen = []
+    for tenant in dict.fromkeys(tenants):
+        stack = tenant_stack(tenant)
+        if stack not in known:
+            name = stack_file(project_dir, stack).name
+            raise ConfigError(f"unknown tenant {tenant!r}: no stack file {name} in {project_dir}")
+        chosen.append(stack)
+    return chosen
+
+
+def load_bundles(project_dir: Path, stacks: Sequence[str]) -> list[tuple[TenantSpec, EdgeBundle]]:
+    platform = load_platform_spec(project_dir)
+    specs = [load_tenant_spec(project_dir, stack) for stack in stacks]
+    return [(spec, render_bundle(spec, platform)) for spec in specs]
+
+
+def kv_values(bundle: EdgeBundle, relay_key: bytes, secrets: Mapping[str, str]) -> dict[str, str]:
+    """Every KV entry of the bundle, valued as TenantEdge values it."""
+    values: dict[str, str] = {}
+    for entry in bundle.kv_entries:
+        if entry.kind == "config":
+            values[entry.key] = crypto.sign_config(relay_key, bundle.tenant, bundle.config_payload)
+        else:
+            name = entry.secret_name or ""
+            if name not in secrets:
+                raise ConfigError(f"stack {tenant_stack(bundle.tenant)}: {SECRETS_KEY}.{name}: no value to seal")
+            values[entry.key] = crypto.seal_secret(relay_key, bundle.tenant, name, secrets[name])
+    return values
+
+
+def _secret_values(project_dir: Path, spec: TenantSpec, passphrase: str | None) -> dict[str, str]:
+    if not spec.secret_names:
+        return {}
+    if passphrase is None:
+        raise ConfigError(f"stack {tenant_stack(spec.id)}: has secrets but no passphrase was given")
+    config = read_config(stack_file(project_dir, tenant_stack(spec.id)), passphrase)
+    raw = config.get(SECRETS_KEY) or {}
+    values: dict[str, str] = {}
+    for name in spec.secret_names:
+        value = raw.get(name) if isinstance(raw, dict) else None
+        if not isinstance(value, str):
+            raise ConfigError(f"stack {tenant_stack(spec.id)}: {SECRETS_KEY}.{name}: must be a secret string")
+        values[name] = value
+    return values
+
+
+def prepare_tenants(
+    project_dir: Path,
+    layout: StateLayout,
+    *,
+    passphrase_file: Path,
+    tenants: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> list[PreparedTenant]:
+    """Load, render and seal every selected tenant; fails before anything starts if one is wrong."""
+    say = progress or (lambda _message: None)
+    layout.ensure()
+    stacks = select_stacks(project_dir, tenants)
+    say(f"rendering {len(stacks)} tenant bundle(s) from {project_dir}")
+    bundles = load_bundles(project_dir, stacks)
+    needs_passphrase = any(spec.secret_names for spec, _ in bundles)
+    passphrase = read_passphrase_file(passphrase_file) if needs_passphrase else None
+    if needs_passphrase:
+        say("decrypting tenant secrets with the passphrase file and sealing them for KV")
+
+    def one(item: tuple[TenantSpec, EdgeBundle]) -> PreparedTenant:
+        spec, bundle = item
+        key_b64 = relay_key_b64(layout, spec.id, spec.relay_key_generation)
+        secrets = _secret_values(project_dir, spec, passphrase)
+        values = kv_values(bundle, crypto.relay_key_from_b64(key_b64), secrets)
+        return PreparedTenant(spec=spec, bundle=bundle, relay_key_b64=key_b64, kv_values=values)
+
+    # Each stack file has its own salt, so each costs one PBKDF2 derivation (1M rounds); hashlib
+    # releases the GIL while deriving, so threads use every core.
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, bundles))

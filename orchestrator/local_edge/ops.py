@@ -1,0 +1,125 @@
+"""Operations on a running local edge: push a config version, send requests, probe health."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator import crypto
+from orchestrator.contract import config_kv_key, health_path
+from orchestrator.errors import ConfigError, CryptoError
+from orchestrator.health import HealthCheck, HealthDoc, HealthTarget, Verdict
+from orchestrator.local_edge.client import ROUTE_OVERRIDE_HEADER, EdgeClient, EdgeResponse
+from orchestrator.local_edge.deploy import load_bundles, select_stacks
+from orchestrator.local_edge.errors import LocalEdgeError
+from orchestrator.local_edge.keys import relay_key_b64, relay_key_path
+from orchestrator.local_edge.runtime import LocalEdge, TenantInfo
+from orchestrator.model import host_for
+
+
+@dataclass(frozen=True)
+class PushResult:
+    tenant: str
+    previous_version: int | None
+    """Version of the valid config document KV held before (None: missing or not valid)."""
+    version: int
+    changed: bool
+    ttl_seconds: int
+    """The Worker re-reads KV at most this often: the new version is served within this time."""
+
+
+def push_config(edge: LocalEdge, project_dir: Path, tenant: str) -> PushResult:
+    """Sign the tenant's current config (from its stack file) into its local KV, without a restart."""
+    runtime = edge.running()
+    info = runtime.tenant(tenant)
+    (stack,) = select_stacks(project_dir, [tenant])
+    ((spec, bundle),) = load_bundles(project_dir, [stack])
+    if not relay_key_path(edge.layout, tenant, spec.relay_key_generation).is_file():
+        raise ConfigError(
+            f"stack {stack}: relay_key_generation is now {spec.relay_key_generation}, a key the running Worker "
+            "does not have; a new relay key needs a restart (`local down`, `local up`)"
+        )
+    relay_key = crypto.relay_key_from_b64(relay_key_b64(edge.layout, tenant, spec.relay_key_generation))
+    control = edge.control()
+    with edge.locked():
+        current_text = control.kv_get(tenant, config_kv_key())
+        previous: dict[str, Any] | None = None
+        if current_text is not None:
+            try:
+                previous = crypto.verify_config(relay_key, tenant, current_text)
+            except CryptoError:
+                previous = None  # a damaged document is exactly what a push repairs
+        floor = max(info.config_version, previous["version"] if previous else 0)
+        ttl = runtime.config_ttl_seconds
+        if previous is not None and json.loads(bundle.config_payload) == previous:
+            return PushResult(tenant, previous["version"], spec.config_version, False, ttl)
+        if spec.config_version <= floor:
+            raise ConfigError(
+                f"stack {stack}: clawdbot:tenant.config_version is {spec.config_version} but the edge already holds "
+                f"version {floor} with different content; bump config_version (the Worker never goes backwards "
+                "and refuses a same-version change)"
+            )
+        control.kv_put(tenant, config_kv_key(), crypto.sign_config(relay_key, tenant, bundle.config_payload))
+    return PushResult(tenant, previous["version"] if previous else None, spec.config_version, True, ttl)
+
+
+def tenant_request(
+    client: EdgeClient,
+    info: TenantInfo,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> EdgeResponse:
+    """A request to a tenant by a hostname routed to `path` (without one, by its worker name)."""
+    extra = dict(headers or {})
+    host = host_for(info.routes, path)
+    if host is not None:
+        return client.request(host, method, path, body=body, headers=extra)
+    # No concrete hostname reaches this path (wildcard or path-restricted routes only): address
+    # the Worker by name, as a probe inside the Cloudflare dashboard would.
+    extra[ROUTE_OVERRIDE_HEADER] = info.worker
+    return client.request("unrouted.local", method, path, body=body, headers=extra)
+
+
+def _judge(target: HealthTarget, doc: HealthDoc) -> tuple[Verdict, str]:
+    # Same rules as the rollout gate (orchestrator.health): right tenant, right bundle, config at
+    # least the deployed version, then the Worker's own verdict.
+    if doc.tenant != target.tenant:
+        return "wrong-tenant", f"answers for tenant {doc.tenant!r}, expected {target.tenant!r}"
+    if target.bundle_hash is not None and doc.script.version != target.bundle_hash:
+        return "wrong-version", f"serves bundle {doc.script.version[:12]}, expected {target.bundle_hash[:12]}"
+    if target.config_version is not None and doc.config.version < target.config_version:
+        return "wrong-version", f"config version {doc.config.version}, expected >= {target.config_version}"
+    if doc.status != "ok":
+        return "degraded", f"status degraded (config from {doc.config.source}, d1 schema {doc.d1.schema_state})"
+    return "ok", f"ok (config v{doc.config.version} from {doc.config.source})"
+
+
+def probe_local(client: EdgeClient, info: TenantInfo) -> HealthCheck:
+    """One health probe of a local tenant, judged like a Cloudflare one."""
+    host = host_for(info.routes, health_path()) or info.worker
+    target = HealthTarget(
+        stack=f"prod.{info.tenant}",
+        tenant=info.tenant,
+        url=f"http://{host}:{client.port}{health_path()}",
+        bundle_hash=info.bundle_hash,
+        config_version=info.config_version,
+    )
+    try:
+        response = tenant_request(client, info, "GET", health_path())
+    except LocalEdgeError as exc:
+        return HealthCheck(target, "unreachable", str(exc))
+    if response.status != 200:
+        return HealthCheck(target, "unreachable", f"HTTP {response.status} from {target.url}")
+    try:
+        doc = HealthDoc.model_validate(json.loads(response.body))
+    except (ValueError, ValidationError):
+        return HealthCheck(target, "invalid", f"health answer from {target.url} is not a health document")
+    verdict, reason = _judge(target, doc)
+    return HealthCheck(target, verdict, reason, doc)

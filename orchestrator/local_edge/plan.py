@@ -1,0 +1,197 @@
+"""EdgeBundle → what the runner gives Miniflare for one tenant. Pure: no I/O, no processes.
+
+This is the local twin of `components.tenant_edge.TenantEdge`: the same bundle, the same binding
+names and types, the same KV keys and values, the same migrations, the routes and custom domains
+turned into hostname routes of the one local runtime. The parity tests hold the two together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.errors import ConfigError
+from orchestrator.migrations import Migration
+from orchestrator.render import EMBEDDED_MODULE, EdgeBundle
+
+EMBEDDED_MARKER = "export const EMBEDDED = "
+CONTROL_COMPATIBILITY_DATE = "2025-09-01"
+"""For the runtime's own helper workers (fallback, control), never for a tenant's Worker."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlanModule(_Frozen):
+    name: str
+    content: str
+
+
+class PlanBinding(_Frozen):
+    name: str
+    type: Literal["kv_namespace", "d1", "secret_text", "plain_text"]
+    value: str | None = Field(default=None, repr=False)
+    """Text bindings only: the relay key (secret_text) or the literal text; never printed."""
+
+
+class PlanMigration(_Frozen):
+    name: str
+    sql: str
+
+
+class TenantPlan(_Frozen):
+    tenant: str
+    worker: str
+    compatibility_date: str
+    compatibility_flags: tuple[str, ...]
+    main_module: str
+    modules: tuple[PlanModule, ...]
+    bindings: tuple[PlanBinding, ...]
+    kv_namespace: str
+    d1_database: str
+    routes: tuple[str, ...]
+    kv: dict[str, str] = Field(repr=False)
+    """KV key → value text written at bring-up (signed config, secret envelopes)."""
+    migrations: tuple[PlanMigration, ...]
+    hostnames: tuple[str, ...]
+    bundle_hash: str
+    config_version: int
+
+
+class RuntimePlan(_Frozen):
+    """The runner's whole input (stdin JSON); holds relay keys and the control token."""
+
+    host: str
+    port: int
+    state_dir: str
+    ready_file: str
+    control_token: str = Field(repr=False)
+    control_compatibility_date: str = CONTROL_COMPATIBILITY_DATE
+    config_ttl_seconds: int
+    """The Worker's config cache TTL in this runtime (the contract's, unless overridden for a test)."""
+    contract: dict[str, Any]
+    tenants: tuple[TenantPlan, ...]
+
+
+def local_routes(bundle: EdgeBundle) -> tuple[str, ...]:
+    """Route patterns of the local runtime: the Workers routes as they are, each custom domain as `<host>/*`.
+
+    Miniflare matches them like Cloudflare does (host, optional leading `*`, path prefix with
+    trailing `*`, most specific first), so a path-restricted route stays path-restricted locally.
+    """
+    return (*bundle.routes, *(f"{domain}/*" for domain in bundle.custom_domains))
+
+
+def with_config_ttl(content: str, seconds: int) -> str:
+    """The embedded module with `contract.config_cache_ttl_seconds` replaced (tests and demos only).
+
+    The deployed Worker re-reads KV every `config_cache_ttl_seconds`; a shorter TTL lets a test see
+    a KV fault without waiting that out. Everything else in the module stays as rendered.
+    """
+    head, marker, tail = content.partition(EMBEDDED_MARKER)
+    body = tail.rstrip().removesuffix(";")
+    if not marker or not body:
+        raise ConfigError(f"{EMBEDDED_MODULE}: has no `{EMBEDDED_MARKER.strip()}` object to adjust")
+    embedded = json.loads(body)
+    embedded["contract"] = {**embedded["contract"], "config_cache_ttl_seconds": seconds}
+    return f"{head}{marker}{json.dumps(embedded, ensure_ascii=False)};\n"
+
+
+def _binding(bundle: EdgeBundle, name: str, type_: str, target: str, relay_key_b64: str) -> PlanBinding:
+    # Mirrors components.tenant_edge._binding: kv/d1 point at the tenant's own stores, the one
+    # secret_text is the relay key, plain_text carries its literal text.
+    if type_ in ("kv_namespace", "d1"):
+        return PlanBinding(name=name, type=type_)
+    if type_ == "secret_text":
+        if target != "relay_key":
+            raise ConfigError(f"tenant {bundle.tenant}: binding {name}: secret_text target {target!r} is not relay_key")
+        return PlanBinding(name=name, type="secret_text", value=relay_key_b64)
+    return PlanBinding(name=name, type="plain_text", value=target)
+
+
+def tenant_plan(
+    bundle: EdgeBundle,
+    *,
+    relay_key_b64: str,
+    kv_values: Mapping[str, str],
+    config_ttl_seconds: int | None = None,
+) -> TenantPlan:
+    """One tenant's runtime entry; `kv_values` must hold exactly the bundle's KV entries."""
+    wanted = {entry.key for entry in bundle.kv_entries}
+    if set(kv_values) != wanted:
+        missing = sorted(wanted - set(kv_values))
+        extra = sorted(set(kv_values) - wanted)
+        raise ConfigError(
+            f"tenant {bundle.tenant}: KV values do not match the bundle (missing {missing}, extra {extra})"
+        )
+    modules = tuple(
+        PlanModule(
+            name=m.name,
+            content=(
+                with_config_ttl(m.content, config_ttl_seconds)
+                if config_ttl_seconds is not None and m.name == EMBEDDED_MODULE
+                else m.content
+            ),
+        )
+        for m in bundle.modules
+    )
+    return TenantPlan(
+        tenant=bundle.tenant,
+        worker=bundle.script_name,
+        compatibility_date=bundle.compatibility_date,
+        compatibility_flags=bundle.compatibility_flags,
+        main_module=bundle.main_module,
+        modules=modules,
+        bindings=tuple(_binding(bundle, b.name, b.type, b.target, relay_key_b64) for b in bundle.bindings),
+        kv_namespace=bundle.kv_title,
+        d1_database=bundle.d1_name,
+        routes=local_routes(bundle),
+        kv=dict(kv_values),
+        migrations=tuple(_migration(m) for m in bundle.migrations),
+        hostnames=bundle.hostnames,
+        bundle_hash=bundle.bundle_hash,
+        config_version=bundle.config_version,
+    )
+
+
+def _migration(migration: Migration) -> PlanMigration:
+    return PlanMigration(name=migration.name, sql=migration.sql)
+
+
+def check_distinct(plans: list[TenantPlan]) -> None:
+    """Refuse two tenants sharing a store or a route: one runtime, so a clash would mix their data."""
+    seen: dict[tuple[str, str], str] = {}
+    for plan in plans:
+        for kind, value in (
+            ("worker name", plan.worker),
+            ("KV namespace", plan.kv_namespace),
+            ("D1 database", plan.d1_database),
+            *(("route", r) for r in plan.routes),
+        ):
+            owner = seen.setdefault((kind, value), plan.tenant)
+            if owner != plan.tenant:
+                raise ConfigError(f"tenant {plan.tenant}: {kind} {value!r} is also used by tenant {owner}")
+
+
+def runtime_plan(
+    plans: list[TenantPlan], *, host: str, port: int, state_dir: Path, ready_file: Path, token: str,
+    contract: dict[str, Any], config_ttl_seconds: int | None = None,
+) -> RuntimePlan:
+    check_distinct(plans)
+    return RuntimePlan(
+        host=host,
+        port=port,
+        state_dir=str(state_dir),
+        ready_file=str(ready_file),
+        control_token=token,
+        config_ttl_seconds=(
+            int(contract["config_cache_ttl_seconds"]) if config_ttl_seconds is None else config_ttl_seconds
+        ),
+        contract=contract,
+        tenants=tuple(plans),
+    )

@@ -1,0 +1,327 @@
+"""`LocalEdge`: start, inspect and stop the one background runtime that serves every local tenant.
+
+`up` hands the runner (node, runner.mjs) its plan on stdin and waits until the runner writes
+`runtime.json`, which it does only once every tenant is seeded and serving. `status` trusts
+nothing on disk alone: the runner must be alive and the runtime must answer the control worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from orchestrator.contract import REPO_ROOT, WORKER_SRC, contract
+from orchestrator.local_edge import process
+from orchestrator.local_edge.client import ControlClient, EdgeClient
+from orchestrator.local_edge.deploy import PreparedTenant
+from orchestrator.local_edge.errors import LocalEdgeError, NotRunningError
+from orchestrator.local_edge.keys import control_token
+from orchestrator.local_edge.layout import StateLayout
+from orchestrator.local_edge.plan import runtime_plan, tenant_plan
+
+RUNNER = REPO_ROOT / "orchestrator" / "local_edge" / "runner.mjs"
+MINIFLARE_PACKAGE = WORKER_SRC / "node_modules" / "miniflare" / "package.json"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+LOG_TAIL_ON_FAILURE = 20
+# Only what node needs: the caller's environment may hold PULUMI_CONFIG_PASSPHRASE or API tokens.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "NODE_EXTRA_CA_CERTS")
+
+Progress = Callable[[str], None]
+
+
+class _Info(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class BindingInfo(_Info):
+    name: str
+    type: str
+    target: str | None
+
+
+class ModuleInfo(_Info):
+    name: str
+    sha256: str
+
+
+class MigrationInfo(_Info):
+    applied: list[str]
+    skipped: list[str]
+
+
+class TenantInfo(_Info):
+    tenant: str
+    worker: str
+    hostnames: list[str]
+    bundle_hash: str
+    config_version: int
+    routes: list[str]
+    kv_namespace: str
+    d1_database: str
+    bindings: list[BindingInfo]
+    modules: list[ModuleInfo]
+    main_module: str
+    compatibility_date: str
+    compatibility_flags: list[str]
+    kv_keys: list[str]
+    migrations: MigrationInfo
+
+
+class RuntimeInfo(_Info):
+    """`runtime.json`: what the runner started (never a secret value)."""
+
+    pid: int
+    url: str
+    host: str
+    port: int
+    control_worker: str
+    started_at: str
+    runtime_ready_ms: int
+    ready_ms: int
+    config_ttl_seconds: int
+    tenants: list[TenantInfo]
+
+    def tenant(self, tenant: str) -> TenantInfo:
+        for info in self.tenants:
+            if info.tenant == tenant:
+                return info
+        running = ", ".join(t.tenant for t in self.tenants) or "none"
+        raise LocalEdgeError(f"tenant {tenant!r} is not running in the local edge (running: {running})")
+
+
+State = Literal["running", "starting", "dead", "stopped"]
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    reason: str
+    pid: int | None = None
+    info: RuntimeInfo | None = None
+    workerd_rss: int | None = None
+
+
+class LocalEdge:
+    """The local runtime whose files live in `state_dir`."""
+
+    def __init__(self, state_dir: Path, *, node: str = "node") -> None:
+        self.layout = StateLayout(state_dir)
+        self.node = node
+        self._child: subprocess.Popen[bytes] | None = None
+
+    # --- reading state ----------------------------------------------------------------------
+
+    def _pid(self) -> int | None:
+        try:
+            text = self.layout.pid_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def _info(self) -> RuntimeInfo | None:
+        try:
+            return RuntimeInfo.model_validate_json(self.layout.ready_file.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValidationError:
+            raise LocalEdgeError(f"{self.layout.ready_file}: not a runtime file this version understands; "
+                                 "run `local down` and `local up`") from None
+
+    def _reap(self) -> None:
+        # A runner this very process started stays a zombie until waited for.
+        if self._child is not None and self._child.poll() is not None:
+            self._child = None
+
+    def status(self) -> Status:
+        self._reap()
+        pid = self._pid()
+        if pid is None:
+            return Status("stopped", "not started (no runtime.pid)")
+        info = self._info()
+        if not process.runner_alive(pid):
+            left = process.workerd_pids(pid)
+            orphan = f"; its workerd (pid {', '.join(map(str, left))}) is still running" if left else ""
+            return Status("dead", f"runner process {pid} is gone{orphan}; `local up` restarts it", pid, info)
+        if info is None or info.pid != pid:
+            return Status("starting", f"runner process {pid} is starting (no runtime.json yet)", pid)
+        rss = sum(process.rss_bytes(p) or 0 for p in process.workerd_pids(pid)) or None
+        try:
+            self._control(info).ping()
+        except LocalEdgeError:
+            return Status(
+                "dead", f"runner process {pid} is alive but the runtime does not answer on port {info.port}; "
+                "`local up` restarts it", pid, info, rss,
+            )
+        return Status("running", f"{len(info.tenants)} tenant(s) serving at {info.url}", pid, info, rss)
+
+    def running(self) -> RuntimeInfo:
+        """The runtime's info, or NotRunningError saying why not."""
+        status = self.status()
+        if status.state != "running" or status.info is None:
+            raise NotRunningError(f"local edge is not running: {status.reason}")
+        return status.info
+
+    def _control(self, info: RuntimeInfo) -> ControlClient:
+        return ControlClient(EdgeClient(info.host, info.port), info.control_worker, control_token(self.layout))
+
+    def control(self) -> ControlClient:
+        return self._control(self.running())
+
+    def edge_client(self) -> EdgeClient:
+        info = self.running()
+        return EdgeClient(info.host, info.port)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise up/down/push-config on this state directory (a second caller fails at once)."""
+        self.layout.ensure()
+        fd = os.open(self.layout.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LocalEdgeError(
+                    f"another local edge command is running on {self.layout.root}; wait for it to finish"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    def _check_tools(self) -> str:
+        node = shutil.which(self.node)
+        if node is None:
+            raise LocalEdgeError(f"node ({self.node}) is not on PATH; install Node.js 20+ (scripts/demo.sh does)")
+        if not MINIFLARE_PACKAGE.is_file():
+            raise LocalEdgeError(
+                f"Miniflare is not installed in {WORKER_SRC}; run `npm ci` there (scripts/demo.sh does)"
+            )
+        return node
+
+    def _clear(self, pid: int | None) -> None:
+        if pid is not None:
+            process.stop_group(pid, grace_s=5.0)
+        self.layout.ready_file.unlink(missing_ok=True)
+        self.layout.pid_file.unlink(missing_ok=True)
+
+    def up(
+        self,
+        tenants: Sequence[PreparedTenant],
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        config_ttl_seconds: int | None = None,
+        timeout_s: float = 120.0,
+        progress: Progress | None = None,
+    ) -> RuntimeInfo:
+        """Start the runtime with these tenants; recovers a dead one, refuses to start twice."""
+        say = progress or (lambda _message: None)
+        if not tenants:
+            raise LocalEdgeError("no tenants to run")
+        with self.locked():
+            status = self.status()
+            if status.state in ("running", "starting"):
+                raise LocalEdgeError(f"local edge is already running ({status.reason}); run `local down` first")
+            if status.state == "dead":
+                say(f"cleaning up after a dead runtime: {status.reason}")
+            self._clear(status.pid)
+            node = self._check_tools()
+            plans = [
+                tenant_plan(t.bundle, relay_key_b64=t.relay_key_b64, kv_values=t.kv_values,
+                            config_ttl_seconds=config_ttl_seconds)
+                for t in tenants
+            ]
+            plan = runtime_plan(
+                plans, host=host, port=port, state_dir=self.layout.root, ready_file=self.layout.ready_file,
+                token=control_token(self.layout), contract=contract(), config_ttl_seconds=config_ttl_seconds,
+            )
+            say(f"starting workerd (Miniflare) with {len(plans)} tenant(s) on {host}:{port or 'a free port'}")
+            return self._spawn(node, plan.model_dump_json().encode(), timeout_s, say)
+
+    def _spawn(self, node: str, plan: bytes, timeout_s: float, say: Progress) -> RuntimeInfo:
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        log_fd = os.open(self.layout.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            child = subprocess.Popen(
+                [node, str(RUNNER)], stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT,
+                cwd=self.layout.root, env=env, start_new_session=True,
+            )
+        finally:
+            os.close(log_fd)
+        self._child = child
+        _write_atomically(self.layout.pid_file, f"{child.pid}\n")
+        assert child.stdin is not None
+        try:
+            child.stdin.write(plan)
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # the runner died at once; the wait below reports its log
+        try:
+            info = self._wait_ready(child, timeout_s)
+        except BaseException:
+            self._clear(child.pid)
+            child.wait(timeout=5)
+            self._child = None
+            raise
+        say(f"runtime ready in {info.ready_ms} ms (workerd up after {info.runtime_ready_ms} ms)")
+        return info
+
+    def _wait_ready(self, child: subprocess.Popen[bytes], timeout_s: float) -> RuntimeInfo:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            info = self._info()
+            if info is not None and info.pid == child.pid:
+                return info
+            if child.poll() is not None:
+                raise LocalEdgeError(
+                    f"the local runtime exited (status {child.returncode}) before it was ready; last log lines "
+                    f"from {self.layout.log_file}:\n{self.log_tail(LOG_TAIL_ON_FAILURE)}"
+                )
+            time.sleep(0.05)
+        raise LocalEdgeError(
+            f"the local runtime was not ready after {timeout_s:.0f} s; last log lines from {self.layout.log_file}:\n"
+            f"{self.log_tail(LOG_TAIL_ON_FAILURE)}"
+        )
+
+    def down(self, *, grace_s: float = 10.0) -> bool:
+        """Stop the runtime; True when something was running. Persisted KV/D1 data stays."""
+        with self.locked():
+            self._reap()
+            pid = self._pid()
+            stopped = pid is not None and process.stop_group(pid, grace_s=grace_s)
+            if self._child is not None:
+                self._child.wait(timeout=grace_s)
+                self._child = None
+            self.layout.ready_file.unlink(missing_ok=True)
+            self.layout.pid_file.unlink(missing_ok=True)
+            return stopped
+
+    def log_tail(self, lines: int) -> str:
+        try:
+            with open(self.layout.log_file, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - 256 * 1024))
+                text = handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no log yet)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, runnable on a fresh machine: installs what it needs, then runs lint,
+# types, the Worker's tests in workerd, the policy pack over every tenant, and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ ! -x .venv/bin/python ]; then
+  step "creating .venv"
+  python3 -m venv .venv
+fi
+step "installing Python packages (requirements.txt)"
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+step "installing the Worker's npm packages (worker_src/package-lock.json)"
+(cd worker_src && npm ci --no-audit --no-fund --loglevel=error)
+
+step "ruff"
+.venv/bin/ruff check .
+step "mypy (strict)"
+.venv/bin/mypy orchestrator components policies/clawdbot_policies tests bench __main__.py
+step "Worker tests in workerd (Miniflare)"
+(cd worker_src && npm test)
+step "policy pack over every tenant stack"
+.venv/bin/python -m orchestrator policy check --all
+step "pytest"
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,217 @@
+"""The local edge without a runtime: plans, keys, state files, process safety, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from orchestrator.contract import REPO_ROOT, contract
+from orchestrator.errors import ConfigError, CryptoError, PermissionsError
+from orchestrator.local_edge import LocalEdge, prepare_tenants
+from orchestrator.local_edge import process as proc
+from orchestrator.local_edge.errors import LocalEdgeError, NotRunningError
+from orchestrator.local_edge.keys import control_token, relay_key_b64, relay_key_path
+from orchestrator.local_edge.layout import StateLayout
+from orchestrator.local_edge.plan import check_distinct, local_routes, tenant_plan, with_config_ttl
+from orchestrator.local_edge.scratch import ScratchProject, synthetic_tenant, write_passphrase_file
+from orchestrator.model import host_for
+from orchestrator.render import EMBEDDED_MODULE, render_bundle
+from orchestrator.tenant_config import load_platform_spec, load_tenant_spec
+
+KEY = "A" * 43 + "="
+
+
+def bundle(tenant: str = "acme"):  # type: ignore[no-untyped-def]
+    return render_bundle(load_tenant_spec(REPO_ROOT, f"prod.{tenant}"), load_platform_spec(REPO_ROOT))
+
+
+def kv_for(b) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {e.key: "x" for e in b.kv_entries}
+
+
+def test_plan_resolves_bindings_like_tenant_edge() -> None:
+    b = bundle()
+    plan = tenant_plan(b, relay_key_b64=KEY, kv_values=kv_for(b))
+    values = {p.name: (p.type, p.value) for p in plan.bindings}
+    assert values == {
+        "EDGE_KV": ("kv_namespace", None),
+        "EDGE_DB": ("d1", None),
+        "RELAY_KEY": ("secret_text", KEY),
+        "TENANT_ID": ("plain_text", "acme"),
+    }
+    assert plan.routes == (*b.routes, "edge.acme.example.com/*")
+    assert [m.content for m in plan.modules] == [m.content for m in b.modules]
+    assert KEY not in repr(plan)  # secrets stay out of reprs and tracebacks
+
+
+def test_plan_refuses_missing_or_extra_kv_values() -> None:
+    b = bundle()
+    missing = r"tenant acme: KV values do not match the bundle \(missing \['secret:STRIPE_KEY'\]"
+    with pytest.raises(ConfigError, match=missing):
+        tenant_plan(b, relay_key_b64=KEY, kv_values={k: v for k, v in kv_for(b).items() if k != "secret:STRIPE_KEY"})
+    with pytest.raises(ConfigError, match=r"extra \['rogue'\]"):
+        tenant_plan(b, relay_key_b64=KEY, kv_values={**kv_for(b), "rogue": "x"})
+
+
+def test_config_ttl_override_changes_only_the_ttl() -> None:
+    b = bundle()
+    original = b.module(EMBEDDED_MODULE).content
+    changed = with_config_ttl(original, 1)
+    before = json.loads(original.partition("export const EMBEDDED = ")[2].rstrip().removesuffix(";"))
+    after = json.loads(changed.partition("export const EMBEDDED = ")[2].rstrip().removesuffix(";"))
+    assert after["contract"]["config_cache_ttl_seconds"] == 1
+    after["contract"]["config_cache_ttl_seconds"] = contract()["config_cache_ttl_seconds"]
+    assert after == before
+    with pytest.raises(ConfigError, match=r"embedded\.js: has no"):
+        with_config_ttl("export default {};\n", 1)
+
+
+def test_two_tenants_may_not_share_a_route_or_store() -> None:
+    a = tenant_plan(bundle("acme"), relay_key_b64=KEY, kv_values=kv_for(bundle("acme")))
+    clash = a.model_copy(update={"tenant": "other", "worker": "w2", "kv_namespace": "k2", "d1_database": "d2"})
+    clash_message = re.escape("tenant other: route 'shop.acme.example.com/*' is also used by tenant acme")
+    with pytest.raises(ConfigError, match=clash_message):
+        check_distinct([a, clash])
+
+
+def test_host_for_follows_route_paths() -> None:
+    routes = ["example.net/hooks/*", "*.wild.net/*", "www.example.net/*"]
+    assert host_for(routes, "/hooks/x") == "example.net"
+    assert host_for(routes, "/_edge/health") == "www.example.net"
+    assert host_for(["example.net/hooks/*"], "/_edge/health") is None
+    assert local_routes(bundle("globex")) == ("globex.example.net/hooks/*", "www.globex.example.net/*")
+
+
+def test_relay_key_is_created_once_per_generation_and_private(tmp_path: Path) -> None:
+    layout = StateLayout(tmp_path / "state")
+    layout.ensure()
+    first = relay_key_b64(layout, "acme", 1)
+    assert relay_key_b64(layout, "acme", 1) == first
+    assert relay_key_b64(layout, "acme", 2) != first
+    assert relay_key_path(layout, "acme", 1).stat().st_mode & 0o777 == 0o600
+    assert control_token(layout) == control_token(layout)
+
+
+def test_damaged_or_exposed_key_files_are_refused(tmp_path: Path) -> None:
+    layout = StateLayout(tmp_path / "state")
+    layout.ensure()
+    path = relay_key_path(layout, "acme", 1)
+    path.write_text("not-a-key\n")
+    os.chmod(path, 0o600)
+    with pytest.raises(CryptoError, match=r"tenant acme: relay key file .*acme.g1 is damaged") as err:
+        relay_key_b64(layout, "acme", 1)
+    assert "not-a-key" not in str(err.value)
+    os.chmod(path, 0o644)
+    with pytest.raises(PermissionsError, match="has mode 0644; it must be 0600"):
+        relay_key_b64(layout, "acme", 1)
+
+
+def test_state_directory_readable_by_others_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    root.mkdir(mode=0o755)
+    os.chmod(root, 0o755)
+    with pytest.raises(PermissionsError, match=r"state directory .* has mode 0755; it must be 0700"):
+        StateLayout(root).ensure()
+
+
+def test_prepare_names_the_unknown_tenant_and_wrong_passphrase(tmp_path: Path) -> None:
+    project = ScratchProject(tmp_path / "project", write_passphrase_file(tmp_path / "pass"), source=REPO_ROOT)
+    project.add_tenant(synthetic_tenant(7))
+    layout = StateLayout(tmp_path / "state")
+    with pytest.raises(ConfigError, match=re.escape("unknown tenant 'ghost': no stack file Pulumi.prod.ghost.yaml")):
+        prepare_tenants(project.root, layout, passphrase_file=tmp_path / "pass", tenants=["ghost"])
+    write_passphrase_file(tmp_path / "other")
+    with pytest.raises(CryptoError, match=re.escape("Pulumi.prod.t007.yaml: incorrect passphrase")):
+        prepare_tenants(project.root, layout, passphrase_file=tmp_path / "other")
+    prepared = prepare_tenants(project.root, layout, passphrase_file=tmp_path / "pass")
+    assert [p.spec.id for p in prepared] == ["t007"]
+    assert project.secrets["t007"]["WEBHOOK_SECRET"] not in repr(prepared)
+
+
+def test_status_of_a_never_started_and_of_a_dead_runtime(tmp_path: Path) -> None:
+    edge = LocalEdge(tmp_path / "state")
+    assert edge.status().state == "stopped"
+    with pytest.raises(NotRunningError, match="local edge is not running: not started"):
+        edge.control()
+    edge.layout.ensure()
+    # A pid that is certainly not our runner (this test process): reported dead, never signalled.
+    edge.layout.pid_file.write_text(f"{os.getpid()}\n")
+    status = edge.status()
+    assert status.state == "dead" and f"runner process {os.getpid()} is gone" in status.reason
+    assert edge.down() is False and not edge.layout.pid_file.exists()
+
+
+def test_stop_group_never_signals_processes_that_are_not_ours() -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        assert proc.group_members(sleeper.pid) == []
+        assert proc.stop_group(sleeper.pid, grace_s=0.2) is False
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_up_without_node_says_how_to_fix(tmp_path: Path) -> None:
+    project = ScratchProject(tmp_path / "project", write_passphrase_file(tmp_path / "pass"), source=REPO_ROOT)
+    project.add_tenant(synthetic_tenant(3, secret_names=()))
+    edge = LocalEdge(tmp_path / "state", node="no-such-node-binary")
+    prepared = prepare_tenants(project.root, edge.layout, passphrase_file=tmp_path / "pass")
+    with pytest.raises(LocalEdgeError, match=r"node \(no-such-node-binary\) is not on PATH; install Node.js 20\+"):
+        edge.up(prepared, port=0)
+    assert edge.status().state == "stopped"
+
+
+def test_runner_failure_is_reported_with_redacted_log(tmp_path: Path) -> None:
+    project = ScratchProject(tmp_path / "project", write_passphrase_file(tmp_path / "pass"), source=REPO_ROOT)
+    project.add_tenant(synthetic_tenant(4))
+    edge = LocalEdge(tmp_path / "state")
+    prepared = prepare_tenants(project.root, edge.layout, passphrase_file=tmp_path / "pass")
+    # An impossible compatibility flag makes workerd refuse the config after the plan was read.
+    broken = [
+        p.__class__(
+            p.spec,
+            p.bundle.model_copy(update={"compatibility_flags": ("no_such_flag_xyz",)}),
+            p.relay_key_b64,
+            p.kv_values,
+        )
+        for p in prepared
+    ]
+    with pytest.raises(LocalEdgeError, match=r"exited .* before it was ready") as err:
+        edge.up(broken, port=0, timeout_s=60)
+    assert prepared[0].relay_key_b64 not in str(err.value)
+    assert prepared[0].relay_key_b64 not in edge.layout.log_file.read_text()
+    assert edge.status().state == "stopped"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["local", "--help"],
+        ["local", "up", "--help"],
+        ["local", "push-config", "--help"],
+        ["demo", "--help"],
+        ["local", "health", "--help"],
+    ],
+)
+def test_help_explains(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and len(result.output) > 200
+
+
+def test_cli_status_and_push_when_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAWDBOT_LOCAL_EDGE_DIR", str(tmp_path / "state"))
+    result = CliRunner().invoke(cli, ["local", "status"])
+    assert result.exit_code == 3 and "local edge: stopped" in result.output
+    result = CliRunner().invoke(cli, ["local", "push-config", "acme"])
+    assert result.exit_code == 1 and "Error: local edge is not running: not started" in result.output
+    result = CliRunner().invoke(cli, ["local", "down"])
+    assert result.exit_code == 0 and "was not running" in result.output

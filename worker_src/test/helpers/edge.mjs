@@ -1,0 +1,99 @@
+/**
+ * Starts the real Worker in workerd (Miniflare) with real KV and D1, one fresh isolate per call, nothing persisted.
+ * Optionally puts a wrapper around EDGE_KV that the test controls: count reads, or make them throw.
+ */
+import { randomBytes } from 'node:crypto';
+import { Miniflare } from 'miniflare';
+import { workerModules, MIGRATIONS_DIR } from '../../tools/bundle.mjs';
+import { loadContract } from '../../tools/contract.mjs';
+import { KV_PROBE_INNER, kvProbeWorker } from '../../tools/kv-probe.mjs';
+import { applyMigrations, loadMigrations } from '../../tools/migrations.mjs';
+
+export const contract = await loadContract();
+export const migrations = await loadMigrations(MIGRATIONS_DIR);
+export const TENANT = 'acme';
+export const COMPATIBILITY_DATE = '2026-04-01';
+export const WEBHOOK_SECRET = 'whsec-test-0123456789';
+
+/** @param {Partial<Record<string, unknown>>} [overrides] */
+export function makeEmbedded(overrides = {}) {
+	return {
+		contract,
+		tenant: TENANT,
+		bundle_hash: 'sha256:test-bundle',
+		config: { tenant: TENANT, version: 1, config: { greeting: 'hello from the embedded config' } },
+		migrations: migrations.map((m) => m.name),
+		secret_names: [contract.webhook.secret_name],
+		...overrides,
+	};
+}
+
+/**
+ * @typedef {object} Edge
+ * @property {Miniflare} mf
+ * @property {any} kv node-side handle on the namespace the Worker reads
+ * @property {any} db node-side handle on EDGE_DB
+ * @property {(path: string, init?: RequestInit) => Promise<Response>} fetch
+ * @property {(path: string, init?: RequestInit) => Promise<{ status: number, body: any, headers: Headers }>} fetchJson
+ * @property {{ gets: string[], throwing: boolean, hanging: boolean }} kvControl reads seen by the wrapper; set throwing/hanging to fail them
+ * @property {Buffer} relayKey
+ * @property {() => Promise<void>} close
+ */
+
+/**
+ * @param {{ embedded?: object, relayKey?: Buffer, relayKeyB64?: string, tenantBinding?: string, wrapKv?: boolean,
+ *   migrate?: boolean | number, main?: { name: string, contents: string }, withoutD1?: boolean }} [opts]
+ *   migrate: true = all migrations, a number = only the first N, false = none
+ * @returns {Promise<Edge>}
+ */
+export async function startEdge(opts = {}) {
+	const embedded = opts.embedded ?? makeEmbedded();
+	const relayKey = opts.relayKey ?? randomBytes(32);
+	const b = contract.bindings;
+	const kvControl = { gets: /** @type {string[]} */ ([]), throwing: false, hanging: false };
+	const { modules, modulesRoot } = await workerModules(embedded, opts.main ? { main: opts.main } : {});
+	const edgeWorker = {
+		name: 'edge',
+		modules,
+		modulesRoot,
+		compatibilityDate: COMPATIBILITY_DATE,
+		bindings: { [b.relay_key]: opts.relayKeyB64 ?? relayKey.toString('base64'), [b.tenant_id]: opts.tenantBinding ?? TENANT },
+		...(opts.withoutD1 ? {} : { d1Databases: { [b.d1]: 'edge-db' } }),
+		...(opts.wrapKv ? { wrappedBindings: { [b.kv]: { scriptName: 'kv-wrapper' } } } : { kvNamespaces: { [b.kv]: 'edge-kv' } }),
+	};
+	const workers = [edgeWorker];
+	if (opts.wrapKv) {
+		workers.push(
+			kvProbeWorker('kv-wrapper', 'edge-kv', (key) => {
+				kvControl.gets.push(key);
+				return kvControl.hanging ? 'hang' : kvControl.throwing ? 'throw' : 'pass';
+			}),
+		);
+	}
+	const mf = new Miniflare({ workers });
+	try {
+		const kv = opts.wrapKv ? await mf.getKVNamespace(KV_PROBE_INNER, 'kv-wrapper') : await mf.getKVNamespace(b.kv, 'edge');
+		const db = opts.withoutD1 ? null : await mf.getD1Database(b.d1, 'edge');
+		const migrate = opts.migrate ?? true;
+		if (db && migrate !== false) await applyMigrations(db, migrate === true ? migrations : migrations.slice(0, migrate));
+		/** @param {string} path @param {RequestInit} [init] */
+		const fetch = (path, init) => mf.dispatchFetch(`http://edge.test${path}`, /** @type {any} */ (init));
+		return {
+			mf,
+			kv,
+			db,
+			fetch,
+			fetchJson: async (path, init) => {
+				const res = await fetch(path, init);
+				const text = await res.text();
+				return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+			},
+			kvControl,
+			relayKey,
+			close: () => mf.dispose(),
+		};
+	} catch (err) {
+		await mf.dispose();
+		throw err;
+	}
+}
