@@ -28,11 +28,9 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from orchestrator.atomic_file import write_atomically
 from orchestrator.contract import VECTORS_PATH, contract
 from orchestrator.errors import ConfigError, CryptoError
 
@@ -507,18 +506,6 @@ def vectors_text() -> str:
     return json.dumps(build_vectors(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.crypto")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -536,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"{path} is up to date")
         return 0
-    _write_atomically(path, fresh)
+    write_atomically(path, fresh, mode=0o644)
     print(f"wrote {path}")
     return 0
 

@@ -85,7 +85,8 @@ class HealthCheck:
         return self.verdict == "ok"
 
 
-def _judge(target: HealthTarget, doc: HealthDoc) -> tuple[Verdict, str]:
+def judge(target: HealthTarget, doc: HealthDoc) -> tuple[Verdict, str]:
+    """The verdict on one health answer; the rollout gate and the local edge judge alike."""
     if doc.tenant != target.tenant:
         return "wrong-tenant", f"answers for tenant {doc.tenant!r}, expected {target.tenant!r}"
     if target.bundle_hash is not None and doc.script.version != target.bundle_hash:
@@ -126,7 +127,7 @@ def probe(target: HealthTarget, timeout_s: float = 5.0) -> HealthCheck:
         where = ".".join(str(p) for p in first["loc"])
         reason = f"health answer from {target.url}: field {where}: {first['msg']}"
         return HealthCheck(target, "invalid", reason)
-    verdict, reason = _judge(target, doc)
+    verdict, reason = judge(target, doc)
     return HealthCheck(target, verdict, reason, doc)
 
 

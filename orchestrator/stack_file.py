@@ -19,7 +19,6 @@ import fcntl
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from orchestrator.atomic_file import write_atomically
 from orchestrator.errors import ConfigError
 from orchestrator.passphrase import PassphraseCrypter, new_encryption_salt
 
@@ -390,27 +390,6 @@ def _put(parent: Any, key: Segment, value: Any, where: str) -> None:
         parent[key] = value
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    # mkstemp creates the file 0600, so nothing is briefly readable by others.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _update(path: str | os.PathLike[str], change: Callable[[Path, dict[str, Any]], None]) -> None:
     """Re-read, change and rewrite a stack file under an exclusive lock on its directory."""
     # Resolve so a symlinked stack file keeps its link and the target is what gets replaced.
@@ -428,7 +407,7 @@ def _update(path: str | os.PathLike[str], change: Callable[[Path, dict[str, Any]
         # Round-trip check before replacing: never leave a file the next read would reject.
         if yaml.load(text, Loader=_Loader) != document:
             raise ConfigError(f"{path}: refusing to write: the YAML would not read back identically")
-        _write_atomically(file, text)
+        write_atomically(file, text, mode=stat.S_IMODE(os.stat(file).st_mode))
     finally:
         os.close(dir_fd)
 

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pulumi import automation as auto
 from pulumi.automation import errors as auto_errors
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from orchestrator.atomic_file import write_atomically
 from orchestrator.audit import one_line, redact
 from orchestrator.drift import DriftReport, StepCollector, classify
 from orchestrator.errors import (
@@ -215,19 +215,9 @@ _SALT_LINE = re.compile(rb"^encryptionsalt:.*$", re.MULTILINE)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write via a temp file in the same directory and rename: readers see old or new, never half."""
+    """Atomic replace inside a private directory (created 0700 when missing)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, mode)
 
 
 def sync_stack_file(source: Path, target: Path, stack: str) -> None:

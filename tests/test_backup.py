@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto.server import ThreadedMotoServer
 
 from orchestrator.backup.crypto import KdfParams, WrongPassphraseError
 from orchestrator.backup.repository import BackupRepository, Retention
@@ -24,16 +21,6 @@ from orchestrator.errors import BackupError
 
 FAST_KDF = KdfParams(n=2**10, r=8, p=1)  # explicit low cost for tests only; production default is 2^17
 PASS = b"correct horse battery staple"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

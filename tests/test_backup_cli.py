@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from click.testing import CliRunner, Result
-from moto.server import ThreadedMotoServer
 
 import orchestrator.cli.backup as cli_backup
 from orchestrator.backup.crypto import KdfParams
@@ -24,16 +21,6 @@ from orchestrator.cli.backup import backup
 BACKUP_PASS = "backup passphrase kept off the box"
 AWS_SECRET = "moto-secret-key-value"
 FAST_KDF = KdfParams(n=2**10)
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.atomic_file import write_atomically
 from orchestrator.errors import BackupError
 
 
@@ -21,14 +20,7 @@ class LastBackup(BaseModel):
 def write_marker(path: Path, record: LastBackup) -> None:
     """Replace the marker atomically (temp file + rename), so a crash never leaves half a record."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".last-backup-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(record.model_dump_json())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, record.model_dump_json())
 
 
 def read_marker(path: Path) -> LastBackup | None:

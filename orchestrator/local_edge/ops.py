@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from orchestrator import crypto
 from orchestrator.contract import config_kv_key, health_path
 from orchestrator.errors import ConfigError, CryptoError
-from orchestrator.health import HealthCheck, HealthDoc, HealthTarget, Verdict
+from orchestrator.health import HealthCheck, HealthDoc, HealthTarget, judge
 from orchestrator.local_edge.client import ROUTE_OVERRIDE_HEADER, EdgeClient, EdgeResponse
 from orchestrator.local_edge.deploy import load_bundles, select_stacks
 from orchestrator.local_edge.errors import LocalEdgeError
@@ -87,20 +87,6 @@ def tenant_request(
     return client.request("unrouted.local", method, path, body=body, headers=extra)
 
 
-def _judge(target: HealthTarget, doc: HealthDoc) -> tuple[Verdict, str]:
-    # Same rules as the rollout gate (orchestrator.health): right tenant, right bundle, config at
-    # least the deployed version, then the Worker's own verdict.
-    if doc.tenant != target.tenant:
-        return "wrong-tenant", f"answers for tenant {doc.tenant!r}, expected {target.tenant!r}"
-    if target.bundle_hash is not None and doc.script.version != target.bundle_hash:
-        return "wrong-version", f"serves bundle {doc.script.version[:12]}, expected {target.bundle_hash[:12]}"
-    if target.config_version is not None and doc.config.version < target.config_version:
-        return "wrong-version", f"config version {doc.config.version}, expected >= {target.config_version}"
-    if doc.status != "ok":
-        return "degraded", f"status degraded (config from {doc.config.source}, d1 schema {doc.d1.schema_state})"
-    return "ok", f"ok (config v{doc.config.version} from {doc.config.source})"
-
-
 def probe_local(client: EdgeClient, info: TenantInfo) -> HealthCheck:
     """One health probe of a local tenant, judged like a Cloudflare one."""
     host = host_for(info.routes, health_path()) or info.worker
@@ -121,5 +107,5 @@ def probe_local(client: EdgeClient, info: TenantInfo) -> HealthCheck:
         doc = HealthDoc.model_validate(json.loads(response.body))
     except (ValueError, ValidationError):
         return HealthCheck(target, "invalid", f"health answer from {target.url} is not a health document")
-    verdict, reason = _judge(target, doc)
+    verdict, reason = judge(target, doc)
     return HealthCheck(target, verdict, reason, doc)

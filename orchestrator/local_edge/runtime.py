@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from orchestrator.atomic_file import write_atomically
 from orchestrator.contract import REPO_ROOT, WORKER_SRC, contract
 from orchestrator.local_edge import process
 from orchestrator.local_edge.client import ControlClient, EdgeClient
@@ -135,8 +136,10 @@ class LocalEdge:
         except FileNotFoundError:
             return None
         except ValidationError:
-            raise LocalEdgeError(f"{self.layout.ready_file}: not a runtime file this version understands; "
-                                 "run `local down` and `local up`") from None
+            raise LocalEdgeError(
+                f"{self.layout.ready_file}: not a runtime file this version understands; "
+                "run `local down` and `local up`"
+            ) from None
 
     def _reap(self) -> None:
         # A runner this very process started stays a zombie until waited for.
@@ -160,8 +163,12 @@ class LocalEdge:
             self._control(info).ping()
         except LocalEdgeError:
             return Status(
-                "dead", f"runner process {pid} is alive but the runtime does not answer on port {info.port}; "
-                "`local up` restarts it", pid, info, rss,
+                "dead",
+                f"runner process {pid} is alive but the runtime does not answer on port {info.port}; "
+                "`local up` restarts it",
+                pid,
+                info,
+                rss,
             )
         return Status("running", f"{len(info.tenants)} tenant(s) serving at {info.url}", pid, info, rss)
 
@@ -239,13 +246,23 @@ class LocalEdge:
             self._clear(status.pid)
             node = self._check_tools()
             plans = [
-                tenant_plan(t.bundle, relay_key_b64=t.relay_key_b64, kv_values=t.kv_values,
-                            config_ttl_seconds=config_ttl_seconds)
+                tenant_plan(
+                    t.bundle,
+                    relay_key_b64=t.relay_key_b64,
+                    kv_values=t.kv_values,
+                    config_ttl_seconds=config_ttl_seconds,
+                )
                 for t in tenants
             ]
             plan = runtime_plan(
-                plans, host=host, port=port, state_dir=self.layout.root, ready_file=self.layout.ready_file,
-                token=control_token(self.layout), contract=contract(), config_ttl_seconds=config_ttl_seconds,
+                plans,
+                host=host,
+                port=port,
+                state_dir=self.layout.root,
+                ready_file=self.layout.ready_file,
+                token=control_token(self.layout),
+                contract=contract(),
+                config_ttl_seconds=config_ttl_seconds,
             )
             say(f"starting workerd (Miniflare) with {len(plans)} tenant(s) on {host}:{port or 'a free port'}")
             return self._spawn(node, plan.model_dump_json().encode(), timeout_s, say)
@@ -255,13 +272,18 @@ class LocalEdge:
         log_fd = os.open(self.layout.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             child = subprocess.Popen(
-                [node, str(RUNNER)], stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT,
-                cwd=self.layout.root, env=env, start_new_session=True,
+                [node, str(RUNNER)],
+                stdin=subprocess.PIPE,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                cwd=self.layout.root,
+                env=env,
+                start_new_session=True,
             )
         finally:
             os.close(log_fd)
         self._child = child
-        _write_atomically(self.layout.pid_file, f"{child.pid}\n")
+        write_atomically(self.layout.pid_file, f"{child.pid}\n")
         assert child.stdin is not None
         try:
             child.stdin.write(plan)
@@ -318,10 +340,3 @@ class LocalEdge:
         except FileNotFoundError:
             return "(no log yet)"
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
