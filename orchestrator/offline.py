@@ -7,6 +7,7 @@ secret is a placeholder (and still travels as a Pulumi secret).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -168,6 +169,21 @@ def stack_runtime_config(
     return config, secret_keys
 
 
+def _drop_reported_failures(loop: asyncio.AbstractEventLoop) -> None:
+    """Silence asyncio's "exception never retrieved" for our own errors.
+
+    When the mock refuses a resource, every Output that depends on it holds the same exception and
+    asyncio logs each copy when it is collected. The caller already received it once.
+    """
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), EdgeError):
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 class OfflineSession:
     """One evaluation of the program; `monitor` stays inspectable when the run fails."""
 
@@ -201,6 +217,7 @@ class OfflineSession:
 
     def run(self) -> OfflineRun:
         """Evaluate the program; raise ConfigError or ProviderRejected as `pulumi up` would fail."""
+        _drop_reported_failures(asyncio.get_event_loop())
         pulumi.runtime.set_mocks(
             self.mocks, project=PROJECT, stack=self.stack, preview=self.preview, monitor=self.monitor
         )

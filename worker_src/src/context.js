@@ -5,6 +5,7 @@
 import { ConfigSync } from './config.js';
 import { NonceMemory } from './healthtoken.js';
 import { deriveKeys, parseRelayKey } from './keys.js';
+import { highestConfigVersion } from './records.js';
 import { SchemaGate } from './schema.js';
 import { SecretStore } from './secrets.js';
 
@@ -37,6 +38,7 @@ export class EdgeContext {
 			kvKey: c.kv_keys.config,
 			ttlMs,
 			formatVersion: c.v,
+			floor: () => highestConfigVersion(bindings.db),
 		});
 		this.secrets = new SecretStore({
 			key: this.keys.then((k) => k?.secretEnvelope ?? null),

@@ -16,6 +16,21 @@ export function recordConfigVersion(db, { version, at, bundleHash }) {
 }
 
 /**
+ * Highest config version any isolate of this tenant has accepted: the floor a fresh isolate must not
+ * go below. 0 when nothing is recorded or D1 is unreadable (the isolate's own floor still applies).
+ * @param {D1Like | null} db @returns {Promise<number>}
+ */
+export async function highestConfigVersion(db) {
+	if (!db) return 0;
+	try {
+		const row = await db.prepare('SELECT MAX(version) AS v FROM applied_config_versions').first();
+		return Number(row?.v ?? 0);
+	} catch {
+		return 0;
+	}
+}
+
+/**
  * Idempotent by webhook id: of any number of concurrent deliveries exactly one insert changes a row.
  * @param {D1Like} db @param {{ id: string, topic: string | null, body: string, receivedAt: string }} event
  * @returns {Promise<boolean>} true when this call stored the event

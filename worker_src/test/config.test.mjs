@@ -231,3 +231,31 @@ describe('faults: last-known-good, health degraded, never a 5xx', () => {
 		}
 	});
 });
+
+describe('never backwards across isolates', () => {
+	test('a fresh isolate refuses an older signed config replayed into KV once D1 recorded a newer one', async () => {
+		const e = await edge({});
+		await seedSecret(e);
+		// Another isolate accepted version 5 earlier; an attacker with KV write access replays a signed v3.
+		await e.db
+			.prepare('INSERT INTO applied_config_versions (version, first_seen_at, bundle_hash) VALUES (5, ?1, ?2)')
+			.bind(new Date().toISOString(), 'x')
+			.run();
+		await putConfig(e, 3, 'replayed');
+		const s = await served(e);
+		assert.deepEqual([s.version, s.source, s.status], [1, 'embedded', 'degraded']);
+		assert.notEqual(s.greeting, 'replayed');
+	});
+
+	test('a version at or above the recorded floor is accepted as usual', async () => {
+		const e = await edge({});
+		await seedSecret(e);
+		await e.db
+			.prepare('INSERT INTO applied_config_versions (version, first_seen_at, bundle_hash) VALUES (5, ?1, ?2)')
+			.bind(new Date().toISOString(), 'x')
+			.run();
+		await putConfig(e, 5, 'current');
+		const s = await served(e);
+		assert.deepEqual([s.version, s.source, s.greeting, s.status], [5, 'kv', 'current', 'ok']);
+	});
+});
