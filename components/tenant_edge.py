@@ -92,7 +92,8 @@ class TenantEdge(pulumi.ComponentResource):
 
         kv = cf.WorkersKvNamespace(f"{name}-kv", account_id=args.account_id, title=bundle.kv_title, opts=child)
         secret_value = pulumi.ResourceOptions(parent=self, additional_secret_outputs=["value"])
-        cf.WorkersKv(
+        kv_entries: list[pulumi.Resource] = []
+        config_entry = cf.WorkersKv(
             f"{name}-config",
             account_id=args.account_id,
             namespace_id=kv.id,
@@ -100,6 +101,7 @@ class TenantEdge(pulumi.ComponentResource):
             value=_secret(relay_b64.apply(lambda k: _sign(k, bundle.tenant, bundle.config_payload))),
             opts=secret_value,
         )
+        kv_entries.append(config_entry)
         for entry in bundle.kv_entries:
             if entry.kind != "secret" or entry.secret_name is None:
                 continue
@@ -107,7 +109,7 @@ class TenantEdge(pulumi.ComponentResource):
             envelope: pulumi.Output[str] = pulumi.Output.all(relay_b64, _secret(args.secrets[secret_name])).apply(
                 functools.partial(_seal, tenant=bundle.tenant, name=secret_name)
             )
-            cf.WorkersKv(
+            secret_entry = cf.WorkersKv(
                 f"{name}-secret-{secret_name.lower().replace('_', '-')}",
                 account_id=args.account_id,
                 namespace_id=kv.id,
@@ -115,6 +117,7 @@ class TenantEdge(pulumi.ComponentResource):
                 value=_secret(envelope),
                 opts=secret_value,
             )
+            kv_entries.append(secret_entry)
 
         database = cf.D1Database(
             f"{name}-db",
@@ -154,8 +157,10 @@ class TenantEdge(pulumi.ComponentResource):
                 if bundle.cpu_ms is not None or bundle.subrequests is not None
                 else None
             ),
-            # Schema before code: the new script may need the new tables.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[migrations]),
+            # Schema and data before code: the new script may need the new tables, and a running
+            # script accepts a newer signed config, while a new script must not start before the
+            # envelopes it will read exist.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[migrations, *kv_entries]),
         )
 
         for index, pattern in enumerate(bundle.routes):

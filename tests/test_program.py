@@ -68,6 +68,8 @@ def test_example_tenant_graph(stack: str) -> None:
     assert by_name[f"{tid}-cron"].inputs["schedules"] == [{"cron": c} for c in spec.crons]
     for index, domain in enumerate(spec.custom_domains):
         assert by_name[f"{tid}-domain-{index}"].delete_before_replace, domain
+    before_script = {by_name[f"{tid}-migrations"].urn, *(r.urn for r in result.of_type(KV))}
+    assert before_script <= set(by_name[f"{tid}-worker"].dependencies), "schema and KV data must land before code"
 
 
 @pytest.mark.parametrize("stack", tenant_stacks(REPO_ROOT))
