@@ -226,12 +226,16 @@ def _expect_version(doc: dict[str, Any], what: str) -> None:
         raise CryptoError(f"{what}: field 'v' must be {FORMAT_VERSION}")
 
 
+MAX_CONFIG_VERSION = 2**53 - 1
+"""The Worker holds versions as JS numbers (Number.isSafeInteger); never sign one it would refuse."""
+
+
 def _check_payload(payload: dict[str, Any], tenant: str, what: str) -> None:
     if payload.get("tenant") != tenant:
         raise CryptoError(f"{what}: payload field 'tenant' does not match tenant {tenant!r}")
     version = payload.get("version")
-    if type(version) is not int or version < 1:
-        raise CryptoError(f"{what}: payload field 'version' must be an integer >= 1")
+    if type(version) is not int or not 1 <= version <= MAX_CONFIG_VERSION:
+        raise CryptoError(f"{what}: payload field 'version' must be an integer from 1 to {MAX_CONFIG_VERSION}")
     if not isinstance(payload.get("config"), dict):
         raise CryptoError(f"{what}: payload field 'config' must be an object")
 
@@ -239,8 +243,8 @@ def _check_payload(payload: dict[str, Any], tenant: str, what: str) -> None:
 def config_payload_text(tenant: str, version: int, config: dict[str, Any]) -> str:
     """The canonical payload JSON text that `sign_config` signs (the Worker never re-serialises it)."""
     where = f"tenant {tenant!r} config"
-    if type(version) is not int or version < 1:
-        raise ConfigError(f"{where}: version must be an integer >= 1, got {version!r}")
+    if type(version) is not int or not 1 <= version <= MAX_CONFIG_VERSION:
+        raise ConfigError(f"{where}: version must be an integer from 1 to {MAX_CONFIG_VERSION}, got {version!r}")
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: config must be an object, got {type(config).__name__}")
     try:

@@ -122,7 +122,7 @@ class TenantSpec(_Frozen):
     """Overrides the platform default compatibility flags."""
     d1_location_hint: D1LocationHint | None = None
     """Where D1 places the primary. Changing it replaces the database, so it is protected."""
-    config_version: Annotated[int, Field(ge=1)] = 1
+    config_version: Annotated[int, Field(ge=1, le=2**53 - 1)] = 1
     """Version of `config`; bump it on every change (the Worker never goes backwards)."""
     config: dict[str, JsonValue] = {}
     """The tenant's business config (not secret): JSON, at most 1 MiB."""

@@ -175,9 +175,10 @@ def test_config_payload_text_is_canonical() -> None:
 @pytest.mark.parametrize(
     ("version", "config", "message"),
     [
-        (0, {}, "version must be an integer >= 1"),
-        (True, {}, "version must be an integer >= 1"),
-        ("2", {}, "version must be an integer >= 1"),
+        (0, {}, "version must be an integer from 1 to 9007199254740991"),
+        (True, {}, "version must be an integer from 1 to 9007199254740991"),
+        ("2", {}, "version must be an integer from 1 to 9007199254740991"),
+        (2**53, {}, "version must be an integer from 1 to 9007199254740991"),
         (1, [], "config must be an object"),
         (1, {"x": float("nan")}, "not representable as standard JSON"),
         (1, {"x": {1, 2}}, "not representable as standard JSON"),

@@ -38,6 +38,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("compat-flag-bad", stack_config(tenant(compatibility_flags=["Node Compat"])), ".compatibility_flags[0]:"),
     ("d1-hint-unknown", stack_config(tenant(d1_location_hint="mars")), ".d1_location_hint:"),
     ("config-version-zero", stack_config(tenant(config_version=0)), ".config_version:"),
+    ("config-version-beyond-js", stack_config(tenant(config_version=2**53)), ".config_version:"),
     ("config-too-big", stack_config(tenant(config={"blob": "x" * (1024 * 1024 + 1)})), ".config:"),
     ("secret-name-lowercase", stack_config(tenant(secret_names=["webhook"]), {"webhook": CANARY}), ".secret_names[0]:"),
     (

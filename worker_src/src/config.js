@@ -15,7 +15,7 @@ import { kvGet } from './kv.js';
 
 export class ConfigSync {
 	/**
-	 * @param {{ embedded: ConfigPayload, tenant: string, macKey: Promise<CryptoKey | null>, kvKey: string, ttlMs: number, formatVersion: number, floor?: () => Promise<number> }} opts
+	 * @param {{ embedded: ConfigPayload, tenant: string, macKey: Promise<CryptoKey | null>, kvKey: string, ttlMs: number, formatVersion: number, floor?: () => Promise<number | null> }} opts
 	 *   `floor`: the highest version any isolate accepted (D1), so a fresh isolate never goes back either.
 	 */
 	constructor({ embedded, tenant, macKey, kvKey, ttlMs, formatVersion, floor = async () => 0 }) {
@@ -74,7 +74,11 @@ export class ConfigSync {
 		if (verified.payload.version < held.version) return 'stale_version';
 		// Only a version newer than the one held needs the fleet-wide floor: an older signed document
 		// replayed into KV must not win in an isolate that has not seen the newer one yet.
-		if (verified.payload.version > held.version && verified.payload.version < (await this.floor())) return 'stale_version';
+		if (verified.payload.version > held.version) {
+			const floor = await this.floor();
+			if (floor === null) return 'floor_unavailable';
+			if (verified.payload.version < floor) return 'stale_version';
+		}
 		if (verified.payload.version === held.version && !sameJson(verified.payload, held)) return 'version_conflict';
 		this.held = { payload: verified.payload, fromKv: true };
 		return null;

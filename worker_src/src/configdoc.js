@@ -4,6 +4,9 @@
  */
 import { fromBase64, utf8 } from './encoding.js';
 
+// With the u flag a surrogate pair is one code point, so this matches only unpaired halves.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
 const HMAC_SHA256_BYTES = 32;
 
 /**
@@ -30,6 +33,8 @@ export async function verifyConfigDocument(text, { macKey, tenant, formatVersion
 		return { ok: false, reason: 'malformed' };
 	}
 	if (!isPlainObject(doc) || doc.v !== formatVersion || typeof doc.payload !== 'string') return { ok: false, reason: 'malformed' };
+	// TextEncoder turns lone surrogates into U+FFFD, so two payload strings could share one MAC.
+	if (LONE_SURROGATE.test(doc.payload)) return { ok: false, reason: 'malformed' };
 	const mac = fromBase64(doc.mac);
 	if (!mac) return { ok: false, reason: 'malformed' };
 	// A truncated tag is refused outright rather than trusting every runtime to compare full lengths.

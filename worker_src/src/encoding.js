@@ -5,6 +5,8 @@
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+// Keeps a leading BOM: stored webhook bodies must be the exact bytes the signature covers.
+const exactDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** @param {string} text */
 export function utf8(text) {
@@ -15,6 +17,15 @@ export function utf8(text) {
 export function fromUtf8(bytes) {
 	try {
 		return decoder.decode(bytes);
+	} catch {
+		return null;
+	}
+}
+
+/** Like fromUtf8, but a leading BOM stays part of the text. @param {ArrayBuffer | Uint8Array} bytes @returns {string | null} */
+export function fromUtf8Exact(bytes) {
+	try {
+		return exactDecoder.decode(bytes);
 	} catch {
 		return null;
 	}

@@ -15,7 +15,8 @@ const RELAY_KEY_BYTES = 32;
 
 /** @param {unknown} relayKeyB64 @returns {Uint8Array | null} the 32 raw bytes, or null when the binding is absent or malformed */
 export function parseRelayKey(relayKeyB64) {
-	const raw = fromBase64(relayKeyB64);
+	// Python's relay_key_from_b64 tolerates surrounding whitespace (a key pasted with a newline); so does this.
+	const raw = fromBase64(typeof relayKeyB64 === 'string' ? relayKeyB64.trim() : relayKeyB64);
 	return raw && raw.length === RELAY_KEY_BYTES ? raw : null;
 }
 

@@ -17,16 +17,17 @@ export function recordConfigVersion(db, { version, at, bundleHash }) {
 
 /**
  * Highest config version any isolate of this tenant has accepted: the floor a fresh isolate must not
- * go below. 0 when nothing is recorded or D1 is unreadable (the isolate's own floor still applies).
- * @param {D1Like | null} db @returns {Promise<number>}
+ * go below. 0 when nothing is recorded; null when D1 cannot say (the caller must not adopt a newer
+ * document then, or a replayed old one could win).
+ * @param {D1Like | null} db @returns {Promise<number | null>}
  */
 export async function highestConfigVersion(db) {
-	if (!db) return 0;
+	if (!db) return null;
 	try {
 		const row = await db.prepare('SELECT MAX(version) AS v FROM applied_config_versions').first();
 		return Number(row?.v ?? 0);
 	} catch {
-		return 0;
+		return null;
 	}
 }
 

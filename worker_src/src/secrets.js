@@ -55,7 +55,9 @@ export class SecretStore {
 	/** @param {KvReader} kv @param {string} name @param {number} now @returns {Promise<SecretEntry>} */
 	async load(kv, name, now) {
 		const state = await this.read(kv, name);
-		const previous = this.entries.get(name)?.value ?? null;
+		// A read or decrypt fault keeps the last good value (webhooks keep working while health says
+		// degraded); a deleted key is the operator switching the secret off, so it is dropped.
+		const previous = state === 'missing' ? null : (this.entries.get(name)?.value ?? null);
 		const entry =
 			typeof state === 'string'
 				? { state, value: previous, checkedAt: now }

@@ -2,7 +2,7 @@
  * `POST <contract.webhook.path>`: Shopify-style receiver. Checks run in the documented order (docs/contract.md,
  * "Webhooks"): size 413, signature 401, body/id 400; secret unavailable or schema behind 503; replay 200 duplicate.
  */
-import { fromBase64, fromUtf8, utf8 } from './encoding.js';
+import { fromBase64, fromUtf8Exact, utf8 } from './encoding.js';
 import { json, readBounded } from './http.js';
 import { storeWebhookEvent } from './records.js';
 
@@ -25,13 +25,14 @@ export async function handleWebhook(request, edge, bindings, now) {
 	const signature = fromBase64(request.headers.get(w.signature_header));
 	if (!signature || signature.length !== HMAC_SHA256_BYTES) return json(401, { error: 'unauthorized' });
 	const secret = await edge.secrets.get(bindings.kv, w.secret_name, now);
-	if (secret.value === null) return unavailable();
+	// WebCrypto refuses a zero-length HMAC key: an empty secret is as good as none.
+	if (!secret.value) return unavailable();
 	const key = await crypto.subtle.importKey('raw', utf8(secret.value), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
 	// subtle.verify is the constant-time comparison.
 	if (!(await crypto.subtle.verify('HMAC', key, signature, raw))) return json(401, { error: 'unauthorized' });
 
 	const id = request.headers.get(w.id_header);
-	const text = fromUtf8(raw);
+	const text = fromUtf8Exact(raw);
 	if (!id || id.length > MAX_ID_CHARS || !ID_PATTERN.test(id) || text === null || !isJson(text)) {
 		return json(400, { error: 'bad_request' });
 	}

@@ -247,6 +247,24 @@ describe('never backwards across isolates', () => {
 		assert.notEqual(s.greeting, 'replayed');
 	});
 
+	test('when D1 cannot say what was accepted, a newer KV document is not adopted (fail closed)', async () => {
+		const e = await edge({});
+		await seedSecret(e);
+		await e.db.prepare('DROP TABLE applied_config_versions').run();
+		await putConfig(e, 3, 'unverifiable');
+		const s = await served(e);
+		assert.deepEqual([s.version, s.source, s.status], [1, 'embedded', 'degraded']);
+	});
+
+	test('a payload with a lone surrogate is malformed, even with a valid MAC', async () => {
+		const e = await edge({});
+		await seedSecret(e);
+		const text = `{"config":{"greeting":"a\uD800b"},"tenant":"${TENANT}","version":2}`;
+		await e.kv.put(CONFIG_KEY, signConfig(contract, e.relayKey, TENANT, text));
+		const s = await served(e);
+		assert.deepEqual([s.version, s.source, s.status], [1, 'embedded', 'degraded']);
+	});
+
 	test('a version at or above the recorded floor is accepted as usual', async () => {
 		const e = await edge({});
 		await seedSecret(e);

@@ -1,7 +1,7 @@
 // Webhook receiver: documented status codes and their order, idempotent storage in D1, concurrent duplicate deliveries.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { contract, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
+import { contract, makeEmbedded, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
 import { sealEnvelope, webhookSignature } from './helpers/sign.mjs';
 
 const W = contract.webhook;
@@ -155,11 +155,40 @@ describe('rejected deliveries', () => {
 	});
 
 	test('schema behind or D1 missing: 503 and nothing half-written', async () => {
-		const behind = await edge({ migrate: false });
+		// Only the first migration: webhook_events exists, so only the schema gate can refuse the write.
+		const behind = await edge({ migrate: 1 });
 		assert.deepEqual(await deliver(behind).then((r) => [r.status, r.body]), [503, { error: 'unavailable' }]);
-		const tables = await behind.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'webhook_events'").all();
-		assert.deepEqual(tables.results, []);
+		assert.deepEqual(await rows(behind), []);
 		const noD1 = await edge({ withoutD1: true });
 		assert.equal((await deliver(noD1)).status, 503);
+	});
+});
+
+describe('secret lifecycle and exact bytes', () => {
+	const rereadEveryRequest = () => makeEmbedded({ contract: { ...contract, config_cache_ttl_seconds: 0 } });
+
+	test('deleting the secret from KV switches webhooks off in a running isolate', async () => {
+		const e = await edge({ embedded: rereadEveryRequest() });
+		assert.equal((await deliver(e, { id: 'evt-a' })).status, 200);
+		await e.kv.delete(contract.kv_keys.secret_prefix + W.secret_name);
+		assert.deepEqual(await deliver(e, { id: 'evt-b' }).then((r) => [r.status, r.body]), [503, { error: 'unavailable' }]);
+		assert.deepEqual(
+			(await rows(e)).map((r) => r.webhook_id),
+			['evt-a'],
+		);
+	});
+
+	test('an empty secret is unavailable (503), not an internal error', async () => {
+		const e = await edge({}, { secret: false });
+		await e.kv.put(contract.kv_keys.secret_prefix + W.secret_name, sealEnvelope(contract, e.relayKey, TENANT, W.secret_name, ''));
+		const r = await deliver(e, { signature: webhookSignature('', '{}'), body: '{}' });
+		assert.deepEqual([r.status, r.body], [503, { error: 'unavailable' }]);
+	});
+
+	test('a body with a leading BOM is not JSON: 400, nothing stored', async () => {
+		const e = await edge();
+		const r = await deliver(e, { body: '\uFEFF{"order":1}' });
+		assert.deepEqual([r.status, r.body], [400, { error: 'bad_request' }]);
+		assert.deepEqual(await rows(e), []);
 	});
 });
