@@ -57,6 +57,10 @@ class Demo:
 
     def run(self) -> None:
         root = self.options.workdir or Path(tempfile.mkdtemp(prefix="clawdbot-demo-"))
+        if self.options.workdir is not None and root.exists() and any(root.iterdir()):
+            # The demo deletes its directory afterwards: never a folder that holds anything already
+            # (pointed at ~/.clawdbot it would replace the real passphrase and delete the state).
+            raise LocalEdgeError(f"--workdir {root}: exists and is not empty; give a new or empty directory")
         root.mkdir(parents=True, exist_ok=True)
         edge = LocalEdge(root / "local-edge")
         started = time.monotonic()

@@ -60,9 +60,9 @@ TenantId = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$", min_length=2, max_length=MAX_TENANT_ID),
 ]
-Environment = Annotated[
-    str, StringConstraints(pattern=r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$", min_length=2, max_length=MAX_ENVIRONMENT)
-]
+# No hyphen: `clawdbot-<env>-<tenant>` must split one way only, or tenant `eu-acme` in env `prod`
+# and tenant `acme` in env `prod-eu` would claim the same account-wide names.
+Environment = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*$", min_length=2, max_length=MAX_ENVIRONMENT)]
 SecretName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
 CompatibilityFlag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]

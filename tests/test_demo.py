@@ -55,3 +55,13 @@ def _ours() -> list[proc.Proc]:
             if p is not None and proc.is_ours(p):
                 found.append(p)
     return found
+
+
+def test_demo_refuses_a_workdir_that_holds_anything(tmp_path: Path) -> None:
+    workdir = tmp_path / "precious"
+    workdir.mkdir()
+    (workdir / "passphrase").write_text("the real one\n")
+    result = CliRunner().invoke(cli, ["demo", "--workdir", str(workdir)])
+    assert result.exit_code == 1
+    assert "exists and is not empty" in result.output
+    assert (workdir / "passphrase").read_text() == "the real one\n"

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from tenant_fixtures import CANARY, ZONE_ID, session, stack_config, tenant
 
 from orchestrator.contract import REPO_ROOT
 from orchestrator.errors import ConfigError
-from orchestrator.model import TenantSpec
+from orchestrator.model import PlatformSpec, TenantSpec
 from orchestrator.tenant_config import load_platform_spec, load_tenant_spec, tenant_stacks
 
 FUTURE = (dt.date.today() + dt.timedelta(days=30)).isoformat()
@@ -105,3 +106,10 @@ def test_unparseable_stack_file_names_it(tmp_path: Path) -> None:
 def test_wildcard_subdomain_route_inside_zone_is_accepted() -> None:
     spec = TenantSpec.model_validate(tenant(routes=["*.acme.example.com/*", "acme.example.com/api/*"]))
     assert spec.hostnames() == ["edge.acme.example.com", "acme.example.com"]
+
+
+@pytest.mark.parametrize("environment", ["prod-eu", "Prod", "1prod", "p"])
+def test_environment_names_split_one_way(environment: str) -> None:
+    platform = {"account_id": "0" * 32, "compatibility_date": "2026-01-01", "environment": environment}
+    with pytest.raises(ValidationError):
+        PlatformSpec.model_validate(platform)

@@ -27,7 +27,8 @@ def write_passphrase_file(path: Path) -> str:
     """A fresh random passphrase in a new 0600 file; returns it (callers keep it in memory only)."""
     passphrase = secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # O_EXCL: a passphrase file that exists belongs to someone; never overwrite it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(passphrase + "\n")
     os.chmod(path, 0o600)
