@@ -211,6 +211,9 @@ class Refuse:
     def rollback(self, stack: str) -> StackOutcome:
         raise AssertionError("rollback")
 
+    def outputs(self, stack: str) -> dict[str, object]:
+        raise AssertionError("outputs")
+
 
 def change_detection(args: argparse.Namespace) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="fleet-bench-cd-"))

@@ -18,18 +18,21 @@ Concurrency model: **threads in one process**, not a process per stack. The evid
   concurrency at a handful of stacks. The GIL is not the bottleneck; the API budget is.
 
 Change detection never starts the engine: a stack is skipped when its stack file, the fleet-wide
-program digest and the rendered bundle equal what the fleet recorded at its last successful `up`,
-and the state file has not changed since (someone else running `pulumi` invalidates the record).
+program digest and the rendered bundle equal what the fleet recorded at its last `up` that passed
+the health gate, and the state file has not changed since (someone else running `pulumi`
+invalidates the record). A deployment that has not passed its gate has no record.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import importlib.metadata
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -38,11 +41,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator import outputs as output_keys
-from orchestrator.audit import AuditLog, one_line
+from orchestrator.audit import AuditLog, one_line, redact
 from orchestrator.drift import DriftReport
 from orchestrator.errors import EdgeError, SetupError, TransientStackError
 from orchestrator.health import GateResult, HealthCheck, HealthTarget
-from orchestrator.stacks import DeployedRecord, Operation, OpRequest, StackOutcome, file_digest, tenant_of
+from orchestrator.stacks import (
+    DeployedRecord,
+    KeptResource,
+    Operation,
+    OpRequest,
+    StackOutcome,
+    file_digest,
+    tenant_of,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Ports: what the fleet needs from the outside world (real ones in orchestrator.stacks/health)
@@ -53,6 +64,8 @@ class StackExecutor(Protocol):
 
     def rollback(self, stack: str) -> StackOutcome: ...
 
+    def outputs(self, stack: str) -> dict[str, Any]: ...
+
 
 class DeployedStore(Protocol):
     def get(self, stack: str) -> DeployedRecord | None: ...
@@ -61,9 +74,11 @@ class DeployedStore(Protocol):
 
     def put(self, record: DeployedRecord) -> DeployedRecord: ...
 
+    def invalidate(self, stack: str) -> None: ...
+
     def mark_good(self, stack: str) -> None: ...
 
-    def restore_last_good(self, stack: str) -> DeployedRecord | None: ...
+    def last_good(self, stack: str) -> DeployedRecord | None: ...
 
     def put_drift(self, stack: str, report: DriftReport) -> None: ...
 
@@ -71,8 +86,20 @@ class DeployedStore(Protocol):
 
 
 HealthGate = Callable[[Sequence[HealthTarget]], GateResult]
-Preflight = Callable[[str], str | None]
-"""Returns why a stack cannot run now (a lock we may not clear), or None; may clear stale debris."""
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """What the preflight found for one stack before an operation."""
+
+    blocked: str | None = None
+    """Why the stack must not run now (a live lock, pending operations before an `up`), or None."""
+    advice: tuple[str, ...] = ()
+    """What the operator should know or run; recorded in the audit log and the report."""
+
+
+Preflight = Callable[[str, Operation], Clearance]
+"""Checks a stack before an operation; may clear provably stale debris (orchestrator.locks)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +127,8 @@ class Decision:
     changed: bool
     reason: str
     rendered: Rendered | None = None
+    refreshed: DeployedRecord | None = None
+    """Unchanged after a re-render: the record with the current render digest (next run: fast path)."""
 
 
 def decide(
@@ -123,7 +152,8 @@ def decide(
     rendered = render()
     if rendered.bundle_hash != record.bundle_hash or rendered.config_version != record.config_version:
         return Decision(True, "rendered bundle changed", rendered)
-    return Decision(False, "unchanged (re-rendered: same bundle)", rendered)
+    refreshed = record.model_copy(update={"render_digest": desired.render_digest})
+    return Decision(False, "unchanged (re-rendered: same bundle)", rendered, refreshed)
 
 
 def tree_digest(paths: Iterable[Path], extra: Iterable[str] = ()) -> str:
@@ -140,6 +170,71 @@ def _files(root: Path, *patterns: str) -> list[Path]:
     return [p for pattern in patterns for p in root.glob(pattern) if p.is_file() and "__pycache__" not in p.parts]
 
 
+PROGRAM_ENTRY = "orchestrator.program"
+CODE_PACKAGES = ("components", "orchestrator")
+"""The repo's own packages; everything else the program imports is pinned by version."""
+
+
+def _module_file(repo_root: Path, name: str) -> Path | None:
+    parts = name.split(".")
+    if not name or parts[0] not in CODE_PACKAGES:
+        return None
+    base = repo_root.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(tree: ast.AST, package: str) -> Iterable[str]:
+    """Every module name an import statement (or a literal `import_module`) may load."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            yield node.args[0].value
+
+
+def program_modules(repo_root: Path, entry: str = PROGRAM_ENTRY) -> list[Path]:
+    """The files of every repo module (components/, orchestrator/) that `entry` imports, transitively.
+
+    Read from the source rather than from `sys.modules`: it covers imports inside functions that have
+    not run yet, and leaves out modules this process loaded for other reasons (the CLI, the fleet),
+    whose edits must not redeploy every tenant. Package `__init__` files count (they run on import).
+    """
+    found: dict[str, Path] = {}
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        path = _module_file(repo_root, name)
+        if path is None:
+            continue
+        found[name] = path
+        parts = name.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        package = name if path.name == "__init__.py" else ".".join(parts[:-1])
+        todo.extend(_imported_names(ast.parse(path.read_bytes(), filename=str(path)), package))
+    return sorted(found.values())
+
+
 @dataclass(frozen=True)
 class FleetInputs:
     """Fleet-wide digests, computed once per run."""
@@ -152,8 +247,11 @@ class FleetInputs:
         versions = [
             f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in ("pulumi", "pulumi-cloudflare", "pulumi-random")
         ]
+        # Worker source, templates and the contract shape resources only through the rendered bundle,
+        # whose hash the render digest below guards; they need not redeploy everyone by themselves.
         program = [
-            *_files(repo_root, "components/**/*.py", "orchestrator/program.py", "orchestrator/outputs.py"),
+            *_files(repo_root, "components/**/*.py"),
+            *program_modules(repo_root),
             project_dir / "Pulumi.yaml",
             project_dir / "Pulumi.prod.yaml",
         ]
@@ -241,6 +339,8 @@ class TenantResult:
     changes: Mapping[str, int] = field(default_factory=dict)
     attempts: int = 0
     duration_s: float = 0.0
+    advice: tuple[str, ...] = ()
+    """What the operator should run next for this tenant (recovery, removing kept data)."""
 
     @property
     def tenant(self) -> str:
@@ -258,6 +358,7 @@ class TenantResult:
             "changes": dict(self.changes),
             "attempts": self.attempts,
             "duration_s": round(self.duration_s, 3),
+            "advice": list(self.advice),
         }
 
 
@@ -340,7 +441,9 @@ class Fleet:
         self.progress = progress
         self.sleep = sleep
         self._outputs: dict[str, Mapping[str, Any]] = {}
-        self._outputs_lock = threading.Lock()
+        self._pending: dict[str, DeployedRecord] = {}
+        """Records of deployments that have not passed their health gate yet (written after it)."""
+        self._lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
 
@@ -350,8 +453,8 @@ class Fleet:
         if options.operation is Operation.UP:
             report = self._rollout(list(stacks), options)
         else:
-            results = self._run_all(list(stacks), options, wave=None)
-            report = FleetReport(options.operation.value, tuple(results))
+            results, stop = self._run_all(list(stacks), options, wave=None)
+            report = FleetReport(options.operation.value, tuple(results), stop is not None, stop)
         report = replace(report, duration_s=time.monotonic() - started)
         self._record(
             "fleet",
@@ -371,15 +474,18 @@ class Fleet:
             try:
                 decision = self._decide(stack, options.force)
             except EdgeError as exc:
-                results[stack] = TenantResult(stack, "up", Result.FAILED, detail=one_line(str(exc)))
+                results[stack] = TenantResult(stack, "up", Result.FAILED, detail=_detail(exc))
                 self._record(stack, "up", "failed", detail=str(exc))
                 continue
             if decision.changed:
                 changed.append(stack)
                 expected[stack] = decision.rendered
-            else:
-                results[stack] = TenantResult(stack, "up", Result.UNCHANGED, detail=decision.reason)
-                self.progress("skip", stack, decision.reason)
+                continue
+            if decision.refreshed is not None:
+                with contextlib.suppress(EdgeError, OSError):  # a failure only costs a re-render next run
+                    self.store.put(decision.refreshed)
+            results[stack] = TenantResult(stack, "up", Result.UNCHANGED, detail=decision.reason)
+            self.progress("skip", stack, decision.reason)
         halted, reason = False, None
         if any(r.result is Result.FAILED for r in results.values()) and not options.continue_on_error:
             halted, reason = True, "invalid tenant config; fix it or pass --continue-on-error"
@@ -390,25 +496,31 @@ class Fleet:
                 None,
                 f"wave {number} ({'canary' if number == 0 else len(wave)}): {', '.join(map(tenant_of, wave))}",
             )
-            wave_results = {r.stack: r for r in self._run_all(wave, options, wave=number, expected=expected)}
+            ran, stop = self._run_all(wave, options, wave=number, expected=expected)
+            wave_results = {r.stack: r for r in ran}
             failed = [s for s, r in wave_results.items() if r.result is not Result.OK]
             passed = [s for s, r in wave_results.items() if r.result is Result.OK]
             gate_failed: list[str] = []
             if options.health_gate and passed:
                 wave_results, gate_failed = self._gate(wave_results, passed, number)
             results.update(wave_results)
-            if gate_failed:
+            if stop is not None:
+                halted, reason = True, stop
+            elif gate_failed:
                 halted, reason = True, f"health gate failed in wave {number}: {', '.join(map(tenant_of, gate_failed))}"
             elif failed and (number == 0 or not options.continue_on_error):
                 what = "canary" if number == 0 else f"wave {number}"
                 halted, reason = True, f"{what} failed: {', '.join(map(tenant_of, failed))}"
+            if halted and options.rollback and gate_failed:
+                results.update(self._rollback(wave, results, number, options))
+            else:
+                # Only now, healthy: the record that lets the next run skip the tenant, and last good.
+                for stack in passed:
+                    if stack not in gate_failed:
+                        results[stack] = self._commit(results[stack])
             if halted:
-                if options.rollback and gate_failed:
-                    results.update(self._rollback(wave, results, number, options.concurrency))
                 self.progress("halt", None, reason or "")
                 break
-            for stack in passed:
-                self.store.mark_good(stack)
         for stack in changed:
             if stack not in results:
                 results[stack] = TenantResult(stack, "up", Result.NOT_RUN, detail="rollout halted before this wave")
@@ -423,62 +535,126 @@ class Fleet:
             desired, self.store.get(stack), state_changed=self.store.state_changed, render=lambda: self.render(stack)
         )
 
+    def _commit(self, result: TenantResult) -> TenantResult:
+        """The deployment passed its gate: write its record and keep it as the last good one."""
+        with self._lock:
+            record = self._pending.pop(result.stack, None)
+        if record is None:
+            return result
+        try:
+            self.store.put(record)
+            self.store.mark_good(result.stack)
+        except (EdgeError, OSError) as exc:
+            # Deployed and healthy; only the change-detection record is missing: a redeploy later.
+            note = f"deployed, but its record was not written ({_detail(exc, 160)})"
+            return replace(result, detail="; ".join(d for d in (result.detail, note) if d))
+        return result
+
     def _gate(
         self, wave_results: dict[str, TenantResult], passed: list[str], number: int
     ) -> tuple[dict[str, TenantResult], list[str]]:
-        targets = [t for t in (self._target(wave_results[s]) for s in passed) if t is not None]
+        targets = [t for t in (self._target(s, self._outputs.get(s, {})) for s in passed) if t is not None]
         self.progress("gate", None, f"wave {number}: polling health of {len(targets)} tenants")
-        result = self.gate(targets)
-        by_stack: dict[str, HealthCheck] = {c.target.stack: c for c in result.checks}
         failed = []
-        for stack, check in by_stack.items():
-            self._record(
-                stack,
-                "health-gate",
-                "ok" if check.ok else "failed",
-                bundle_hash=check.target.bundle_hash,
-                detail=check.reason,
-            )
+        for check in self._checks(targets, "health-gate"):
             if not check.ok:
+                stack = check.target.stack
                 failed.append(stack)
                 wave_results[stack] = replace(wave_results[stack], result=Result.UNHEALTHY, detail=check.reason)
         return wave_results, failed
 
-    def _target(self, result: TenantResult) -> HealthTarget | None:
-        outputs = self._outputs.get(result.stack, {})
+    def _checks(self, targets: Sequence[HealthTarget], operation: str) -> list[HealthCheck]:
+        if not targets:
+            return []
+        checks = list(self.gate(targets).checks)
+        for check in checks:
+            self._record(
+                check.target.stack,
+                operation,
+                "ok" if check.ok else "failed",
+                bundle_hash=check.target.bundle_hash,
+                detail=check.reason,
+            )
+        return checks
+
+    @staticmethod
+    def _target(stack: str, outputs: Mapping[str, Any]) -> HealthTarget | None:
         url = outputs.get(output_keys.HEALTH_URL)
         if not isinstance(url, str):
             return None  # no hostname to probe: nothing to gate on for this tenant
         version = outputs.get(output_keys.CONFIG_VERSION)
+        bundle_hash = outputs.get(output_keys.BUNDLE_HASH)
         return HealthTarget(
-            stack=result.stack,
-            tenant=result.tenant,
+            stack=stack,
+            tenant=tenant_of(stack),
             url=url,
-            bundle_hash=result.bundle_hash,
+            bundle_hash=bundle_hash if isinstance(bundle_hash, str) else None,
             config_version=version if isinstance(version, int) else None,
         )
 
     def _rollback(
-        self, wave: list[str], results: Mapping[str, TenantResult], number: int, concurrency: int
+        self, wave: list[str], results: Mapping[str, TenantResult], number: int, options: RolloutOptions
     ) -> dict[str, TenantResult]:
-        def one(stack: str) -> TenantResult:
+        """Re-apply each wave tenant's last good stack file, then gate the wave again.
+
+        Only honest when this run's code is the code of the last good deployment: the rollback
+        re-renders the old stack file with the current program. When the digests differ, the
+        tenant is not touched and the report says to redeploy the previous commit.
+        """
+        rolled: dict[str, tuple[TenantResult, StackOutcome, DeployedRecord]] = {}
+        out: dict[str, TenantResult] = {}
+
+        def refuse(previous: TenantResult, why: str) -> TenantResult:
+            self._record(previous.stack, "rollback", "failed", detail=why)
+            return replace(previous, result=Result.ROLLBACK_FAILED, detail=f"{previous.detail}; rollback: {why}")
+
+        def one(stack: str) -> None:
             previous = results[stack]
             try:
-                self.executor.rollback(stack)
-            except EdgeError as exc:
-                self._record(stack, "rollback", "failed", detail=str(exc))
-                return replace(
-                    previous, result=Result.ROLLBACK_FAILED, detail=f"{previous.detail}; rollback: {one_line(str(exc))}"
-                )
-            record = self.store.restore_last_good(stack)
-            self._record(stack, "rollback", "rolled-back", bundle_hash=record.bundle_hash if record else None)
-            good = (record.bundle_hash or "?")[:12] if record else "?"
-            detail = f"{previous.detail}; re-applied last good ({good})"
-            return replace(previous, result=Result.ROLLED_BACK, detail=detail)
+                good = self.store.last_good(stack)
+                if good is None:
+                    out[stack] = refuse(previous, "no last good deployment recorded; nothing to roll back to")
+                    return
+                current = self.desired(stack)
+                if (good.program_digest, good.render_digest) != (current.program_digest, current.render_digest):
+                    out[stack] = refuse(
+                        previous, "rollback impossible: code changed since last good; redeploy the previous commit"
+                    )
+                    return
+                outcome = self.executor.rollback(stack)
+            except Exception as exc:  # one tenant's failed rollback must not stop the others'
+                out[stack] = refuse(previous, _detail(exc))
+                return
+            self.store.invalidate(stack)
+            record = _record_for(stack, outcome.outputs, good.config_digest, current)
+            detail = f"{previous.detail}; re-applied last good ({(record.bundle_hash or '?')[:12]})"
+            result = replace(previous, result=Result.ROLLED_BACK, bundle_hash=record.bundle_hash, detail=detail)
+            with self._lock:
+                rolled[stack] = (result, outcome, record)
 
         self.progress("rollback", None, f"wave {number}: re-applying the last good deployment")
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(wave)))) as pool:
-            return {r.stack: r for r in pool.map(one, wave)}
+        with ThreadPoolExecutor(max_workers=max(1, min(options.concurrency, len(wave)))) as pool:
+            list(pool.map(one, wave))
+        order = [s for s in wave if s in rolled]
+        targets = [t for t in (self._target(s, rolled[s][1].outputs) for s in order) if t is not None]
+        if options.health_gate and targets:
+            self.progress("gate", None, f"wave {number}: polling health of {len(targets)} rolled-back tenants")
+        checks = {c.target.stack: c for c in (self._checks(targets, "rollback-gate") if options.health_gate else [])}
+        for stack in order:
+            result, _, record = rolled[stack]
+            check = checks.get(stack)
+            if check is not None and not check.ok:
+                detail = f"{result.detail}; still unhealthy after the rollback: {check.reason}"
+                self._record(stack, "rollback", "unhealthy", bundle_hash=record.bundle_hash, detail=check.reason)
+                out[stack] = replace(result, result=Result.ROLLBACK_FAILED, detail=detail)
+                continue
+            try:
+                self.store.put(record)
+            except (EdgeError, OSError) as exc:
+                result = replace(result, detail=f"{result.detail}; record not written ({_detail(exc, 160)})")
+            self._record(stack, "rollback", "rolled-back", bundle_hash=record.bundle_hash)
+            out[stack] = result
+        return out
 
     # -- running stacks -------------------------------------------------------------------
 
@@ -489,29 +665,64 @@ class Fleet:
         *,
         wave: int | None,
         expected: Mapping[str, Rendered | None] | None = None,
-    ) -> list[TenantResult]:
-        lock = threading.Lock()
+    ) -> tuple[list[TenantResult], str | None]:
+        """Run the stacks with bounded concurrency; a setup error stops the rest (returned as reason)."""
         out: dict[str, TenantResult] = {}
+        stop: list[str] = []
 
         def task(stack: str) -> None:
-            result = self._run_one(stack, options, wave, (expected or {}).get(stack))
-            with lock:
+            if stop:
+                return  # halted while queued: reported as not run
+            try:
+                result = self._run_one(stack, options, wave, (expected or {}).get(stack))
+            except SetupError as exc:
+                # The VPS cannot run stacks (CLI gone, unsafe modes): every other stack would fail alike.
+                reason = f"setup error: {_detail(exc)}"
+                self._record(stack, options.operation.value, "failed", detail=str(exc))
+                result = TenantResult(stack, options.operation.value, Result.FAILED, wave, detail=_detail(exc))
+                with self._lock:
+                    stop.append(reason)
+            with self._lock:
                 out[stack] = result
 
         with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="stack") as pool:
-            for future in [pool.submit(task, s) for s in stacks]:
+            futures = [pool.submit(task, s) for s in stacks]
+            for future in as_completed(futures):
                 future.result()
-        return [out[s] for s in stacks]
+                if stop:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    break
+        reason = stop[0] if stop else None
+        for stack in stacks:
+            if stack not in out:
+                out[stack] = TenantResult(
+                    stack, options.operation.value, Result.NOT_RUN, wave, detail=f"not run: {reason}"
+                )
+        return [out[s] for s in stacks], reason
 
     def _run_one(
         self, stack: str, options: RolloutOptions, wave: int | None, rendered: Rendered | None
     ) -> TenantResult:
         op = options.operation
+        advice: tuple[str, ...] = ()
         if self.preflight is not None:
-            blocked = self.preflight(stack)
-            if blocked:
-                self._record(stack, op.value, "failed", detail=blocked)
-                return TenantResult(stack, op.value, Result.FAILED, wave, detail=one_line(blocked))
+            clearance = self.preflight(stack, op)
+            advice = clearance.advice
+            if advice:
+                verdict = "blocked" if clearance.blocked else "warning"
+                self._record(stack, "preflight", verdict, detail="; ".join(advice))
+            if clearance.blocked:
+                self._record(stack, op.value, "failed", detail=clearance.blocked)
+                return TenantResult(
+                    stack, op.value, Result.FAILED, wave, detail=_detail(clearance.blocked), advice=advice
+                )
+        result = self._attempt(stack, options, wave, rendered)
+        return replace(result, advice=advice + result.advice) if advice else result
+
+    def _attempt(
+        self, stack: str, options: RolloutOptions, wave: int | None, rendered: Rendered | None
+    ) -> TenantResult:
+        op = options.operation
         request = OpRequest(
             stack,
             op,
@@ -531,7 +742,7 @@ class Fleet:
             except TransientStackError as exc:
                 if attempts > options.retries:
                     return self._failed(stack, op, wave, exc, attempts, started)
-                self.progress("retry", stack, one_line(str(exc), 120))
+                self.progress("retry", stack, _detail(exc, 120))
                 self.sleep(options.retry_delay_s * 2 ** (attempts - 1))
             except SetupError:
                 raise
@@ -558,7 +769,7 @@ class Fleet:
             op.value,
             Result.FAILED,
             wave,
-            detail=one_line(str(exc)),
+            detail=_detail(exc),
             attempts=attempts,
             duration_s=time.monotonic() - started,
         )
@@ -577,15 +788,22 @@ class Fleet:
         bundle_hash = bundle_hash if isinstance(bundle_hash, str) else (rendered.bundle_hash if rendered else None)
         result, detail = Result.OK, ""
         if op is Operation.UP:
-            with self._outputs_lock:
-                self._outputs[stack] = outcome.outputs
+            outputs = {**outcome.outputs, output_keys.BUNDLE_HASH: bundle_hash}
             try:
-                self._put_record(stack, outcome.outputs, bundle_hash)
+                # The old record no longer describes the stack; the new one waits for the gate.
+                self.store.invalidate(stack)
+                record = _record_for(stack, outputs, None, self.desired(stack))
             except (EdgeError, OSError) as exc:
-                # Deployed fine; only the change-detection record is missing, which costs a redeploy later.
-                detail = f"deployed, but its record was not written ({one_line(str(exc), 160)})"
+                detail = f"deployed, but its record cannot be written ({_detail(exc, 160)})"
+            else:
+                with self._lock:
+                    self._pending[stack] = record
+            with self._lock:
+                self._outputs[stack] = outputs
         elif op is Operation.DESTROY:
             self.store.forget(stack)
+            if outcome.kept:
+                detail = "kept protected " + ", ".join(f"{k.kind} {k.name}" for k in outcome.kept)
         if outcome.drift is not None:
             self.store.put_drift(stack, outcome.drift)
             result = Result.DRIFTED if outcome.drift.drifted else Result.NO_DRIFT
@@ -593,25 +811,16 @@ class Fleet:
         self._record(stack, op.value, result.value, bundle_hash=bundle_hash, detail=detail or None)
         self.progress("done", stack, result.value)
         return TenantResult(
-            stack, op.value, result, wave, bundle_hash, detail, outcome.changes, attempts, time.monotonic() - started
-        )
-
-    def _put_record(self, stack: str, outputs: Mapping[str, Any], bundle_hash: str | None) -> None:
-        desired = self.desired(stack)
-        version = outputs.get(output_keys.CONFIG_VERSION)
-        url = outputs.get(output_keys.HEALTH_URL)
-        self.store.put(
-            DeployedRecord(
-                stack=stack,
-                bundle_hash=bundle_hash,
-                config_version=version if isinstance(version, int) else None,
-                health_url=url if isinstance(url, str) else None,
-                config_digest=desired.config_digest,
-                program_digest=desired.program_digest,
-                render_digest=desired.render_digest,
-                state_fingerprint=None,
-                updated_at=datetime.now(UTC),
-            )
+            stack,
+            op.value,
+            result,
+            wave,
+            bundle_hash,
+            detail,
+            outcome.changes,
+            attempts,
+            time.monotonic() - started,
+            outcome.advice,
         )
 
     def _record(
@@ -622,6 +831,30 @@ class Fleet:
             self.audit.record(
                 stack=stack, tenant=tenant, operation=operation, result=result, bundle_hash=bundle_hash, detail=detail
             )
+
+
+def _detail(exc: BaseException | str, limit: int | None = None) -> str:
+    """Exception text as it may appear in a report: redacted, one bounded line."""
+    text = redact(str(exc))
+    return one_line(text) if limit is None else one_line(text, limit)
+
+
+def _record_for(stack: str, outputs: Mapping[str, Any], config_digest: str | None, desired: Desired) -> DeployedRecord:
+    """The record of a deployment from its outputs; `config_digest` None: the current stack file's."""
+    bundle_hash = outputs.get(output_keys.BUNDLE_HASH)
+    version = outputs.get(output_keys.CONFIG_VERSION)
+    url = outputs.get(output_keys.HEALTH_URL)
+    return DeployedRecord(
+        stack=stack,
+        bundle_hash=bundle_hash if isinstance(bundle_hash, str) else None,
+        config_version=version if isinstance(version, int) else None,
+        health_url=url if isinstance(url, str) else None,
+        config_digest=config_digest or desired.config_digest,
+        program_digest=desired.program_digest,
+        render_digest=desired.render_digest,
+        state_fingerprint=None,
+        updated_at=datetime.now(UTC),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -643,6 +876,10 @@ class SimulatedExecutor:
     failures: dict[str, list[Exception]] = field(default_factory=dict)
     """Per stack: exceptions raised by successive attempts, before attempts succeed."""
     rollback_failures: set[str] = field(default_factory=set)
+    rollback_bundles: dict[str, str] = field(default_factory=dict)
+    """bundle_hash output of a rollback per stack (default: as for an up)."""
+    kept: dict[str, tuple[KeptResource, ...]] = field(default_factory=dict)
+    """Protected resources a destroy leaves per stack."""
     bundles: dict[str, str] = field(default_factory=dict)
     """bundle_hash output per stack (default `sim-<stack>`)."""
     config_versions: dict[str, int] = field(default_factory=dict)
@@ -678,7 +915,19 @@ class SimulatedExecutor:
         self._work(stack, Operation.UP)
         if stack in self.rollback_failures:
             raise EdgeError(f"stack {stack}: simulated rollback failure")
-        return StackOutcome(stack, Operation.UP, {"update": 1})
+        return StackOutcome(stack, Operation.UP, {"update": 1}, self._outputs(stack, self.rollback_bundles.get(stack)))
+
+    def _outputs(self, stack: str, bundle_hash: str | None = None) -> dict[str, Any]:
+        outs: dict[str, Any] = {
+            output_keys.BUNDLE_HASH: bundle_hash or self.bundles.get(stack, f"sim-{stack}"),
+            output_keys.CONFIG_VERSION: self.config_versions.get(stack, 1),
+        }
+        if self.health_base:
+            outs[output_keys.HEALTH_URL] = f"{self.health_base}/{tenant_of(stack)}/_edge/health"
+        return outs
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        return self._outputs(stack)
 
     def _work(self, stack: str, op: Operation) -> None:
         latency = self.latency_s(stack, op)
@@ -692,12 +941,10 @@ class SimulatedExecutor:
     def _outcome(self, request: OpRequest) -> StackOutcome:
         stack, op = request.stack, request.operation
         if op is Operation.UP:
-            outs: dict[str, Any] = {
-                output_keys.BUNDLE_HASH: self.bundles.get(stack, f"sim-{stack}"),
-                output_keys.CONFIG_VERSION: self.config_versions.get(stack, 1),
-            }
-            if self.health_base:
-                outs[output_keys.HEALTH_URL] = f"{self.health_base}/{tenant_of(stack)}/_edge/health"
-            return StackOutcome(stack, op, {"update": 1}, outs)
+            return StackOutcome(stack, op, {"update": 1}, self._outputs(stack))
+        if op is Operation.DESTROY:
+            kept = self.kept.get(stack, ())
+            advice = tuple(f"remove {k.urn} deliberately" for k in kept)
+            return StackOutcome(stack, op, {"delete": 5}, {}, kept=kept, advice=advice)
         drift = self.drift.get(stack, DriftReport()) if request.drift_check else None
         return StackOutcome(stack, op, {"same": 5}, {}, drift)

@@ -139,9 +139,14 @@ def wait_healthy(
     probe_timeout_s: float = 5.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: float | None = None,
 ) -> HealthCheck:
-    """Poll until the target is ok or the deadline passes; returns the last check."""
-    deadline = clock() + timeout_s
+    """Poll until the target is ok or the deadline passes; returns the last check (at least one probe).
+
+    `deadline` (on `clock`) overrides `timeout_s`: the gate passes one shared by the whole wave.
+    """
+    if deadline is None:
+        deadline = clock() + timeout_s
     attempts = 0
     while True:
         attempts += 1
@@ -173,10 +178,22 @@ def gate(
     timeout_s: float = 120.0,
     interval_s: float = 5.0,
     max_parallel: int = 8,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> GateResult:
-    """Poll every target of a wave in parallel (they share one deadline)."""
+    """Poll every target of a wave in parallel; they share one deadline, `timeout_s` from now.
+
+    With more targets than `max_parallel`, a target polled late gets what is left of the deadline
+    (at least one probe), so the gate never takes longer than `timeout_s` plus one probe round.
+    """
     if not targets:
         return GateResult(())
+    deadline = clock() + timeout_s
+
+    def poll(target: HealthTarget) -> HealthCheck:
+        return wait_healthy(
+            target, timeout_s=timeout_s, interval_s=interval_s, clock=clock, sleep=sleep, deadline=deadline
+        )
+
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(targets)))) as pool:
-        checks = pool.map(lambda t: wait_healthy(t, timeout_s=timeout_s, interval_s=interval_s), targets)
-        return GateResult(tuple(checks))
+        return GateResult(tuple(pool.map(poll, targets)))

@@ -3,10 +3,11 @@
 A killed run leaves two kinds of debris in the self-managed (`file://`) backend:
 
 - lock files `.pulumi/locks/organization/<project>/<stack>/<id>.json` holding `{pid, username,
-  hostname, timestamp}` of the CLI that took them. The Automation API has no working `cancel` for
-  this backend (pulumi#5296), so we clear a lock ourselves, but only when it is provably dead: taken
-  on this host by a process that no longer exists. A lock from another host, or from a live process,
-  is reported with exactly what to run.
+  hostname, timestamp}` of the CLI that took them. `pulumi cancel` (`Stack.cancel()`) on this backend
+  deletes *every* lock of the stack without checking its holder (pulumi#9100), so recovery does not
+  use it: we clear a lock ourselves, and only when it is provably dead: taken on this host by a
+  process that no longer exists. A lock from another host, or from a live process, is reported with
+  exactly what to run.
 - `pending_operations` in the stack checkpoint (pulumi#4265): resources the engine was creating,
   updating or deleting when it died. Those need a `refresh`; pending *creates* may have made real
   Cloudflare resources that the state does not know, so the advice names them.

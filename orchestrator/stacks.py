@@ -16,14 +16,17 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import stat
+import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.atomic_file import write_atomically
 from orchestrator.audit import one_line, redact
+from orchestrator.contract import REPO_ROOT
 from orchestrator.drift import DriftReport, StepCollector, classify
 from orchestrator.errors import (
     EdgeError,
@@ -46,7 +50,7 @@ from orchestrator.errors import (
     StackMissingError,
     TransientStackError,
 )
-from orchestrator.locks import state_file
+from orchestrator.locks import read_checkpoint, state_file
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,22 @@ class OpRequest:
 
 
 @dataclass(frozen=True)
+class KeptResource:
+    """A protected resource that `destroy` left in place (its data survives on purpose)."""
+
+    urn: str
+    type: str
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def kind(self) -> str:
+        return "D1 database" if self.type.endswith(":D1Database") else self.type.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
 class StackOutcome:
     """A successful operation. Failures are raised as `StackError` subclasses."""
 
@@ -90,6 +110,10 @@ class StackOutcome:
     """Stack outputs that are not secret (secret ones are left out entirely)."""
     drift: DriftReport | None = None
     duration_s: float = 0.0
+    kept: tuple[KeptResource, ...] = ()
+    """destroy: protected resources left in the stack (see `kept_protected` and `removal_commands`)."""
+    advice: tuple[str, ...] = ()
+    """What the operator should do next (e.g. the commands that remove what destroy kept)."""
 
 
 def tenant_of(stack: str) -> str:
@@ -250,7 +274,12 @@ def file_digest(path: Path) -> str | None:
 
 
 class DeployedRecord(BaseModel):
-    """What the fleet last deployed to a stack; written after every successful `up`."""
+    """What the fleet last deployed to a stack and saw healthy.
+
+    Written only once the deployment passed its health gate (or the gate was off, or the tenant has
+    no health URL): a tenant that deployed but failed the gate has no record, so the next run
+    deploys and gates it again instead of calling it unchanged.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -306,6 +335,10 @@ class FileDeployedStore:
         atomic_write(self.paths(record.stack).record_file, final.model_dump_json(indent=2).encode())
         return final
 
+    def invalidate(self, stack: str) -> None:
+        """The stack was just changed and not yet judged: drop the record (keep the last good one)."""
+        self.paths(stack).record_file.unlink(missing_ok=True)
+
     def forget(self, stack: str) -> None:
         paths = self.paths(stack)
         for path in (paths.record_file, paths.last_good_record, paths.last_good_file):
@@ -321,10 +354,6 @@ class FileDeployedStore:
 
     def last_good(self, stack: str) -> DeployedRecord | None:
         return self._read(self.paths(stack).last_good_record)
-
-    def restore_last_good(self, stack: str) -> DeployedRecord | None:
-        good = self.last_good(stack)
-        return self.put(good) if good is not None else None
 
     def drift(self, stack: str) -> DriftRecord | None:
         path = self.paths(stack).drift_file
@@ -350,6 +379,61 @@ class FileDeployedStore:
 
 
 # ---------------------------------------------------------------------------------------------
+# What `destroy` keeps on purpose (protected resources: the tenant's D1 database)
+
+
+def kept_protected(state_dir: Path, project: str, stack: str) -> tuple[KeptResource, ...]:
+    """Protected custom resources still in the stack's checkpoint (read from the file, no engine)."""
+    path = state_file(state_dir, project, stack)
+    if path is None:
+        return ()
+    latest = (read_checkpoint(path).get("checkpoint") or {}).get("latest") or {}
+    return tuple(
+        KeptResource(str(r.get("urn", "?")), str(r.get("type", "?")))
+        for r in latest.get("resources") or []
+        if r.get("protect") and r.get("custom", True)
+    )
+
+
+@dataclass(frozen=True)
+class RemovalCommands:
+    """How to get rid of what `destroy` kept: delete it for good, or drop the stack and keep the data."""
+
+    delete: tuple[str, ...]
+    """Unprotect each kept resource, then destroy again: the data is gone for good."""
+    keep_data: str
+    """Drop the stack from the state backend; the resources stay at Cloudflare, unmanaged."""
+
+    def describe(self) -> str:
+        delete = " && ".join(self.delete)
+        return f"to delete it for good run `{delete}`; or, to keep the data and drop the stack, run `{self.keep_data}`"
+
+
+def removal_commands(settings: Settings, stack: str, kept: Sequence[KeptResource]) -> RemovalCommands:
+    """The exact commands, run by hand and on purpose (the fleet never deletes protected data).
+
+    They run the Pulumi CLI in the stack's work dir (its Pulumi.yaml names the backend) with the
+    passphrase given as a file path, never as a value.
+    """
+    work_dir = StackPaths(settings.project_dir, settings.work_root, stack).work_dir
+    prefix = (
+        f"cd {shlex.quote(str(work_dir))} && PULUMI_BACKEND_URL={shlex.quote(settings.backend_url)} "
+        f"PULUMI_CONFIG_PASSPHRASE_FILE={shlex.quote(str(settings.passphrase_file.resolve()))}"
+    )
+    unprotect = tuple(f"{prefix} pulumi state unprotect --stack {stack} --yes {shlex.quote(k.urn)}" for k in kept)
+    destroy = f"python -m orchestrator destroy {tenant_flag(stack)} --yes"
+    return RemovalCommands(
+        delete=(*unprotect, f"cd {shlex.quote(str(REPO_ROOT))} && {destroy}"),
+        keep_data=f"{prefix} pulumi stack rm --stack {stack} --force --yes",
+    )
+
+
+def describe_kept(settings: Settings, stack: str, kept: Sequence[KeptResource]) -> str:
+    names = ", ".join(f"{k.kind} {k.name}" for k in kept)
+    return f"kept protected {names} (its data survives); {removal_commands(settings, stack, kept).describe()}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Error mapping
 
 
@@ -359,7 +443,14 @@ def _error_lines(text: str) -> str:
     return " | ".join(dict.fromkeys(keep[-4:])) or text.strip()[-300:]
 
 
-def map_error(exc: BaseException, stack: str, operation: Operation) -> EdgeError:
+def _is_cli_binary(filename: object, cli: str | None) -> bool:
+    if not isinstance(filename, (str, os.PathLike)):
+        return False
+    name = os.fspath(filename)
+    return name == cli or Path(name).name in ("pulumi", "pulumi.exe")
+
+
+def map_error(exc: BaseException, stack: str, operation: Operation, *, cli: str | None = None) -> EdgeError:
     """Turn an Automation API exception into our error naming the stack, tenant and next step."""
     who = f"stack {stack} (tenant {tenant_of(stack)})"
     if isinstance(exc, auto_errors.ConcurrentUpdateError):
@@ -383,8 +474,11 @@ def map_error(exc: BaseException, stack: str, operation: Operation) -> EdgeError
         if any(marker in str(exc) for marker in TRANSIENT_MARKERS):
             return TransientStackError(message)
         return StackError(message)
-    if isinstance(exc, FileNotFoundError):
+    if isinstance(exc, FileNotFoundError) and _is_cli_binary(exc.filename, cli):
         return PulumiCliMissingError(f"{who}: Pulumi CLI not found: {install_hint()}")
+    if isinstance(exc, FileNotFoundError):
+        missing = exc.filename if exc.filename is not None else "a file"
+        return StackError(f"{who}: {operation} failed: {missing} does not exist")
     return StackError(f"{who}: {operation} failed: {type(exc).__name__}: {one_line(redact(str(exc)))}")
 
 
@@ -402,12 +496,29 @@ def default_program() -> PulumiProgram:
     return program
 
 
+SECRET_MASK = "[secret]"
+"""How `pulumi stack output --json` prints a secret output without `--show-secrets`."""
+
+
+def runtime_options() -> dict[str, str]:
+    """Python runtime options for Pulumi.yaml: this interpreter's virtualenv, when it is one."""
+    if sys.prefix != sys.base_prefix and (Path(sys.prefix) / "bin" / "python").exists():
+        return {"virtualenv": sys.prefix}
+    return {}
+
+
 def _summary_changes(changes: Mapping[Any, int] | None) -> dict[str, int]:
     return {str(getattr(op, "value", op)): int(n) for op, n in (changes or {}).items()}
 
 
 class AutomationExecutor:
-    """Runs operations on tenant stacks with the real Pulumi CLI (one call at a time per stack)."""
+    """Runs operations on tenant stacks with the real Pulumi CLI (one call at a time per stack).
+
+    `cancel`: the SDK's `Stack.cancel()` runs `pulumi cancel`, which for the file backend deletes
+    every lock file of the stack (pulumi#9100) without stopping whoever holds it. The fleet never
+    calls it on its own: `recover` (orchestrator.locks) clears only locks whose holder is provably
+    dead, and `cancel` here is for an operator who has checked that no update runs.
+    """
 
     def __init__(
         self,
@@ -431,30 +542,52 @@ class AutomationExecutor:
         self.parallel = parallel
 
     def env_vars(self) -> dict[str, str]:
-        """What the CLI and its plugins get on top of our environment: paths and URLs, no secrets."""
+        """What the CLI and its plugins get on top of our environment: paths and URLs, no secrets.
+
+        `PYTHONPATH`: the D1 migrations dynamic provider is pickled by reference to
+        `components.d1_migrations` and `orchestrator.migrations`; the engine starts its provider
+        process (`python -m pulumi.dynamic`) in the stack's work dir, outside the repo, so the code
+        root has to be on its import path.
+        """
+        existing = os.environ.get("PYTHONPATH")
         env = {
             "PULUMI_BACKEND_URL": self.settings.backend_url,
             "PULUMI_CONFIG_PASSPHRASE_FILE": str(self.settings.passphrase_file.resolve()),
             "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *([existing] if existing else [])]),
         }
+        virtualenv = runtime_options().get("virtualenv")
+        if virtualenv:
+            # What the engine derives from the runtime option below; set here too so the provider's
+            # launcher finds it whichever way the engine passes options to plugins.
+            env["PULUMI_RUNTIME_VIRTUALENV"] = virtualenv
         if self.base_url:
             env["CLOUDFLARE_BASE_URL"] = self.base_url
         return env
 
+    def project_settings(self) -> auto.ProjectSettings:
+        """Pulumi.yaml of every work dir: our backend, and this interpreter's virtualenv.
+
+        The engine hands the runtime options to plugins as `PULUMI_RUNTIME_<OPTION>`; the Python
+        dynamic provider's launcher runs `$PULUMI_RUNTIME_VIRTUALENV/bin/python -m pulumi.dynamic`,
+        so it gets the same packages (pulumi, pulumi_cloudflare) as this process instead of
+        whatever `python3` is on PATH.
+        """
+        return auto.ProjectSettings(
+            name=self.project,
+            runtime=auto.ProjectRuntimeInfo("python", runtime_options() or None),
+            backend=auto.ProjectBackend(url=self.settings.backend_url),
+        )
+
     def workspace(self, stack: str) -> auto.LocalWorkspace:
         paths = StackPaths(self.settings.project_dir, self.settings.work_root, stack)
         ensure_private_dir(paths.work_dir, "stack work dir")
-        settings = auto.ProjectSettings(
-            name=self.project,
-            runtime="python",
-            backend=auto.ProjectBackend(url=self.settings.backend_url),
-        )
         return auto.LocalWorkspace(
             work_dir=str(paths.work_dir),
             program=self.program,
             env_vars=self.env_vars(),
             secrets_provider="passphrase",
-            project_settings=settings,
+            project_settings=self.project_settings(),
             pulumi_command=self.command,
         )
 
@@ -471,31 +604,62 @@ class AutomationExecutor:
         return self._run(request, config_from=None)
 
     def rollback(self, stack: str) -> StackOutcome:
-        """Re-apply the stack file that last passed the health gate."""
+        """Re-apply the stack file that last passed the health gate, with the code of this run.
+
+        That reproduces the last good deployment only if the program and render inputs are the
+        same as then: the fleet checks the digests in the last-good record before calling this.
+        The output goes to `last-rollback.log`, so the failed up's log is kept.
+        """
         good = StackPaths(self.settings.project_dir, self.settings.work_root, stack).last_good_file
         if not good.exists():
             raise StackError(f"stack {stack}: no last good deployment recorded; nothing to roll back to")
-        return self._run(OpRequest(stack, Operation.UP, message="rollback to last good"), config_from=good)
+        request = OpRequest(stack, Operation.UP, message="rollback to last good")
+        return self._run(request, config_from=good, log_name="rollback")
 
-    def _run(self, request: OpRequest, *, config_from: Path | None) -> StackOutcome:
+    def outputs(self, stack: str) -> dict[str, Any]:
+        """The stack's outputs as the CLI prints them without `--show-secrets` (secrets are masked).
+
+        Not `Stack.outputs()`: that also runs `stack output --show-secrets` and would pull every
+        secret output into this process.
+        """
+        paths = StackPaths(self.settings.project_dir, self.settings.work_root, stack)
+        try:
+            self.open(stack, create=False)
+            result = self.command.run(
+                ["stack", "output", "--json", "--stack", stack], str(paths.work_dir), self.env_vars()
+            )
+            values: Any = json.loads(result.stdout or "{}")
+        except EdgeError:
+            raise
+        except ValueError:
+            raise StackError(f"stack {stack}: `pulumi stack output --json` did not print JSON") from None
+        except Exception as exc:
+            raise map_error(exc, stack, Operation.PREVIEW, cli=self.command.command) from None
+        if not isinstance(values, dict):
+            raise StackError(f"stack {stack}: `pulumi stack output --json` did not print an object")
+        return {str(k): (SECRET_MASK if v == SECRET_MASK else v) for k, v in values.items()}
+
+    def cancel(self, stack: str) -> None:
+        """`pulumi cancel` (file backend: deletes all of the stack's lock files). See the class doc."""
+        try:
+            self.open(stack, create=False).cancel()
+        except EdgeError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, stack, Operation.REFRESH, cli=self.command.command) from None
+
+    def _run(self, request: OpRequest, *, config_from: Path | None, log_name: str | None = None) -> StackOutcome:
         started = time.monotonic()
         paths = StackPaths(self.settings.project_dir, self.settings.work_root, request.stack)
         try:
             stack = self.open(request.stack, create=request.operation is Operation.UP, config_from=config_from)
-            with _OutputLog(paths.log_file(request.operation.value)) as output:
+            with _OutputLog(paths.log_file(log_name or request.operation.value)) as output:
                 outcome = self._dispatch(stack, request, output)
         except EdgeError:
             raise
         except Exception as exc:  # every Automation API failure becomes a StackError naming the stack
-            raise map_error(exc, request.stack, request.operation) from None
-        return StackOutcome(
-            outcome.stack,
-            outcome.operation,
-            outcome.changes,
-            outcome.outputs,
-            outcome.drift,
-            time.monotonic() - started,
-        )
+            raise map_error(exc, request.stack, request.operation, cli=self.command.command) from None
+        return replace(outcome, duration_s=time.monotonic() - started)
 
     def _dispatch(self, stack: auto.Stack, request: OpRequest, output: Callable[[str], None]) -> StackOutcome:
         name, op = request.stack, request.operation
@@ -532,10 +696,20 @@ class AutomationExecutor:
                 changes = _summary_changes(refreshed.summary.resource_changes)
             drift = classify(collector.steps, changes) if request.drift_check else None
             return StackOutcome(name, op, changes, {}, drift)
+        # Protected resources (the tenant's D1 database) stay: without `exclude_protected` the
+        # engine refuses the whole destroy. What stayed is read back from the checkpoint.
         destroyed = stack.destroy(
-            parallel=self.parallel, on_output=output, message=request.message, color="never", show_secrets=False
+            parallel=self.parallel,
+            on_output=output,
+            message=request.message,
+            color="never",
+            show_secrets=False,
+            exclude_protected=True,
         )
-        return StackOutcome(name, op, _summary_changes(destroyed.summary.resource_changes), {})
+        kept = kept_protected(self.settings.state_dir, self.project, name)
+        advice = (describe_kept(self.settings, name, kept),) if kept else ()
+        changes = _summary_changes(destroyed.summary.resource_changes)
+        return StackOutcome(name, op, changes, {}, kept=kept, advice=advice)
 
 
 class _OutputLog:

@@ -11,9 +11,13 @@ for minutes) past that. Every provider process of a fleet run is pointed here th
   a steady rate of `safety * requests / window_s` plus a burst of `(1 - safety) * requests`;
 - retries upstream 429 and 5xx with backoff (honouring `Retry-After`, and pausing the whole bucket
   on a 429, because a 429 means someone else spends the same budget), so no 429 ever reaches the
-  provider: when retries are exhausted the client gets a 503 with a Cloudflare-style error body;
-- passes `Authorization` (and every other end-to-end header) through untouched and never logs any
-  header, body or query string.
+  provider: when retries are exhausted the client gets a 503 with a Cloudflare-style error body.
+  A non-idempotent request (POST, PATCH) is retried only when the upstream says it did not act on
+  it: a 429, or a 503 carrying `Retry-After`. A 502/504 or a bare 503 may come after the origin
+  acted, so it goes back to the client as is rather than being sent twice;
+- passes `Authorization` (and every other end-to-end header) through untouched, drops hop-by-hop
+  headers (the fixed list and any named in `Connection:`), and never logs any header, body or
+  query string.
 
 Paths: the provider's base URL is `http://127.0.0.1:<port>/client/v4`; requests arrive as
 `/client/v4/<api path>` (or bare `/<api path>`) and go to `<upstream>/client/v4/<api path>`.
@@ -30,7 +34,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,7 +62,6 @@ HOP_BY_HOP = frozenset(
     }
 )
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-GATEWAY_ERRORS = frozenset({502, 503, 504})
 CREDENTIAL_HEADERS = ("authorization", "x-auth-key", "x-auth-user-service-key")
 
 
@@ -165,10 +168,12 @@ class WindowGuard:
             return self._sent[0] + self.window - now
 
     def pause(self, seconds: float) -> None:
-        """After an upstream 429, treat the window as full for `seconds`."""
+        """After an upstream 429, treat the window as full for `seconds` (never shortening a pause)."""
         with self._lock:
             until = self._clock() + seconds - self.window
-            self._sent = deque([until] * self.limit)
+            # Each slot frees at max(its own time, until); the log stays sorted oldest first.
+            kept = [max(until, sent) for sent in self._sent]
+            self._sent = deque([until] * (self.limit - len(kept)) + kept)
 
 
 @dataclass
@@ -232,6 +237,15 @@ class _Reply:
     body: bytes
 
 
+def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Headers without hop-by-hop ones: the fixed list plus every header `Connection:` names."""
+    pairs = list(headers)
+    named = {
+        token.strip().lower() for name, value in pairs if name.lower() == "connection" for token in value.split(",")
+    }
+    return [(k, v) for k, v in pairs if k.lower() not in HOP_BY_HOP and k.lower() not in named]
+
+
 def _credential_key(headers: Message) -> str:
     """A stable bucket key per credential; the credential itself is never stored."""
     digest = hashlib.sha256()
@@ -248,6 +262,13 @@ def _retry_after(headers: list[tuple[str, str]]) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+def _retryable(method: str, reply: _Reply) -> bool:
+    """May a 5xx be retried? Always for idempotent methods; otherwise only a 503 with Retry-After."""
+    if method in IDEMPOTENT:
+        return True
+    return reply.status == 503 and _retry_after(reply.headers) is not None
 
 
 def _error_body(status: int, message: str) -> bytes:
@@ -325,7 +346,7 @@ class ThrottleProxy:
         cfg = self.config
         self.stats.add(received=1)
         bucket, guard = self.bucket_for(_credential_key(headers))
-        out_headers = [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]
+        out_headers = _end_to_end(headers.items())
         target = self._upstream.target(path)
         last: _Reply | None = None
         for attempt in range(1, cfg.max_attempts + 1):
@@ -351,7 +372,7 @@ class ThrottleProxy:
                 seconds = (cfg.default_retry_after_s if pause is None else pause) * cfg.time_scale
                 bucket.pause(seconds)
                 guard.pause(seconds)
-            elif reply.status in GATEWAY_ERRORS or (reply.status >= 500 and method in IDEMPOTENT):
+            elif reply.status >= 500 and _retryable(method, reply):
                 self.stats.add(upstream_5xx=1)
                 last = reply
                 self._backoff(attempt)
@@ -391,7 +412,7 @@ class ThrottleProxy:
                 conn.endheaders(body or None)
                 response = conn.getresponse()
                 data = response.read()
-                reply_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+                reply_headers = _end_to_end(response.getheaders())
                 if response.will_close:
                     conn.close()
                     self._local.conn = None

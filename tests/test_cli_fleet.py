@@ -70,7 +70,7 @@ def env(tmp_path: Path) -> Env:
     return Env(tmp_path)
 
 
-@pytest.mark.parametrize("command", ["preview", "up", "refresh", "destroy", "drift", "status", "recover"])
+@pytest.mark.parametrize("command", ["preview", "up", "refresh", "destroy", "drift", "status", "recover", "outputs"])
 def test_every_command_has_help(env: Env, command: str) -> None:
     result = env.invoke(command, "--help")
     assert result.exit_code == 0 and "--tenant ID" in result.output
@@ -238,3 +238,85 @@ def test_tenants_remove_refuses_while_resources_exist(env: Env) -> None:
     result = env.invoke("tenants", "remove", "acme", "--yes")
     assert result.exit_code == 1 and "destroy --tenant acme --yes" in result.output
     assert (env.settings.project_dir / "Pulumi.prod.acme.yaml").exists()
+
+
+def write_pending(env: Env, tenant: str) -> None:
+    state = env.settings.state_dir / ".pulumi" / "stacks" / "clawdbot" / f"prod.{tenant}.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    urn = f"urn:pulumi:prod.{tenant}::clawdbot::cloudflare:index/workersKvNamespace:WorkersKvNamespace::{tenant}-kv"
+    pending = [
+        {"resource": {"urn": urn, "type": "cloudflare:index/workersKvNamespace:WorkersKvNamespace"}, "type": "creating"}
+    ]
+    state.write_text(json.dumps({"checkpoint": {"latest": {"resources": [], "pending_operations": pending}}}))
+
+
+def test_pending_operations_block_up_and_are_reported(env: Env) -> None:
+    write_pending(env, "beta")
+    result = env.invoke("up", "--all", "--json", "--continue-on-error", "--canary", "acme")
+    assert result.exit_code == 1
+    beta = next(t for t in json.loads(result.stdout)["tenants"] if t["tenant"] == "beta")
+    assert beta["result"] == "failed" and "pending" in beta["detail"]
+    assert any("refresh --tenant beta --clear-pending-creates" in a for a in beta["advice"])
+    assert ("prod.beta", "up") not in env.sim.calls
+    events = [e for e in read_events(env.settings.audit_log) if e.operation == "preflight"]
+    assert [(e.tenant, e.result) for e in events] == [("beta", "blocked")]
+
+    # The advice is how to get out: a refresh that clears them runs, and still reports them.
+    refresh = env.invoke("refresh", "--tenant", "beta", "--clear-pending-creates", "--json")
+    assert refresh.exit_code == 0, refresh.output
+    (row,) = json.loads(refresh.stdout)["tenants"]
+    assert row["result"] == "ok" and row["advice"]
+    table = env.invoke("preview", "--tenant", "beta").stdout
+    assert "beta:" in table and "clear-pending-creates" in table
+
+
+D1_TYPE = "cloudflare:index/d1Database:D1Database"
+
+
+def write_resources(env: Env, tenant: str, resources: list[dict[str, object]]) -> None:
+    state = env.settings.state_dir / ".pulumi" / "stacks" / "clawdbot" / f"prod.{tenant}.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"checkpoint": {"latest": {"resources": resources}}}))
+
+
+def test_tenants_remove_after_destroy_kept_the_d1_explains_instead_of_looping(env: Env) -> None:
+    urn = f"urn:pulumi:prod.acme::clawdbot::{D1_TYPE}::acme-db"
+    write_resources(
+        env,
+        "acme",
+        [
+            {"urn": "urn:pulumi:prod.acme::clawdbot::pulumi:pulumi:Stack::s", "type": "pulumi:pulumi:Stack"},
+            {"urn": "urn:p::prov", "type": "pulumi:providers:cloudflare", "custom": True},
+            {"urn": "urn:p::edge", "type": "clawdbot:edge:TenantEdge", "custom": False},
+            {"urn": urn, "type": D1_TYPE, "custom": True, "protect": True},
+        ],
+    )
+    result = env.invoke("tenants", "remove", "acme", "--yes")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "protected D1 database acme-db" in text and "destroy keeps on purpose" in text
+    assert "pulumi state unprotect --stack prod.acme --yes" in text
+    assert "pulumi stack rm --stack prod.acme --force --yes" in text
+    assert "run `python -m orchestrator destroy --tenant acme --yes` first" not in text
+
+    write_resources(env, "acme", [])  # after `pulumi stack rm` or a deliberate delete
+    assert env.invoke("tenants", "remove", "acme", "--yes").exit_code == 0
+
+
+def test_destroy_prints_what_it_kept_and_how_to_remove_it(env: Env) -> None:
+    from orchestrator.stacks import KeptResource
+
+    env.sim.kept["prod.acme"] = (KeptResource(f"urn:pulumi:prod.acme::clawdbot::{D1_TYPE}::acme-db", D1_TYPE),)
+    result = env.invoke("destroy", "--tenant", "acme", "--yes")
+    assert result.exit_code == 0
+    assert "kept protected D1 database acme-db" in result.stdout and "deliberately" in result.stdout
+
+
+def test_outputs_command_prints_masked_outputs(env: Env) -> None:
+    result = env.invoke("outputs", "--tenant", "acme", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["tenant"] == "acme" and doc["outputs"]["bundle_hash"] == "sim-prod.acme"
+    assert env.invoke("outputs", "--tenant", "ghost").exit_code == 2
+    missing = env.invoke("outputs", "--tenant", "acme", real=True)
+    assert missing.exit_code == 1 and "Pulumi CLI not found" in missing.output

@@ -12,8 +12,9 @@ import pytest
 
 from orchestrator.audit import AuditLog, read_events
 from orchestrator.drift import DriftFinding, DriftReport
-from orchestrator.errors import StackError, TransientStackError
+from orchestrator.errors import SetupError, StackError, TransientStackError
 from orchestrator.fleet import (
+    Clearance,
     Fleet,
     FleetInputs,
     Preflight,
@@ -22,33 +23,32 @@ from orchestrator.fleet import (
     RolloutOptions,
     SimulatedExecutor,
     plan_waves,
+    program_modules,
 )
 from orchestrator.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.settings import Settings
-from orchestrator.stacks import FileDeployedStore, Operation
+from orchestrator.stacks import FileDeployedStore, KeptResource, Operation
+
+D1 = "cloudflare:index/d1Database:D1Database"
 
 UP = RolloutOptions(Operation.UP, concurrency=3, wave_size=3, retry_delay_s=0)
 
 
 class Gate:
-    """Health gate double: tenants listed in `sick` fail; records what it was asked."""
+    """Health gate double: tenants listed in `sick` fail unless they serve a bundle in `cures`."""
 
     def __init__(self, sick: Sequence[str] = ()) -> None:
         self.sick = set(sick)
+        self.cures: set[str] = set()
         self.asked: list[list[HealthTarget]] = []
 
     def __call__(self, targets: Sequence[HealthTarget]) -> GateResult:
         self.asked.append(list(targets))
-        return GateResult(
-            tuple(
-                HealthCheck(
-                    t,
-                    "degraded" if t.tenant in self.sick else "ok",
-                    "status degraded" if t.tenant in self.sick else "ok",
-                )
-                for t in targets
-            )
-        )
+        checks = []
+        for t in targets:
+            bad = t.tenant in self.sick and t.bundle_hash not in self.cures
+            checks.append(HealthCheck(t, "degraded" if bad else "ok", "status degraded" if bad else "ok"))
+        return GateResult(tuple(checks))
 
 
 class World:
@@ -162,6 +162,9 @@ def test_render_input_change_renders_but_deploys_only_real_bundle_changes(world:
     assert sorted(world.renders) == world.stacks
     assert world.ran() == ["prod.t02"]
     assert next(r for r in report.results if r.stack == "prod.t01").detail == "unchanged (re-rendered: same bundle)"
+    world.renders.clear()
+    again = world.fleet().run(world.stacks, UP)
+    assert world.renders == [] and {r.detail for r in again.results} == {"unchanged"}  # fast path again
 
 
 def test_state_changed_outside_the_fleet_is_redeployed(world: World) -> None:
@@ -205,20 +208,69 @@ def test_failed_wave_halts_unless_continue_on_error(world: World) -> None:
     assert report2.counts() == {"ok": 6, "failed": 1}
 
 
+ROLLBACK = RolloutOptions(Operation.UP, wave_size=3, rollback=True, continue_on_error=True, retry_delay_s=0)
+
+
+def second_release(world: World) -> None:
+    """Everyone deployed and healthy once; then new config for every tenant (a new bundle each)."""
+    assert world.fleet().run(world.stacks, UP).ok
+    world.executor.calls.clear()
+    for stack in world.stacks:
+        world.write(stack, "v2")
+        world.executor.bundles[stack] = f"new-{stack}"
+        world.executor.rollback_bundles[stack] = f"good-{stack}"
+        world.gate.cures.add(f"good-{stack}")
+
+
 def test_failed_health_gate_halts_and_rolls_the_wave_back(world: World) -> None:
+    second_release(world)
+    good = world.store.last_good("prod.t02")
     world.gate.sick = {"t02"}
-    report = world.fleet().run(
-        world.stacks, RolloutOptions(Operation.UP, wave_size=3, rollback=True, continue_on_error=True)
-    )
+    report = world.fleet().run(world.stacks, ROLLBACK)
     assert report.halted and report.halt_reason == "health gate failed in wave 1: t02"
     by = {r.stack: r for r in report.results}
     assert {by[s].result for s in ("prod.t01", "prod.t02", "prod.t03")} == {Result.ROLLED_BACK}
     assert "status degraded" in by["prod.t02"].detail
     assert by["prod.t00"].result is Result.OK and by["prod.t04"].result is Result.NOT_RUN
     assert sorted(s for s, op in world.executor.calls if op == "rollback") == ["prod.t01", "prod.t02", "prod.t03"]
-    assert world.store.last_good("prod.t02") is None  # never passed a gate: nothing to keep
-    rollbacks = [e for e in read_events(world.settings.audit_log) if e.operation == "rollback"]
-    assert len(rollbacks) == 3
+    # The record tells what the rollback's up produced, not what the last good record claims...
+    record = world.store.get("prod.t02")
+    assert good is not None and record is not None
+    assert by["prod.t02"].bundle_hash == record.bundle_hash == "good-prod.t02"
+    assert record.config_digest == good.config_digest  # the old stack file is what is deployed
+    # ...and only after the rolled-back wave passed the gate again.
+    assert [t.bundle_hash for t in world.gate.asked[-1]] == ["good-prod.t01", "good-prod.t02", "good-prod.t03"]
+    events = read_events(world.settings.audit_log)
+    assert len([e for e in events if e.operation == "rollback" and e.result == "rolled-back"]) == 3
+    assert len([e for e in events if e.operation == "rollback-gate"]) == 3
+
+
+def test_rollback_still_unhealthy_is_a_failed_rollback_without_a_record(world: World) -> None:
+    second_release(world)
+    world.gate.sick = {"t00"}
+    world.gate.cures.clear()
+    report = world.fleet().run(world.stacks, ROLLBACK)
+    assert report.results[0].result is Result.ROLLBACK_FAILED
+    assert "still unhealthy after the rollback" in report.results[0].detail
+    assert world.store.get("prod.t00") is None  # next run deploys and gates it again
+
+
+def test_rollback_is_refused_when_the_code_changed_since_last_good(world: World) -> None:
+    second_release(world)
+    world.inputs = FleetInputs(program_digest="p2", render_digest="r1")
+    world.gate.sick = {"t00"}
+    report = world.fleet().run(world.stacks, ROLLBACK)
+    assert report.results[0].result is Result.ROLLBACK_FAILED
+    assert "rollback impossible: code changed since last good; redeploy the previous commit" in report.results[0].detail
+    assert not any(op == "rollback" for _, op in world.executor.calls)
+
+
+def test_rollback_without_a_last_good_deployment_is_refused(world: World) -> None:
+    world.gate.sick = {"t00"}
+    report = world.fleet().run(world.stacks, ROLLBACK)
+    assert report.results[0].result is Result.ROLLBACK_FAILED
+    assert "no last good deployment" in report.results[0].detail
+    assert not any(op == "rollback" for _, op in world.executor.calls)
 
 
 def test_failed_gate_without_rollback_leaves_the_wave_as_is(world: World) -> None:
@@ -228,7 +280,29 @@ def test_failed_gate_without_rollback_leaves_the_wave_as_is(world: World) -> Non
     assert not any(op == "rollback" for _, op in world.executor.calls)
 
 
+def test_a_tenant_that_failed_its_gate_is_deployed_and_gated_again(world: World) -> None:
+    world.gate.sick = {"t00"}
+    assert world.fleet().run(world.stacks, UP).halted
+    assert world.store.get("prod.t00") is None and world.store.last_good("prod.t00") is None
+    world.gate.sick = set()
+    world.executor.calls.clear()
+    report = world.fleet().run(world.stacks, UP)
+    assert report.ok and "prod.t00" in world.ran()
+    assert report.results[0].result is Result.OK and world.gate.asked[-3][0].stack == "prod.t00"
+    assert world.store.get("prod.t00") is not None
+
+
+def test_a_redeploy_that_fails_its_gate_drops_the_old_record(world: World) -> None:
+    second_release(world)
+    world.gate.sick = {"t00"}
+    world.gate.cures.clear()
+    world.fleet().run(world.stacks, UP)
+    assert world.store.get("prod.t00") is None
+    assert world.store.last_good("prod.t00") is not None  # kept for a rollback
+
+
 def test_rollback_failure_is_reported(world: World) -> None:
+    second_release(world)
     world.gate.sick = {"t00"}
     world.executor.rollback_failures.add("prod.t00")
     report = world.fleet().run(world.stacks, RolloutOptions(Operation.UP, rollback=True))
@@ -270,11 +344,53 @@ def test_missing_stack_file_fails_that_tenant_before_any_deploy(world: World) ->
 
 
 def test_preflight_blocks_a_locked_stack_without_running_it(world: World) -> None:
-    fleet = world.fleet(preflight=lambda s: "locked by ops@other" if s == "prod.t01" else None)
+    fleet = world.fleet(
+        preflight=lambda s, op: Clearance("locked by ops@other", ("wait",)) if s == "prod.t01" else Clearance()
+    )
     report = fleet.run(world.stacks[:3], RolloutOptions(Operation.REFRESH))
     assert [r.result for r in report.results] == [Result.OK, Result.FAILED, Result.OK]
-    assert report.results[1].detail == "locked by ops@other"
+    assert report.results[1].detail == "locked by ops@other" and report.results[1].advice == ("wait",)
     assert ("prod.t01", "refresh") not in world.executor.calls
+
+
+def test_preflight_advice_that_does_not_block_is_reported_and_audited(world: World) -> None:
+    advice = "stack prod.t01: an interrupted update was creating x; run `refresh --clear-pending-creates`"
+    fleet = world.fleet(preflight=lambda s, op: Clearance(None, (advice,)) if s == "prod.t01" else Clearance())
+    report = fleet.run(world.stacks[:2], RolloutOptions(Operation.PREVIEW))
+    assert report.ok and report.results[1].advice == (advice,)
+    assert report.as_dict()["tenants"][1]["advice"] == [advice]
+    events = [e for e in read_events(world.settings.audit_log) if e.operation == "preflight"]
+    assert [(e.stack, e.result) for e in events] == [("prod.t01", "warning")]
+    assert events[0].detail is not None and "clear-pending-creates" in events[0].detail
+
+
+def test_a_setup_error_halts_the_run_and_cancels_queued_stacks(world: World) -> None:
+    world.executor.failures["prod.t01"] = [SetupError("Pulumi CLI not found: install it")]
+    report = world.fleet().run(world.stacks, RolloutOptions(Operation.PREVIEW, concurrency=1))
+    assert report.halted and report.halt_reason == "setup error: Pulumi CLI not found: install it"
+    assert [r.result for r in report.results] == [Result.OK, Result.FAILED, *[Result.NOT_RUN] * 5]
+    assert [s for s, _ in world.executor.calls] == ["prod.t00", "prod.t01"]
+
+    world.executor.failures["prod.t01"] = [SetupError("Pulumi CLI not found: install it")]
+    up = world.fleet().run(world.stacks, RolloutOptions(Operation.UP, concurrency=1, wave_size=10))
+    assert up.halted and up.halt_reason == "setup error: Pulumi CLI not found: install it"
+    assert [r.result for r in up.results][1:3] == [Result.FAILED, Result.NOT_RUN]
+
+
+def test_exception_text_in_the_report_is_redacted(world: World) -> None:
+    world.executor.failures["prod.t00"] = [ValueError("Authorization: Bearer sekrit-token-123")]
+    world.executor.failures["prod.t01"] = [StackError("upstream said Bearer sekrit-token-456")]
+    report = world.fleet().run(world.stacks[:2], RolloutOptions(Operation.PREVIEW))
+    text = str(report.as_dict())
+    assert "sekrit" not in text and "[redacted]" in text
+
+
+def test_destroy_reports_what_it_kept(world: World) -> None:
+    kept = KeptResource("urn:pulumi:prod.t01::clawdbot::cloudflare:index/d1Database:D1Database::t01", D1)
+    world.executor.kept["prod.t01"] = (kept,)
+    report = world.fleet().run(["prod.t01"], RolloutOptions(Operation.DESTROY))
+    assert report.ok and report.results[0].detail == "kept protected D1 database t01"
+    assert report.results[0].advice == (f"remove {kept.urn} deliberately",)
 
 
 def test_drift_is_reported_per_tenant_and_fails_the_run(world: World) -> None:
@@ -313,6 +429,41 @@ def test_fleet_inputs_digest_real_files(tmp_path: Path) -> None:
     assert second.program_digest == first.program_digest and second.render_digest != first.render_digest
     (repo / "components" / "edge.py").write_text("x = 2\n")
     assert FleetInputs.compute(repo, repo).program_digest != first.program_digest
+
+
+def test_program_digest_follows_what_the_program_imports(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "orchestrator" / "sub").mkdir(parents=True)
+    (repo / "components").mkdir()
+    files = {
+        "orchestrator/__init__.py": "",
+        "orchestrator/program.py": "from orchestrator import crypto\nfrom .sub import deep\n",
+        "orchestrator/crypto.py": "def f():\n    import orchestrator.lazy\n",
+        "orchestrator/lazy.py": "x = 1\n",
+        "orchestrator/sub/__init__.py": "",
+        "orchestrator/sub/deep.py": "from ..contract import C\n",
+        "orchestrator/contract.py": "C = 1\n",
+        "orchestrator/cli.py": "import orchestrator.program\n",
+    }
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    found = {str(p.relative_to(repo)) for p in program_modules(repo)}
+    assert found == set(files) - {"orchestrator/cli.py"}
+    first = FleetInputs.compute(repo, repo)
+    (repo / "orchestrator" / "lazy.py").write_text("x = 2\n")  # imported inside a function
+    second = FleetInputs.compute(repo, repo)
+    assert second.program_digest != first.program_digest
+    (repo / "orchestrator" / "cli.py").write_text("# not imported by the program\n")
+    assert FleetInputs.compute(repo, repo).program_digest == second.program_digest
+
+
+def test_program_digest_covers_the_real_program_modules() -> None:
+    from orchestrator.contract import REPO_ROOT
+
+    found = {str(p.relative_to(REPO_ROOT)) for p in program_modules(REPO_ROOT)}
+    expected = {"orchestrator/crypto.py", "orchestrator/migrations.py", "orchestrator/contract.py"}
+    assert expected | {"orchestrator/program.py", "components/d1_migrations.py"} <= found
+    assert "orchestrator/fleet.py" not in found and "orchestrator/cli/fleet.py" not in found
 
 
 def test_threads_share_one_executor_safely(world: World) -> None:

@@ -141,3 +141,29 @@ def test_gate_passes_only_when_every_tenant_is_ok(edge: Edge) -> None:
     assert [c.target.tenant for c in result.failed] == ["beta"]
     assert gate([good], timeout_s=1, interval_s=0.02).passed
     assert gate([]).passed
+
+
+def test_the_gate_deadline_is_shared_by_the_whole_wave(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More targets than parallel pollers: the late ones get what is left of one deadline."""
+    import orchestrator.health as health_module
+    from orchestrator.health import HealthCheck
+
+    now = [0.0]
+    lock = threading.Lock()
+    probes: dict[str, int] = {}
+
+    def fake_probe(target: HealthTarget, timeout_s: float = 5.0) -> HealthCheck:
+        with lock:
+            probes[target.tenant] = probes.get(target.tenant, 0) + 1
+        return HealthCheck(target, "degraded", "status degraded")
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            now[0] += seconds
+
+    monkeypatch.setattr(health_module, "probe", fake_probe)
+    targets = [HealthTarget(f"prod.t{i}", f"t{i}", f"http://127.0.0.1:1/t{i}") for i in range(3)]
+    result = gate(targets, timeout_s=10, interval_s=1, max_parallel=1, clock=lambda: now[0], sleep=sleep)
+    assert not result.passed
+    assert now[0] <= 10  # one deadline for the wave, not 10 s per tenant
+    assert probes == {"t0": 11, "t1": 1, "t2": 1}  # t0: at 0, 1, ..., 10

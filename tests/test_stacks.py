@@ -372,3 +372,117 @@ def test_real_cli_preview_of_an_unknown_stack(settings: Settings) -> None:
     ex = AutomationExecutor(settings, program=program)
     with pytest.raises(StackMissingError):
         ex.run(OpRequest("prod.acme", Operation.PREVIEW))
+
+
+D1_TYPE = "cloudflare:index/d1Database:D1Database"
+D1_URN = f"urn:pulumi:prod.acme::clawdbot::clawdbot:edge:TenantEdge${D1_TYPE}::acme-db"
+
+
+def write_checkpoint(settings: Settings, resources: list[dict[str, Any]]) -> None:
+    state = settings.state_dir / ".pulumi" / "stacks" / "clawdbot" / "prod.acme.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"checkpoint": {"latest": {"resources": resources}}}))
+
+
+def test_destroy_excludes_protected_resources_and_says_how_to_remove_them(settings: Settings) -> None:
+    cli = FakeCli()
+    cli.stacks.add("prod.acme")
+    ex = executor(settings, cli)
+    write_checkpoint(
+        settings,
+        [
+            {"urn": "urn:pulumi:prod.acme::clawdbot::pulumi:pulumi:Stack::x", "type": "pulumi:pulumi:Stack"},
+            {"urn": D1_URN, "type": D1_TYPE, "custom": True, "protect": True},
+        ],
+    )
+    outcome = ex.run(OpRequest("prod.acme", Operation.DESTROY))
+    assert "--exclude-protected" in last(cli, "destroy")
+    assert [k.urn for k in outcome.kept] == [D1_URN] and outcome.kept[0].kind == "D1 database"
+    (advice,) = outcome.advice
+    assert "kept protected D1 database acme-db" in advice
+    assert f"pulumi state unprotect --stack prod.acme --yes '{D1_URN}'" in advice
+    assert "python -m orchestrator destroy --tenant acme --yes" in advice
+    assert "pulumi stack rm --stack prod.acme --force --yes" in advice
+    assert f"PULUMI_CONFIG_PASSPHRASE_FILE={settings.passphrase_file.resolve()}" in advice
+    assert PASSPHRASE not in advice
+
+
+def test_rollback_keeps_the_failed_up_log(settings: Settings) -> None:
+    cli = FakeCli()
+    ex = executor(settings, cli)
+    ex.run(OpRequest("prod.acme", Operation.UP))
+    work = settings.work_root / "prod.acme"
+    (work / "last-up.log").write_text("the failed up's output\n")
+    FileDeployedStore(settings, "clawdbot").mark_good("prod.acme")
+    ex.rollback("prod.acme")
+    assert (work / "last-up.log").read_text() == "the failed up's output\n"
+    assert (work / "last-rollback.log").read_text() == "Updating (prod.acme): done\n"
+
+
+def test_the_dynamic_provider_process_can_import_our_code(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine runs `python -m pulumi.dynamic` in the work dir; it unpickles the D1 migrations
+    provider, which needs `components` and `orchestrator` importable and this venv's packages."""
+    import subprocess
+    import sys
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from components.d1_migrations import D1MigrationsProvider
+    from orchestrator.contract import REPO_ROOT
+
+    monkeypatch.setenv("PYTHONPATH", "/opt/site-extra")
+    ex = executor(settings, FakeCli())
+    ex.run(OpRequest("prod.acme", Operation.UP))
+    env = ex.env_vars()
+    assert env["PYTHONPATH"] == os.pathsep.join([str(REPO_ROOT), "/opt/site-extra"])
+    assert env["PULUMI_RUNTIME_VIRTUALENV"] == sys.prefix
+    work = settings.work_root / "prod.acme"
+    project = (work / "Pulumi.yaml").read_text()
+    assert "name: python" in project and f"virtualenv: {sys.prefix}" in project
+
+    payload = serialize_provider(D1MigrationsProvider())
+    python = str(Path(sys.prefix) / "bin" / "python")
+    load = "import base64, sys, dill; dill.loads(base64.b64decode(sys.stdin.read())); print('ok')"
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def unpickle(extra: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [python, "-c", load], input=payload, cwd=work, env={**base, **extra}, capture_output=True, text=True
+        )
+
+    without = unpickle({})
+    assert without.returncode != 0 and "No module named 'components'" in without.stderr  # the bug
+    fixed = unpickle(env)
+    assert fixed.returncode == 0 and fixed.stdout.strip() == "ok", fixed.stderr
+
+
+def test_only_a_missing_cli_binary_is_a_missing_cli() -> None:
+    from orchestrator.stacks import map_error
+
+    cli_gone = FileNotFoundError(2, "No such file or directory", "/opt/pulumi/bin/pulumi")
+    assert isinstance(
+        map_error(cli_gone, "prod.acme", Operation.UP, cli="/opt/pulumi/bin/pulumi"), PulumiCliMissingError
+    )
+    other = FileNotFoundError(2, "No such file or directory", "/srv/work/prod.acme/Pulumi.prod.acme.yaml")
+    mapped = map_error(other, "prod.acme", Operation.UP, cli="pulumi")
+    assert not isinstance(mapped, PulumiCliMissingError) and isinstance(mapped, StackError)
+    assert "Pulumi.prod.acme.yaml does not exist" in str(mapped)
+
+
+def test_outputs_are_read_masked_without_show_secrets(settings: Settings) -> None:
+    cli = FakeCli()
+    cli.stacks.add("prod.acme")
+    cli.outputs = {"bundle_hash": ("ab" * 32, False), "relay_key": ("super-secret-relay", True)}
+    values = executor(settings, cli).outputs("prod.acme")
+    assert values == {"bundle_hash": "ab" * 32, "relay_key": "[secret]"}
+    argvs = [args for args, _, _ in cli.calls]
+    assert ["stack", "output", "--json", "--stack", "prod.acme"] in argvs
+    assert not any("--show-secrets" in a for a in argvs)
+
+
+def test_cancel_runs_pulumi_cancel_for_the_stack(settings: Settings) -> None:
+    cli = FakeCli()
+    cli.stacks.add("prod.acme")
+    executor(settings, cli).cancel("prod.acme")
+    argv = last(cli, "cancel")
+    assert "--yes" in argv and argv[argv.index("--stack") + 1] == "prod.acme"

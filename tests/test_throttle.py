@@ -29,6 +29,7 @@ class Upstream:
     script: list[int] = field(default_factory=list)
     """Statuses to answer before normal service (consumed in order)."""
     retry_after: str | None = None
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
     seen: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     answered_429: int = 0
@@ -65,8 +66,10 @@ def serve(upstream: Upstream) -> tuple[ThreadingHTTPServer, str]:
             status = upstream.decide(self.headers.get("Authorization") or "")
             payload = json.dumps({"success": status == 200, "path": self.path}).encode()
             self.send_response(status)
-            if status == 429 and upstream.retry_after is not None:
+            if status in (429, 503) and upstream.retry_after is not None:
                 self.send_header("Retry-After", upstream.retry_after)
+            for name, value in upstream.extra_headers:
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -181,10 +184,56 @@ def test_persistent_429_becomes_503_with_cloudflare_error_body(upstream: Upstrea
 def test_gateway_errors_are_retried_with_backoff(upstream: Upstream) -> None:
     upstream.script = [502, 503]
     with ThrottleProxy(upstream.url, fast()) as proxy:
-        status, _ = call(proxy, "POST", "/client/v4/accounts/a/storage/kv/namespaces", b"{}")
+        status, _ = call(proxy, "PUT", "/client/v4/accounts/a/workers/scripts/s", b"{}")
         stats = proxy.stats.snapshot()
     assert status == 200
     assert stats["upstream_5xx"] == 2 and stats["upstream_attempts"] == 3
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_error_on_a_non_idempotent_request_is_not_replayed(
+    upstream: Upstream, method: str, status: int
+) -> None:
+    # The origin may have acted before the gateway gave up: sending it again could create twice.
+    upstream.script = [status]
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        got, _ = call(proxy, method, "/client/v4/accounts/a/storage/kv/namespaces", b"{}")
+    assert got == status and len(upstream.seen) == 1
+
+
+def test_503_with_retry_after_on_a_post_is_retried(upstream: Upstream) -> None:
+    upstream.script = [503]
+    upstream.retry_after = "1"
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        got, _ = call(proxy, "POST", "/client/v4/accounts/a/storage/kv/namespaces", b"{}")
+    assert got == 200 and len(upstream.seen) == 2
+
+
+def test_429_on_a_post_is_retried(upstream: Upstream) -> None:
+    upstream.script = [429]
+    upstream.retry_after = "1"
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        got, _ = call(proxy, "POST", "/client/v4/accounts/a/d1/database/d/query", b"{}")
+    assert got == 200 and len(upstream.seen) == 2
+
+
+def test_headers_named_in_connection_are_hop_by_hop(upstream: Upstream) -> None:
+    upstream.extra_headers = [("Connection", "X-Upstream-Hop"), ("X-Upstream-Hop", "1"), ("X-Kept", "yes")]
+    with ThrottleProxy(upstream.url, fast()) as proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        conn.request(
+            "GET",
+            "/client/v4/x",
+            headers={"Authorization": TOKEN, "Connection": "keep-alive, X-Client-Hop", "X-Client-Hop": "secret"},
+        )
+        response = conn.getresponse()
+        response.read()
+        reply = {k.lower() for k, _ in response.getheaders()}
+        conn.close()
+    sent = {k.lower() for k in upstream.seen[0][2]}
+    assert "x-client-hop" not in sent and "authorization" in sent
+    assert "x-upstream-hop" not in reply and "x-kept" in reply
 
 
 def test_internal_error_on_post_is_not_replayed(upstream: Upstream) -> None:
@@ -324,3 +373,16 @@ def test_window_guard_caps_sends_at_the_wire() -> None:
     assert guard.wait_time() == 0.0
     guard.pause(30.0)
     assert guard.wait_time() == pytest.approx(30.0)
+
+
+def test_a_shorter_pause_never_shortens_a_longer_one() -> None:
+    clock = FakeClock()
+    guard = WindowGuard(limit=3, window=10.0, clock=clock)
+    guard.pause(30.0)
+    clock.now = 1.0
+    guard.pause(5.0)  # a later 429 with a short Retry-After
+    assert guard.wait_time() == pytest.approx(29.0)
+    bucket = TokenBucket(rate=1.0, burst=10.0, clock=clock)
+    bucket.pause(30.0)
+    bucket.pause(5.0)
+    assert bucket.reserve() == pytest.approx(31.0)

@@ -1,4 +1,4 @@
-"""Fleet commands: preview, up, refresh, destroy, drift, status, recover (`health` is orchestrator/cli/health.py).
+"""Fleet commands: preview, up, refresh, destroy, drift, status, recover, outputs (`health` is cli/health.py).
 
 Exit codes: 0 all good, 1 a tenant failed, drifted or was unhealthy (or a domain error), 2 usage.
 People get a table on stdout and progress on stderr; scripts pass `--json` for one JSON document.
@@ -25,6 +25,7 @@ from orchestrator.audit import AuditLog, default_who
 from orchestrator.contract import REPO_ROOT
 from orchestrator.drift import IGNORED
 from orchestrator.fleet import (
+    Clearance,
     Fleet,
     FleetInputs,
     FleetReport,
@@ -36,7 +37,14 @@ from orchestrator.fleet import (
 )
 from orchestrator.locks import clear_stale, fleet_lease, inspect
 from orchestrator.settings import Settings
-from orchestrator.stacks import AutomationExecutor, FileDeployedStore, Operation, project_name, tenant_flag, tenant_of
+from orchestrator.stacks import (
+    AutomationExecutor,
+    FileDeployedStore,
+    Operation,
+    project_name,
+    tenant_flag,
+    tenant_of,
+)
 from orchestrator.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
 
 TENANT_PREFIX = "prod."
@@ -153,7 +161,7 @@ def run_operation(
     audit = AuditLog(settings.audit_log)
     store = FileDeployedStore(settings, project)
 
-    def preflight(stack: str) -> str | None:
+    def preflight(stack: str, operation: Operation) -> Clearance:
         report = inspect(settings.state_dir, project, stack, tenant_flag=tenant_flag(stack))
         for path in clear_stale(report):
             audit.record(
@@ -163,7 +171,16 @@ def run_operation(
                 result="cleared",
                 detail=f"removed stale lock {path.name} of a dead process",
             )
-        return "; ".join(report.advice) if report.blocked else None
+        if report.blocked:
+            return Clearance("; ".join(report.advice), report.advice)
+        if operation is Operation.UP and report.pending:
+            # An up over pending operations can create duplicates of what the killed run created.
+            blocked = (
+                f"{len(report.pending)} operations of an interrupted update are pending; clear them first: "
+                + "; ".join(report.advice)
+            )
+            return Clearance(blocked, report.advice)
+        return Clearance(None, report.advice)
 
     gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=5.0)
     command = f"{options.operation.value} {' '.join(tenant_of(s) for s in stacks)}"
@@ -210,6 +227,9 @@ def _print_report(report: FleetReport, as_json: bool) -> None:
         )
     console = Console(width=160)
     console.print(table)
+    for r in report.results:
+        for line in r.advice:
+            console.print(f"[bold]{r.tenant}:[/bold] {line}", highlight=False, soft_wrap=True)
     if report.halted:
         console.print(f"[bold red]halted:[/bold red] {report.halt_reason}", highlight=False)
 
@@ -240,7 +260,10 @@ def preview(
     "--continue-on-error", is_flag=True, help="Keep going past failed tenants; a failed health gate still halts."
 )
 @click.option(
-    "--rollback", is_flag=True, help="On a failed health gate, re-apply the last good stack file to the wave."
+    "--rollback",
+    is_flag=True,
+    help="On a failed health gate, re-apply the last good stack file to the wave and gate it again "
+    "(refused for a tenant when the code changed since its last good deploy).",
 )
 @click.option("--force", is_flag=True, help="Deploy even tenants whose bundle and config are unchanged.")
 @click.option("--no-health-gate", is_flag=True, help="Do not poll /_edge/health between waves.")
@@ -317,7 +340,10 @@ def refresh(
 @_common
 @click.option("--yes", is_flag=True, help="Confirm: this deletes the tenants' Workers, KV and D1 data.")
 def destroy(tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: int, as_json: bool, yes: bool) -> None:
-    """Delete every Cloudflare resource of the selected tenants (D1 databases are protected)."""
+    """Delete every Cloudflare resource of the selected tenants except protected ones (their D1 databases).
+
+    What was kept is reported per tenant, with the exact commands that remove it deliberately.
+    """
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
     if not yes:
         raise click.UsageError(f"destroy deletes {len(stacks)} tenants' edges; add --yes to confirm")
@@ -435,4 +461,24 @@ def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
         click.get_current_context().exit(1)
 
 
-COMMANDS = (preview, up, refresh, destroy, drift, status, recover)
+@click.command()
+@click.option("--tenant", "tenant", required=True, metavar="ID", help="The tenant whose stack outputs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
+def outputs(tenant: str, as_json: bool) -> None:
+    """A tenant's stack outputs as last deployed (secret outputs masked; needs the Pulumi CLI)."""
+    deps = _deps()
+    settings = deps.settings()
+    (stack,) = select_stacks(settings.project_dir, (tenant,), False)
+    values = deps.executor(settings, None).outputs(stack)
+    if as_json:
+        click.echo(json.dumps({"tenant": tenant, "outputs": values}, indent=2))
+        return
+    table = Table(title=f"outputs of {tenant}")
+    table.add_column("output")
+    table.add_column("value")
+    for key, value in sorted(values.items()):
+        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+    Console(width=160).print(table)
+
+
+COMMANDS = (preview, up, refresh, destroy, drift, status, recover, outputs)

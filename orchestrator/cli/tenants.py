@@ -16,7 +16,7 @@ from orchestrator.audit import AuditLog
 from orchestrator.cli.fleet import _deps, registry
 from orchestrator.errors import EdgeError
 from orchestrator.locks import read_checkpoint, state_file
-from orchestrator.stacks import FileDeployedStore, project_name, tenant_of
+from orchestrator.stacks import FileDeployedStore, KeptResource, project_name, removal_commands, tenant_of
 
 PREFIX = "prod."
 
@@ -134,14 +134,31 @@ def remove(tenant: str, yes: bool) -> None:
         raise click.UsageError(f"removing {tenant} deletes Pulumi.{stack}.yaml and its secrets; add --yes")
     project = project_name(settings.project_dir)
     checkpoint = state_file(settings.state_dir, project, stack)
-    resources = 0
+    left: list[dict[str, Any]] = []
     if checkpoint is not None:
         latest = (read_checkpoint(checkpoint).get("checkpoint") or {}).get("latest") or {}
-        resources = sum(1 for r in latest.get("resources") or [] if r.get("type") != "pulumi:pulumi:Stack")
-    if resources:
+        # Real resources only: the stack, components and providers stay around what destroy keeps.
+        left = [
+            r
+            for r in latest.get("resources") or []
+            if r.get("custom", True)
+            and r.get("type") != "pulumi:pulumi:Stack"
+            and not str(r.get("type", "")).startswith("pulumi:providers:")
+        ]
+    unprotected = [r for r in left if not r.get("protect")]
+    if unprotected:
         raise EdgeError(
-            f"tenant {tenant} still has {resources} resources in stack {stack}: run "
+            f"tenant {tenant} still has {len(unprotected)} resources in stack {stack}: run "
             f"`python -m orchestrator destroy --tenant {tenant} --yes` first"
+        )
+    if left:
+        # destroy kept these on purpose (the D1 database): running it again would change nothing.
+        kept = [KeptResource(str(r.get("urn", "?")), str(r.get("type", "?"))) for r in left]
+        names = ", ".join(f"{k.kind} {k.name}" for k in kept)
+        raise EdgeError(
+            f"tenant {tenant}: stack {stack} still holds protected {names}, which destroy keeps on purpose; "
+            f"{removal_commands(settings, stack, kept).describe()}; then run "
+            f"`python -m orchestrator tenants remove {tenant} --yes` again"
         )
     (settings.project_dir / f"Pulumi.{stack}.yaml").unlink()
     FileDeployedStore(settings, project).forget(stack)
