@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from orchestrator.backup.custody import reused_passphrase_message, same_passphrase
 from orchestrator.backup.marker import read_marker
 from orchestrator.errors import EdgeError
 from orchestrator.passphrase import read_passphrase_file
@@ -87,6 +88,20 @@ def check_passphrase_file(path: Path) -> tuple[Check, str | None]:
     return Check("passphrase file", True, f"{path} is owner-only"), passphrase
 
 
+def check_backup_passphrase(backup_file: Path, state_file: Path, state_passphrase: str | None) -> Check:
+    """The backup passphrase file is owner-only and holds something other than the state passphrase."""
+    name = "backup passphrase"
+    try:
+        backup = read_passphrase_file(backup_file)
+    except EdgeError as exc:
+        return Check(name, False, str(exc))
+    if state_passphrase is None:
+        return Check(name, True, f"{backup_file} is owner-only (not compared: the state passphrase file is unusable)")
+    if same_passphrase(backup, state_passphrase):
+        return Check(name, False, reused_passphrase_message(backup_file, state_file))
+    return Check(name, True, f"{backup_file} is owner-only and differs from the state passphrase")
+
+
 def check_stacks(project_dir: Path, passphrase: str | None) -> list[Check]:
     # By stack name, so the platform stack `prod` comes before its tenants `prod.<tenant>`.
     files = sorted((p for p in project_dir.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml"), key=_stack_name)
@@ -143,6 +158,7 @@ def run_checks(settings: Settings, now: datetime | None = None) -> list[Check]:
         check_pulumi_cli(expected_cli_version()),
         check_private_dir("state dir", settings.state_dir),
         passphrase_check,
+        check_backup_passphrase(settings.backup_passphrase_file, settings.passphrase_file, passphrase),
         *check_stacks(settings.project_dir, passphrase),
         check_disk(settings.state_dir, settings.min_free_disk_mb),
         check_backup(settings.backup_marker, settings.backup_max_age_hours, now or datetime.now(UTC)),

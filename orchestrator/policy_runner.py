@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,10 @@ class ResourceLike(Protocol):
     def inputs(self) -> Mapping[str, Any]: ...
     @property
     def protect(self) -> bool: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def dependencies(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,12 @@ class StaticResource:
     protect: bool = False
     id: str | None = None
     """Provider id; stack policies see it as the `id` prop, as after an `up`."""
+    dependencies: tuple[str, ...] = ()
+    """URNs this resource depends on (explicit depends_on and through its inputs)."""
 
 
 def resources_from_json(rows: Iterable[Mapping[str, Any]]) -> list[StaticResource]:
-    """`[{type, name, urn, parent_urn?, inputs, protect?, id?}]` -> resources the runner accepts."""
+    """`[{type, name, urn, parent_urn?, inputs, protect?, id?, dependencies?}]` -> resources the runner accepts."""
     resources = []
     for index, row in enumerate(rows):
         try:
@@ -107,6 +114,7 @@ def resources_from_json(rows: Iterable[Mapping[str, Any]]) -> list[StaticResourc
                     inputs=dict(row.get("inputs") or {}),
                     protect=bool(row.get("protect", False)),
                     id=row.get("id"),
+                    dependencies=tuple(str(urn) for urn in row.get("dependencies") or ()),
                 )
             )
         except KeyError as exc:
@@ -234,6 +242,79 @@ def reconcile_config(
     return level, _struct_round_trip(props)
 
 
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "array": (list,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "object": (dict,),
+    "string": (str,),
+}
+
+
+def _check_type(policy: Policy, key: str, value: Any) -> None:
+    schema = policy.config_schema.properties.get(key, {}) if policy.config_schema else {}
+    expected = _JSON_TYPES.get(str(schema.get("type")))
+    wrong_bool = isinstance(value, bool) and schema.get("type") in ("integer", "number")
+    if expected is not None and (not isinstance(value, expected) or wrong_bool):
+        raise PolicyRunError(f"policy {policy.name}: config property {key!r} must be a JSON {schema['type']}")
+    items = _JSON_TYPES.get(str((schema.get("items") or {}).get("type")))
+    if items is not None and isinstance(value, list) and not all(isinstance(v, items) for v in value):
+        raise PolicyRunError(f"policy {policy.name}: every item of {key!r} must be a JSON {schema['items']['type']}")
+
+
+def parse_policy_config(document: Any, pack: Pack, source: str = "policy config") -> dict[str, dict[str, Any]]:
+    """Per-policy overrides from a `pulumi preview --policy-pack-config` style JSON document.
+
+    `{"<policy>": "<level>" | {"enforcementLevel": "<level>", "<property>": value, ...}}`, plus
+    `"all": "<level>"` for every policy that does not set its own level. Policy names, levels,
+    property names and JSON types are checked here, so a typo fails before anything runs.
+    """
+    if not isinstance(document, dict):
+        raise PolicyRunError(f"{source}: expected a JSON object of policy name -> level or settings")
+    names = {p.name: p for p in pack.policies}
+    overrides: dict[str, dict[str, Any]] = {}
+    pack_level: Any = None
+    for name, value in document.items():
+        if name == "all":
+            pack_level = value.get("enforcementLevel") if isinstance(value, dict) else value
+            continue
+        policy = names.get(name)
+        if policy is None:
+            raise PolicyRunError(f"{source}: no policy {name!r} in pack {pack.name} (known: {', '.join(names)})")
+        if isinstance(value, str):
+            value = {"enforcementLevel": value}
+        if not isinstance(value, dict):
+            raise PolicyRunError(f"{source}: {name} must be an enforcement level or an object of settings")
+        for key, item in value.items():
+            if key != "enforcementLevel":
+                _check_type(policy, key, item)
+        overrides[name] = dict(value)
+    for name in names:
+        entry = overrides.setdefault(name, {})
+        if pack_level is not None:
+            entry.setdefault("enforcementLevel", pack_level)
+        try:
+            reconcile_config(names[name], {}, entry)
+        except ValueError:
+            raise PolicyRunError(
+                f"{source}: {name}: enforcementLevel {entry.get('enforcementLevel')!r} is not one of "
+                f"{', '.join(level.value for level in EnforcementLevel)}"
+            ) from None
+    return {name: entry for name, entry in overrides.items() if entry}
+
+
+def load_policy_config(path: Path, pack: Pack | None = None) -> dict[str, dict[str, Any]]:
+    """`parse_policy_config` of a JSON file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyRunError(f"policy config {path}: cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise PolicyRunError(f"policy config {path}: not JSON ({exc})") from None
+    return parse_policy_config(document, pack or load_pack(), f"policy config {path}")
+
+
 def _replace_unknowns(value: Any) -> Any:
     if value is UNKNOWN:
         # The engine marshals every unknown as the string sentinel (KeepUnknowns).
@@ -345,11 +426,13 @@ class _Run:
 
 
 def policy_resources(resources: Sequence[ResourceLike]) -> list[PolicyResource]:
-    """Stack-validation view: props (with the id when the run knows it) and parents linked."""
+    """Stack-validation view, linked as the analyzer links it (AnalyzeStack): props (with the id
+    when the run knows it), parent, and dependencies resolved to the resources of this run (a URN
+    outside it is dropped, as the engine drops one it was not sent). The mocks record no per-property
+    dependencies, so `property_dependencies` stays empty; `dependencies` holds all of them."""
     result: list[PolicyResource] = []
     for resource in resources:
-        resource_id = getattr(resource, "id", None)
-        extra = {"id": resource_id} if resource_id else None
+        extra = {"id": resource.id} if resource.id else None
         result.append(
             PolicyResource(
                 resource.type,
@@ -366,6 +449,7 @@ def policy_resources(resources: Sequence[ResourceLike]) -> list[PolicyResource]:
     by_urn = {r.urn: r for r in result}
     for policy_resource, resource in zip(result, resources, strict=True):
         policy_resource.parent = by_urn.get(resource.parent_urn or "")
+        policy_resource.dependencies = [by_urn[urn] for urn in dict.fromkeys(resource.dependencies) if urn in by_urn]
     return result
 
 

@@ -7,6 +7,9 @@
 #   scripts/setup-vps.sh --root /tmp/vps      # lay out files under a target root (CI); skips
 #                                             # apt, useradd, chown, downloads and systemctl
 #
+# The application is copied from the git-tracked files of this checkout only: a stray .env,
+# a local venv or other untracked files never reach the VPS's app directory.
+#
 # Secrets: the state passphrase and the backup passphrase are generated from /dev/urandom
 # straight into 0600 files and are never printed. Copy the backup passphrase OFF this machine
 # (a password manager): without it no backup can be restored.
@@ -25,19 +28,44 @@ DRY_RUN=0
 ROOT=""
 SERVICE_USER="${SERVICE_USER_DEFAULT}"
 
+# Temporary files and directories: removed on every exit path (success, die, set -e, signals).
+TMP_DIR=""
+CLEANUP=()
+cleanup() {
+  local path
+  for path in "${CLEANUP[@]}"; do
+    rm -rf -- "${path}"
+  done
+  if [[ -n "${TMP_DIR}" ]]; then
+    rm -rf -- "${TMP_DIR}"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The script's private scratch directory (created on first use, in this shell: never call it in $(...)).
+ensure_tmp_dir() {
+  if [[ -z "${TMP_DIR}" ]]; then
+    TMP_DIR="$(mktemp -d)"
+  fi
+}
+
 usage() {
   cat <<USAGE
 Usage: setup-vps.sh [--dry-run] [--root DIR] [--user NAME]
 
-Provision this VPS for Clawdbot edge: service user, Python venv and npm packages, the Pulumi
-CLI v${PULUMI_VERSION} (sha256-verified against scripts/pulumi-cli.sha256), state directory (0700),
-passphrase files (0600, from /dev/urandom, never shown) and the systemd timers for drift,
-health and backups. Safe to run again.
+Provision this VPS for Clawdbot edge: service user, the application (git-tracked files of this
+checkout), Python venv and npm packages, the Pulumi CLI v${PULUMI_VERSION} (sha256-verified against
+scripts/pulumi-cli.sha256), state directory (0700), passphrase files (0600, from /dev/urandom,
+never shown) and the systemd timers for drift, health and backups. Safe to run again.
 
   --dry-run    print what would be done; change nothing
   --root DIR   install the file layout under DIR instead of / (for CI and image builds);
-               system steps (apt, useradd, chown, downloads, systemctl) are skipped
-  --user NAME  service user (default: ${SERVICE_USER_DEFAULT})
+               system steps (apt, useradd, chown, venv and npm installs, downloads,
+               systemctl) are skipped
+  --user NAME  service user (default: ${SERVICE_USER_DEFAULT}); the systemd units run as it
   -h, --help   this text
 USAGE
 }
@@ -118,6 +146,7 @@ ensure_secret_file() {  # ensure_secret_file PATH OWNER
   else
     local tmp
     tmp="$(umask 077 && mktemp "${path}.XXXXXX")"
+    CLEANUP+=("${tmp}")
     # Never leave a half-written passphrase behind: the temp file goes if any step fails.
     { head -c 32 /dev/urandom | base64 -w0 > "${tmp}" && chmod 0600 "${tmp}" && mv -f "${tmp}" "${path}"; } \
       || { rm -f "${tmp}"; die "could not write ${path}"; }
@@ -153,7 +182,7 @@ ensure_template() {  # ensure_template TARGET MODE <<CONTENT
 step_packages() {
   say "packages"
   sys_run apt-get update
-  sys_run apt-get install -y --no-install-recommends python3 python3-venv ca-certificates curl nodejs npm
+  sys_run apt-get install -y --no-install-recommends python3 python3-venv ca-certificates curl git nodejs npm
 }
 
 step_user() {
@@ -204,20 +233,45 @@ AWS_SECRET_ACCESS_KEY=
 ENV
 }
 
-step_app() {
-  say "application and Python venv"
-  if [[ "${SYSTEM}" -eq 0 ]]; then
-    echo "skipped (target root): copy ${REPO_DIR} to ${APP_DIR}, venv ${VENV_DIR}, npm ci"
+# The files of this checkout that git tracks, NUL-separated, without the stack files
+# (Pulumi.<stack>.yaml are the operator's data: the repo's examples never overwrite them) and
+# without tracked files deleted from the work tree.
+tracked_files() {
+  local file
+  # safe.directory: run as root (sudo) on a checkout owned by the operator, git would refuse.
+  git -c safe.directory="${REPO_DIR}" -C "${REPO_DIR}" ls-files -z -- . ':(exclude,glob)**/Pulumi.*.yaml' |
+    while IFS= read -r -d '' file; do
+      if [[ -e "${REPO_DIR}/${file}" || -L "${REPO_DIR}/${file}" ]]; then
+        printf '%s\0' "${file}"
+      fi
+    done
+}
+
+copy_app() {
+  local target="${ROOT}${APP_DIR}" list count
+  git -c safe.directory="${REPO_DIR}" -C "${REPO_DIR}" rev-parse --is-inside-work-tree >/dev/null 2>&1 \
+    || die "${REPO_DIR} is not a git checkout: the application is copied from git-tracked files only" \
+      "(clone the repository and run this script from the clone)"
+  ensure_tmp_dir
+  list="${TMP_DIR}/app-files"
+  tracked_files > "${list}"
+  count="$(tr -cd '\0' < "${list}" | wc -c)"
+  [[ "${count}" -gt 0 ]] || die "git lists no tracked files in ${REPO_DIR}"
+  if [[ "${DRY_RUN}" -eq 1 ]]; then
+    echo "would copy ${count} git-tracked files of ${REPO_DIR} to ${target} (never Pulumi.*.yaml or untracked files)"
     return 0
   fi
-  run mkdir -p "${APP_DIR}"
-  # Stack files (Pulumi.<stack>.yaml) are the operator's data, so the repo's examples are never
-  # copied over them; nor are the checkout's own venv, node_modules or git metadata.
-  if [[ "${DRY_RUN}" -eq 1 ]]; then
-    echo "would copy ${REPO_DIR} to ${APP_DIR} (without Pulumi.*.yaml, .git, .venv, node_modules)"
-  else
-    tar -C "${REPO_DIR}" --exclude='./.git' --exclude='./.venv' --exclude='node_modules' \
-      --exclude='Pulumi.*.yaml' -cf - . | tar -C "${APP_DIR}" -xf -
+  mkdir -p "${target}"
+  tar -C "${REPO_DIR}" --null --no-recursion -T "${list}" -cf - | tar -C "${target}" -xf -
+  say "copied ${count} git-tracked files to ${target}"
+}
+
+step_app() {
+  say "application and Python venv"
+  copy_app
+  if [[ "${SYSTEM}" -eq 0 ]]; then
+    echo "skipped (target root): venv ${VENV_DIR}, pip install, npm ci, chown ${APP_DIR}"
+    return 0
   fi
   if [[ ! -x "${VENV_DIR}/bin/python" ]]; then
     run python3 -m venv "${VENV_DIR}"
@@ -264,10 +318,9 @@ step_pulumi() {
       "unpack to ${OPT_DIR}/pulumi and link /usr/local/bin/pulumi"
     return 0
   fi
-  local tmp
-  tmp="$(mktemp -d)"
-  # shellcheck disable=SC2064  # expand now: the trap must remove this very directory
-  trap "rm -rf '${tmp}'" RETURN
+  ensure_tmp_dir
+  local tmp="${TMP_DIR}/pulumi"
+  mkdir -p "${tmp}"
   curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
     -o "${tmp}/${archive}" "https://get.pulumi.com/releases/sdk/${archive}"
   (cd "${tmp}" && printf '%s  %s\n' "${want}" "${archive}" | sha256sum --check --status) \
@@ -281,11 +334,25 @@ step_pulumi() {
   say "installed $("${OPT_DIR}/pulumi/pulumi" version)"
 }
 
+# A unit file with its service user set to --user (the repo's units say clawdbot).
+render_unit() {  # render_unit SOURCE OUTPUT
+  local source="$1" output="$2"
+  sed -e "s/^User=${SERVICE_USER_DEFAULT}\$/User=${SERVICE_USER}/" \
+    -e "s/^Group=${SERVICE_USER_DEFAULT}\$/Group=${SERVICE_USER}/" "${source}" > "${output}"
+  if [[ "${source}" == *.service ]] && ! grep -qx "User=${SERVICE_USER}" "${output}"; then
+    die "$(basename "${source}") has no User=${SERVICE_USER_DEFAULT} line to set to ${SERVICE_USER}"
+  fi
+}
+
 step_units() {
-  say "systemd units"
-  local unit
+  say "systemd units (User=${SERVICE_USER})"
+  local unit rendered
+  ensure_tmp_dir
+  mkdir -p "${TMP_DIR}/units"
   for unit in "${SCRIPT_DIR}"/systemd/*.service "${SCRIPT_DIR}"/systemd/*.timer; do
-    ensure_file "${unit}" "${UNIT_DIR}/$(basename "${unit}")" 0644
+    rendered="${TMP_DIR}/units/$(basename "${unit}")"
+    render_unit "${unit}" "${rendered}"
+    ensure_file "${rendered}" "${UNIT_DIR}/$(basename "${unit}")" 0644
   done
   sys_run systemctl daemon-reload
   for unit in "${SCRIPT_DIR}"/systemd/*.timer; do

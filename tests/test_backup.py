@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import struct
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,8 +15,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from orchestrator.backup.crypto import KdfParams, WrongPassphraseError
+from orchestrator.backup import crypto as backup_crypto
+from orchestrator.backup import repository, snapshot
+from orchestrator.backup.crypto import MANIFEST_MAGIC, KdfParams, WrongPassphraseError, read_manifest_header
 from orchestrator.backup.repository import BackupRepository, Retention
 from orchestrator.backup.snapshot import Entry, Source
 from orchestrator.backup.store import S3Store
@@ -370,6 +376,101 @@ def test_kdf_cost_from_a_header_is_bounded() -> None:
         KdfParams(n=2**24)
     with pytest.raises(ValueError, match="power of two"):
         KdfParams(n=3000)
+    with pytest.raises(ValueError, match="needs 2048 MiB, over the 256 MiB cap"):
+        KdfParams(n=2**20, r=16)  # each bound alone allowed this: 2 GiB per derivation
+    with pytest.raises(ValueError):
+        KdfParams(p=4)
+    assert 128 * KdfParams(n=2**20, r=2).n * 2 == 256 << 20  # exactly at the cap is fine
+    assert KdfParams() == KdfParams(n=2**17, r=8, p=1)
+
+
+def _forge_kdf(blob: bytes, **kdf: int) -> bytes:
+    """The manifest with its cleartext header's KDF cost rewritten (what a bucket writer can do)."""
+    start = len(MANIFEST_MAGIC)
+    (length,) = struct.unpack(">I", blob[start : start + 4])
+    header = json.loads(blob[start + 4 : start + 4 + length])
+    header["kdf"].update(kdf)
+    forged = json.dumps(header).encode()
+    return MANIFEST_MAGIC + struct.pack(">I", len(forged)) + forged + blob[start + 4 + length :]
+
+
+def test_forged_manifest_header_cannot_make_scrypt_allocate_gigabytes(
+    store: S3Store, tree: list[Source], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = repo(store).create(tree)
+    key = f"state/{manifest.backup_id}/manifest"
+    forged = _forge_kdf(store.get(key) or b"", n=2**20, r=16)
+    # Refused while parsing, before any key derivation.
+    with pytest.raises(BackupError, match=r"unreadable header: kdf: .*2048 MiB, over the 256 MiB cap"):
+        read_manifest_header(forged, "manifest")
+    store.put(key, forged)
+    derived: list[tuple[int, int]] = []
+
+    def spy(*, salt: bytes, length: int, n: int, r: int, p: int) -> Any:
+        derived.append((n, r))
+        return Scrypt(salt=salt, length=length, n=n, r=r, p=p)
+
+    monkeypatch.setattr(backup_crypto, "Scrypt", spy)
+    [info] = repo(store).list()
+    assert info.status == "invalid" and "over the 256 MiB cap" in (info.problem or "")
+    with pytest.raises(BackupError, match="over the 256 MiB cap"):
+        repo(store).verify(manifest.backup_id)
+    assert repo(store).prune(Retention(keep_last=1)).deleted == []
+    assert derived == []
+    assert key in keys(store)  # an unreadable backup is never pruned
+
+
+# -- files that change while they are read -------------------------------------------------------
+
+
+def _replace_after_collect(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
+    """Run `change` between listing the files and reading them (as a concurrent `pulumi up` would)."""
+
+    def collect_then_change(sources: list[Source]) -> Any:
+        collected = snapshot.collect(sources)
+        change()
+        return collected
+
+    monkeypatch.setattr(repository, "collect", collect_then_change)
+
+
+def test_checkpoint_replaced_by_rename_fails_the_backup(
+    store: S3Store, tree: list[Source], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = tree[0].root / ".pulumi" / "stacks" / "clawdbot" / "prod.acme.json"
+
+    def pulumi_writes_checkpoint() -> None:
+        fresh = checkpoint.with_name("prod.acme.json.tmp")
+        fresh.write_bytes(os.urandom(9000))  # bigger: the old code stored its first 5000 bytes
+        fresh.rename(checkpoint)
+
+    _replace_after_collect(monkeypatch, pulumi_writes_checkpoint)
+    with pytest.raises(BackupError, match=f"cannot back up {checkpoint}: it changed during backup; retry"):
+        repo(store).create(tree)
+    assert keys(store) == []
+
+
+@pytest.mark.parametrize("how", ["rewritten in place", "removed", "became a symlink"])
+def test_file_changed_in_place_or_removed_fails_the_backup(
+    store: S3Store, tree: list[Source], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    meta = tree[0].root / ".pulumi" / "meta.yaml"
+
+    def change() -> None:
+        if how == "rewritten in place":
+            before = meta.stat()
+            meta.write_text("version: 2\n")  # same size, same inode
+            os.utime(meta, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+        elif how == "removed":
+            meta.unlink()
+        else:
+            meta.unlink()
+            meta.symlink_to("/etc/hostname")
+
+    _replace_after_collect(monkeypatch, change)
+    with pytest.raises(BackupError, match=r"meta\.yaml: it changed during backup; retry"):
+        repo(store).create(tree)
+    assert keys(store) == []
 
 
 def test_unknown_backup_id_and_bad_id(store: S3Store) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from orchestrator.backup.crypto import KdfParams
 from orchestrator.backup.marker import read_marker
 from orchestrator.backup.repository import BackupRepository
 from orchestrator.cli.backup import backup
+from orchestrator.locks import fleet_lease
 
 BACKUP_PASS = "backup passphrase kept off the box"
 AWS_SECRET = "moto-secret-key-value"
@@ -48,6 +51,7 @@ def vps(tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Path:
         "PASSPHRASE_FILE": home / "passphrase",
         "BACKUP_PASSPHRASE_FILE": home / "backup-passphrase",
         "BACKUP_MARKER": home / "last-backup.json",
+        "WORK_ROOT": home / "work",
         "R2_ENDPOINT": endpoint,
         "R2_BUCKET": bucket,
     }
@@ -152,3 +156,51 @@ def test_prune_needs_a_policy(vps: Path, fast_kdf: None) -> None:
     result = run("prune")
     assert result.exit_code == 1
     assert "needs keep-last and/or keep-days" in result.output
+
+
+@pytest.mark.parametrize("escrow", [[], ["--escrow"]])
+def test_create_refuses_a_backup_passphrase_equal_to_the_state_passphrase(
+    vps: Path, fast_kdf: None, escrow: list[str]
+) -> None:
+    reused = "Zq9-one-passphrase-for-both"
+    (vps / "passphrase").write_text(reused + "\n")
+    (vps / "backup-passphrase").write_text(f"  {reused}\n")  # trimmed like the state passphrase file
+    result = run("create", *escrow)
+    assert result.exit_code == 1
+    assert f"backup passphrase file {vps / 'backup-passphrase'} holds the same passphrase as the state" in result.output
+    assert reused not in result.output
+    assert json.loads(run("list", "--json", *escrow).output) == []
+
+
+def test_state_backup_takes_the_fleet_lease(vps: Path, fast_kdf: None) -> None:
+    lease = vps / "work" / "fleet.lock"
+    with fleet_lease(lease, holder="ops@box", command="up acme"):
+        busy = run("create")
+        assert busy.exit_code == 1
+        assert f"another fleet run holds {lease}: up acme by ops@box" in busy.output
+        assert json.loads(run("list", "--json").output) == []
+        assert run("create", "--escrow").exit_code == 0  # the escrow reads no fleet state
+    assert run("create").exit_code == 0
+
+
+def test_create_waits_for_the_lease(vps: Path, fast_kdf: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_backup, "LEASE_POLL_S", 0.05)
+    held, release = threading.Event(), threading.Event()
+
+    def fleet_run() -> None:
+        with fleet_lease(vps / "work" / "fleet.lock", holder="ops@box", command="up acme"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=fleet_run)
+    holder.start()
+    try:
+        assert held.wait(10)
+        threading.Timer(0.5, release.set).start()
+        started = time.monotonic()
+        result = run("create", "--lease-wait", "30")
+        assert result.exit_code == 0, result.output
+        assert time.monotonic() - started >= 0.4
+    finally:
+        release.set()
+        holder.join()

@@ -45,12 +45,16 @@ def vps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, salt: str) -> Path:
     passphrase = tmp_path / "passphrase"
     passphrase.write_text(PASSPHRASE + "\n")
     passphrase.chmod(0o600)
+    backup_passphrase = tmp_path / "backup-passphrase"
+    backup_passphrase.write_text("a different backup passphrase\n")
+    backup_passphrase.chmod(0o600)
     marker = tmp_path / "last-backup.json"
     write_marker(marker, LastBackup(backup_id="20250601T000000Z-0a0b0c0d", created_at=datetime.now(UTC), bucket="b"))
     for key, value in {
         "STATE_DIR": state,
         "PROJECT_DIR": project,
         "PASSPHRASE_FILE": passphrase,
+        "BACKUP_PASSPHRASE_FILE": backup_passphrase,
         "BACKUP_MARKER": marker,
         "MIN_FREE_DISK_MB": 1,
     }.items():
@@ -73,12 +77,39 @@ def test_healthy_vps_passes_with_one_line_per_check(vps: Path, monkeypatch: pyte
         "ok    pulumi cli",
         "ok    state dir",
         "ok    passphrase file",
+        "ok    backup passphrase",
         "ok    stack prod",
         "ok    stack prod.acme",
         "ok    free disk",
         "ok    backup",
     ]
     assert PASSPHRASE not in result.output
+
+
+def test_backup_passphrase_equal_to_the_state_passphrase_fails(vps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_ok(monkeypatch)
+    (vps / "backup-passphrase").write_text(PASSPHRASE + "\n")
+    result = CliRunner().invoke(doctor, [])
+    assert result.exit_code == 1
+    assert (
+        f"FAIL  backup passphrase: backup passphrase file {vps / 'backup-passphrase'} holds the same passphrase "
+        f"as the state passphrase file {vps / 'passphrase'}; they must differ" in result.output
+    )
+    assert "ok    passphrase file" in result.output
+    assert PASSPHRASE not in result.output
+    assert "Error: 1 check(s) failed: backup passphrase" in result.output
+
+
+def test_backup_passphrase_file_missing_or_wide(vps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_ok(monkeypatch)
+    (vps / "backup-passphrase").chmod(0o644)
+    wide = CliRunner().invoke(doctor, [])
+    assert wide.exit_code == 1 and "FAIL  backup passphrase: passphrase file" in wide.output
+    assert "mode 0644" in wide.output
+    (vps / "backup-passphrase").unlink()
+    missing = CliRunner().invoke(doctor, [])
+    assert missing.exit_code == 1 and "FAIL  backup passphrase:" in missing.output
+    assert "does not exist" in missing.output
 
 
 def test_stack_under_another_passphrase_is_named(vps: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,15 +150,83 @@ def test_status_of_a_never_started_and_of_a_dead_runtime(tmp_path: Path) -> None
     assert edge.down() is False and not edge.layout.pid_file.exists()
 
 
-def test_stop_group_never_signals_processes_that_are_not_ours() -> None:
+def test_stop_group_never_signals_processes_that_are_not_ours(tmp_path: Path) -> None:
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
     try:
         assert proc.group_members(sleeper.pid) == []
-        assert proc.stop_group(sleeper.pid, grace_s=0.2) is False
+        assert proc.stop_group(sleeper.pid, state_dir=tmp_path, grace_s=0.2) is False
         assert sleeper.poll() is None
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _lookalike(argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """A session leader whose command line looks like a runtime process (argv[0] and args as given)."""
+    first, *rest = argv
+    return subprocess.Popen(
+        [first, "-c", "import time; time.sleep(30)", *rest], executable=sys.executable, cwd=cwd, start_new_session=True
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["/home/dev/app/node_modules/@cloudflare/workerd-linux-64/bin/workerd"],  # someone's `wrangler dev`
+        ["node", str(proc.RUNNER_SCRIPT)],  # the runner of another local edge (another state dir)
+    ],
+    ids=["workerd", "runner"],
+)
+def test_a_recycled_pid_of_another_runtime_is_never_killed(tmp_path: Path, argv: list[str]) -> None:
+    state, elsewhere = tmp_path / "state", tmp_path / "elsewhere"
+    state.mkdir(mode=0o700)
+    elsewhere.mkdir()
+    other = _lookalike(argv, elsewhere)
+    try:
+        time.sleep(0.2)
+        seen = proc.read_proc(other.pid)
+        assert seen is not None and (seen.is_workerd or seen.is_runner)
+        assert proc.is_ours(seen)  # looks like a runtime process...
+        assert not proc.is_ours(seen, state)  # ...but not of this local edge
+        assert proc.group_members(other.pid, state) == [] and not proc.runner_alive(other.pid, state)
+        assert proc.stop_group(other.pid, state_dir=state, grace_s=0.2) is False
+        assert other.poll() is None
+        # The state directory's runtime.pid holds that pid: status says dead, down signals nothing.
+        edge = LocalEdge(state)
+        edge.layout.ensure()
+        edge.layout.pid_file.write_text(f"{other.pid}\n")
+        assert edge.status().state == "dead"
+        assert edge.down() is False and other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_processes_running_in_the_state_directory_are_ours(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    runner = _lookalike(["node", str(proc.RUNNER_SCRIPT)], state)
+    try:
+        time.sleep(0.2)
+        seen = proc.read_proc(runner.pid)
+        assert seen is not None and seen.is_runner and proc.is_ours(seen, state)
+        assert proc.runner_alive(runner.pid, state)
+        assert proc.stop_group(runner.pid, state_dir=state, grace_s=2.0) is True
+        assert runner.wait(timeout=5) is not None
+    finally:
+        runner.kill()
+        runner.wait()
+
+
+def test_a_command_line_merely_mentioning_runner_mjs_is_not_ours(tmp_path: Path) -> None:
+    other = _lookalike(["node", "/elsewhere/runner.mjs", "--note=workerd"], tmp_path)
+    try:
+        time.sleep(0.2)
+        seen = proc.read_proc(other.pid)
+        assert seen is not None and not proc.is_ours(seen) and not proc.is_ours(seen, tmp_path)
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_up_without_node_says_how_to_fix(tmp_path: Path) -> None:
@@ -215,3 +284,50 @@ def test_cli_status_and_push_when_stopped(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 1 and "Error: local edge is not running: not started" in result.output
     result = CliRunner().invoke(cli, ["local", "down"])
     assert result.exit_code == 0 and "was not running" in result.output
+
+
+READONLY_SQL = REPO_ROOT / "orchestrator" / "local_edge" / "readonly_sql.mjs"
+
+
+def _read_only(statements: list[str]) -> list[bool]:
+    """The control worker's read-only check, run under node on each statement."""
+    script = (
+        f"import {{ readOnly }} from {json.dumps(READONLY_SQL.as_uri())};\n"
+        "const input = JSON.parse(process.argv[1]);\n"
+        "process.stdout.write(JSON.stringify(input.map((sql) => readOnly(sql))));\n"
+    )
+    out = subprocess.run(
+        ["node", "--input-type=module", "-e", script, json.dumps(statements)],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    verdicts: list[bool] = json.loads(out.stdout)
+    return verdicts
+
+
+def test_control_queries_are_read_only() -> None:
+    reads = [
+        "SELECT webhook_id FROM webhook_events",
+        "  select count(*) as n from d1_migrations;  ",
+        "WITH recent AS (SELECT * FROM webhook_events ORDER BY received_at DESC LIMIT 5) SELECT * FROM recent",
+        "SELECT CASE WHEN n > 1 THEN 'many' ELSE 'one' END AS size FROM t",
+        "SELECT replace(body, 'a', 'b') FROM t WHERE note = 'DELETE FROM t; DROP TABLE t'",
+        'SELECT "update", [delete] FROM t -- INSERT INTO t VALUES (1)',
+        "SELECT MAX(version) AS v FROM applied_config_versions",
+    ]
+    writes = [
+        "WITH x AS (SELECT 1) DELETE FROM webhook_events RETURNING *",
+        "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x",
+        "WITH x AS (SELECT 1) UPDATE t SET a = 1",
+        "WITH x AS (SELECT 1) REPLACE INTO t VALUES (1)",
+        "DELETE FROM t",
+        "SELECT 1; DELETE FROM t",
+        "SELECT 1; /* two statements */ SELECT 2",
+        "PRAGMA writable_schema = 1",
+        "ATTACH DATABASE 'x' AS y",
+        "SELECT 'unterminated",
+        "SELECT 1 /* unterminated",
+        "",
+        "EXPLAIN DELETE FROM t",
+    ]
+    assert _read_only(reads) == [True] * len(reads)
+    assert _read_only(writes) == [False] * len(writes)

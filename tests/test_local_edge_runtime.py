@@ -16,6 +16,7 @@ import pytest
 
 from orchestrator import crypto
 from orchestrator.contract import REPO_ROOT, config_kv_key, contract
+from orchestrator.errors import ConfigError
 from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, push_config, tenant_request
 from orchestrator.local_edge import process as proc
 from orchestrator.local_edge.errors import LocalEdgeError
@@ -96,9 +97,11 @@ def test_local_edge_binds_what_tenant_edge_registers(
         name = key.removeprefix(contract()["kv_keys"]["secret_prefix"])
         local_value = control.kv_get(tenant, key)
         assert local_value is not None
-        assert crypto.open_secret(local_key, tenant, name, local_value) == crypto.open_secret(
-            offline_key, tenant, name, value
-        ) == project.secrets[tenant][name]
+        assert (
+            crypto.open_secret(local_key, tenant, name, local_value)
+            == crypto.open_secret(offline_key, tenant, name, value)
+            == project.secrets[tenant][name]
+        )
 
     (migrations,) = [r for r in run.of_type(MIGRATIONS) if "migrations" in r.inputs]
     wanted = [m["name"] for m in migrations.inputs["migrations"]]
@@ -134,6 +137,19 @@ def test_signed_webhook_is_stored_and_forged_one_refused(examples: Running) -> N
     assert webhook(acme, edge, "forged", "evt-forged", {"total": 2})[0] == 401
     rows = edge.control().query("acme", "SELECT webhook_id FROM webhook_events ORDER BY webhook_id")
     assert [r["webhook_id"] for r in rows] == ["evt-parity"]
+
+
+def test_control_query_refuses_a_write_disguised_as_a_query(
+    examples: tuple[ScratchProject, LocalEdge, RuntimeInfo],
+) -> None:
+    _, edge, _ = examples
+    control = edge.control()
+    before = control.query("acme", "SELECT name FROM d1_migrations ORDER BY name")
+    assert before
+    for sql in ("WITH x AS (SELECT 1) DELETE FROM d1_migrations RETURNING name", "SELECT 1; DELETE FROM d1_migrations"):
+        with pytest.raises(LocalEdgeError, match="HTTP 400: only one read-only SELECT statement is allowed"):
+            control.query("acme", sql)
+    assert control.query("acme", "SELECT name FROM d1_migrations ORDER BY name") == before
 
 
 def test_runtime_log_never_holds_a_secret(examples: tuple[ScratchProject, LocalEdge, RuntimeInfo]) -> None:
@@ -190,7 +206,8 @@ def test_tenants_are_isolated(fleet: tuple[ScratchProject, LocalEdge, RuntimeInf
     for tenant in (a, b):
         secret = project.secrets[tenant.tenant]["WEBHOOK_SECRET"]
         assert webhook(tenant, edge, secret, "evt-shared", {"for": tenant.tenant}) == (
-            200, {"stored": True, "duplicate": False},
+            200,
+            {"stored": True, "duplicate": False},
         )
     for tenant in (a, b):
         rows = edge.control().query(tenant.tenant, "SELECT body FROM webhook_events")
@@ -224,7 +241,9 @@ def test_unknown_host_gets_404(fleet: tuple[ScratchProject, LocalEdge, RuntimeIn
 def test_control_worker_refuses_a_wrong_token(fleet: tuple[ScratchProject, LocalEdge, RuntimeInfo]) -> None:
     _, edge, info = fleet
     response = edge.edge_client().request(
-        "control.local", "GET", f"/kv/keys?tenant={info.tenants[0].tenant}",
+        "control.local",
+        "GET",
+        f"/kv/keys?tenant={info.tenants[0].tenant}",
         headers={"MF-Route-Override": info.control_worker, "Authorization": "Bearer " + "0" * 64},
     )
     assert response.status == 401
@@ -239,8 +258,11 @@ def faulty(tmp_path: Path) -> Iterator[tuple[ScratchProject, LocalEdge, RuntimeI
     project.add_tenant(synthetic_tenant(1))
     project.add_tenant(synthetic_tenant(2))
     edge = LocalEdge(tmp_path / "state")
-    info = edge.up(prepare_tenants(project.root, edge.layout, passphrase_file=tmp_path / "passphrase"),
-                   port=0, config_ttl_seconds=1)
+    info = edge.up(
+        prepare_tenants(project.root, edge.layout, passphrase_file=tmp_path / "passphrase"),
+        port=0,
+        config_ttl_seconds=1,
+    )
     yield project, edge, info
     edge.down()
 
@@ -268,6 +290,47 @@ def test_kv_fault_serves_last_known_good_and_reports_degraded(
     check = probe_local(edge.edge_client(), tenant)
     assert check.verdict == "degraded" and check.doc is not None and check.doc.config.source == "cache"
     assert probe_local(edge.edge_client(), neighbour).verdict == "ok"  # only the faulty tenant is affected
+
+
+@pytest.mark.parametrize("fault", ["cleared", "corrupted"])
+def test_push_config_repairs_a_damaged_document_at_the_same_version(
+    faulty: tuple[ScratchProject, LocalEdge, RuntimeInfo], fault: str
+) -> None:
+    project, edge, info = faulty
+    tenant = info.tenants[0]
+    control = edge.control()
+    if fault == "cleared":
+        control.kv_delete(tenant.tenant, config_kv_key())
+    else:
+        control.kv_put(tenant.tenant, config_kv_key(), '{"v":1,"payload":"tampered"')
+    time.sleep(1.2)
+    assert probe_local(edge.edge_client(), tenant).verdict == "degraded"
+    # The stack file is unchanged: same config, same version as the running Worker.
+    result = push_config(edge, project.root, tenant.tenant)
+    assert (result.changed, result.previous_version, result.version) == (True, None, tenant.config_version)
+    time.sleep(1.2)
+    served = root_doc(edge, tenant)
+    assert (served["config_version"], served["config_source"]) == (tenant.config_version, "kv")
+    assert probe_local(edge.edge_client(), tenant).verdict == "ok"
+    again = push_config(edge, project.root, tenant.tenant)
+    assert (again.changed, again.previous_version) == (False, tenant.config_version)
+
+
+def test_push_config_never_writes_below_what_the_worker_served(
+    faulty: tuple[ScratchProject, LocalEdge, RuntimeInfo],
+) -> None:
+    project, edge, info = faulty
+    tenant = info.tenants[0]
+    stack_path = project.root / f"Pulumi.prod.{tenant.tenant}.yaml"
+    set_value(stack_path, "clawdbot:tenant.config", {"greeting": "v3"})
+    set_value(stack_path, "clawdbot:tenant.config_version", 3)
+    push_config(edge, project.root, tenant.tenant)
+    time.sleep(1.2)
+    assert root_doc(edge, tenant)["config_version"] == 3  # served, so recorded in D1
+    edge.control().kv_put(tenant.tenant, config_kv_key(), "not a document")
+    set_value(stack_path, "clawdbot:tenant.config_version", 2)
+    with pytest.raises(ConfigError, match="has already served version 3; the Worker never goes backwards"):
+        push_config(edge, project.root, tenant.tenant)
 
 
 def test_killed_runtime_is_reported_and_up_recovers_with_data(

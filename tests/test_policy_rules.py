@@ -112,6 +112,68 @@ def test_find_secret_names_the_path_never_the_value() -> None:
     assert secretlike.find_secret({"ids": ["3f1c9d2e8b7a6c5d4e3f2a1b0c9d8e7f"], "mac": "NWBS2SRI+="}) is None
 
 
+@pytest.mark.parametrize(
+    "field",
+    ["cache_key", "auth_mode", "signature_header", "signatureAlgorithm", "token_ttl", "hmac", "sort_key"],
+)
+def test_business_settings_named_with_a_secret_word_are_not_secrets(field: str) -> None:
+    ordinary = {"cache_key": "tenant:{id}:v1", "auth_mode": "hmac", "signature_header": "X-Signature-256"}
+    value = ordinary.get(field, "sha256")
+    doc = json.dumps({"payload": json.dumps({"config": {field: value, "ttl": 3600}})})
+    assert secretlike.find_secret(doc) is None
+    assert secretlike.find_secret({"idempotency_key": "7c1e4b9a-3f2d-4e8b-9a6c-5d0f1e2a3b4c"}) is None
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ({"api_token": "abc123"}, "value.api_token is named like a secret and holds a plaintext value"),
+        ({"webhookSecretValue": "x"}, "value.webhookSecretValue is named like a secret and holds a plaintext"),
+        ({"stripe": {"privateKey": "k"}}, "value.stripe.privateKey is named like a secret"),
+        ({"carrier_key": "q7Vx2LmP9sKd4RtY8wZb3NcF6hJ1gA5e"}, "value.carrier_key is named like a secret and holds "
+         "what looks like a credential token"),
+        ({"auth_mode": "sk_live_51HxAbCdEfGhIjKlMnOp"}, "value.auth_mode contains what looks like a Stripe secret key"),
+    ],
+)  # fmt: skip
+def test_credentials_in_documents_are_still_found(doc: dict[str, Any], reason: str) -> None:
+    found = secretlike.find_secret(doc)
+    assert found is not None and found.startswith(reason)
+
+
+def test_allowed_names_apply_inside_documents_but_never_to_credential_formats() -> None:
+    assert secretlike.find_secret({"session_token": "demo"}, allowed_names=["session_token"]) is None
+    stripe = {"session_token": "sk_live_51HxAbCdEfGhIjKlMnOp"}
+    assert secretlike.find_secret(stripe, allowed_names=["session_token"]) is not None
+    value = json.dumps({"payload": json.dumps({"config": {"session_token": "demo"}})})
+    props = {"keyName": "config", "value": value, "namespaceId": "n"}
+    assert run("kv-secrets-encrypted", constants.KV_ENTRY, "acme-config", props) != []
+    allowed = {"allowedNames": ["session_token"], **ACME}
+    assert run("kv-secrets-encrypted", constants.KV_ENTRY, "acme-config", props, allowed) == []
+
+
+def test_high_entropy_heuristic() -> None:
+    assert secretlike.looks_like_token("q7Vx2LmP9sKd4RtY8wZb3NcF6hJ1gA5e")
+    assert secretlike.looks_like_token("3f1c9d2e8b7a6c5d4e3f2a1b0c9d8e7f")
+    for ordinary in ("tenant-acme-cache-v1-2024", "ThisIsMyCacheKeyPrefixForTenants", "X-Hub-Signature-256",
+                     "7c1e4b9a-3f2d-4e8b-9a6c-5d0f1e2a3b4c", "abc123", "aaaaaaaaaaaaaaaaaaaaaaa1"):  # fmt: skip
+        assert not secretlike.looks_like_token(ordinary), ordinary
+
+
+@pytest.mark.parametrize(
+    ("value", "tenant", "ours"),
+    [
+        ("clawdbot-prod-acme", "acme", True),
+        ("clawdbot-staging2-acme", "acme", True),
+        ("clawdbot-prod-eu-acme", "acme", False),  # tenant eu-acme's name, not acme's
+        ("clawdbot-prod-eu-acme", "eu-acme", True),
+        ("clawdbot--acme", "acme", False),
+    ],
+)
+def test_tenant_names_without_a_known_environment(value: str, tenant: str, ours: bool) -> None:
+    tenancy = importlib.import_module("clawdbot_policies.rules.tenancy")
+    assert tenancy.is_tenant_name(value, tenant, None) is ours
+
+
 def test_relay_key_binding_passes_and_fails() -> None:
     assert run("relay-key-binding", constants.SCRIPT, "acme-worker", worker(RELAY)) == []
     assert run("relay-key-binding", constants.SCRIPT, "acme-worker", worker()) == [

@@ -21,9 +21,12 @@ from orchestrator.policy_runner import (
     ResourceLike,
     StaticResource,
     analyzer_props,
+    check_stack,
     check_stacks,
     evaluate,
     load_pack,
+    parse_policy_config,
+    policy_resources,
 )
 
 KV = "cloudflare:index/workersKvNamespace:WorkersKvNamespace"
@@ -155,3 +158,81 @@ def test_real_preview_skips_rules_on_unknowns_and_still_passes() -> None:
     # The relay key is unknown in a preview, so every envelope (and the config MAC) is too.
     assert {v.policy for v in skipped} == {"kv-secrets-encrypted"}
     assert all(v.enforcement == "advisory" and v.urn == "" for v in skipped)
+
+
+# --- dependencies reach the stack policies ---------------------------------------------------------
+
+SCRIPT = "cloudflare:index/workersScript:WorkersScript"
+
+
+def test_stack_policies_see_the_dependencies_of_the_real_program() -> None:
+    _, resources = check_stack(REPO_ROOT, "prod.acme")
+    linked = {r.name: r for r in policy_resources(resources)}
+    worker = linked["acme-worker"]
+    assert {d.name for d in worker.dependencies} >= {"acme-kv", "acme-db", "acme-config", "acme-relay-key"}
+    assert all(d is linked[d.name] for d in worker.dependencies)  # the same objects, as the analyzer links them
+    assert [d.name for d in linked["acme-route-0"].dependencies] == ["acme-worker"]
+
+
+def test_isolation_rule_checks_what_a_worker_depends_on() -> None:
+    kv = res("prod.acme", KV, "acme-kv", {"title": "clawdbot-prod-acme"})
+    foreign = res("prod.acme", KV, "acme-kv2", {"title": "clawdbot-prod-globex"})
+    worker = res(
+        "prod.acme", SCRIPT, "acme-worker", {"scriptName": "clawdbot-prod-acme", "bindings": []},
+        dependencies=(kv.urn, foreign.urn, "urn:pulumi:prod.acme::clawdbot::x:y:Z::elsewhere"),
+    )  # fmt: skip
+    found = [v.message for v in evaluate([kv, foreign, worker], stack="prod.acme", context=ACME)
+             if v.policy == "tenant-isolation"]  # fmt: skip
+    assert found == ["Worker acme-worker depends on clawdbot-prod-globex, which is not tenant acme's."]
+
+
+# --- --policy-config -----------------------------------------------------------------------------
+
+
+def test_policy_config_sets_allowed_names_for_policy_check(tmp_path: Path) -> None:
+    project = _project(
+        tmp_path,
+        {"id": "demo", "zone": _zone("demo.example.com"), "routes": ["shop.demo.example.com/*"],
+         "config": {"greeting": "hi", "session_token": "public-demo"}},
+    )  # fmt: skip
+    args = ["policy", "check", "--all", "--project-dir", str(project)]
+    flagged = CliRunner().invoke(cli, args)
+    assert flagged.exit_code == 1
+    assert "kv-secrets-encrypted" in flagged.output and "session_token is named like a secret" in flagged.output
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({"kv-secrets-encrypted": {"allowedNames": ["session_token"]}}))
+    allowed = CliRunner().invoke(cli, [*args, "--policy-config", str(config)])
+    assert allowed.exit_code == 0, allowed.output
+    config.write_text(json.dumps({"kv-secrets-encrypted": "advisory"}))
+    advisory = CliRunner().invoke(cli, [*args, "--policy-config", str(config)])
+    assert advisory.exit_code == 0 and "[advisory]  kv-secrets-encrypted" in advisory.output
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"no-such-policy": "advisory"}, "no policy 'no-such-policy' in pack clawdbot-edge"),
+        ({"kv-secrets-encrypted": {"allowedName": ["x"]}}, "unknown config property 'allowedName'"),
+        ({"kv-secrets-encrypted": {"allowedNames": "x"}}, "'allowedNames' must be a JSON array"),
+        ({"kv-secrets-encrypted": {"allowedNames": [1]}}, "every item of 'allowedNames' must be a JSON string"),
+        ({"kv-secrets-encrypted": "sometimes"}, "enforcementLevel 'sometimes' is not one of"),
+        (["kv-secrets-encrypted"], "expected a JSON object"),
+    ],
+)
+def test_policy_config_is_checked_before_anything_runs(document: object, message: str) -> None:
+    with pytest.raises(PolicyRunError, match=message):
+        parse_policy_config(document, load_pack())
+
+
+def test_policy_config_all_sets_every_level_unless_a_policy_has_its_own() -> None:
+    overrides = parse_policy_config({"all": "advisory", "relay-key-binding": "mandatory"}, load_pack())
+    assert overrides["relay-key-binding"] == {"enforcementLevel": "mandatory"}
+    assert overrides["kv-secrets-encrypted"] == {"enforcementLevel": "advisory"}
+    assert len(overrides) == len(load_pack().policies)
+
+
+def test_cli_rejects_a_bad_policy_config(tmp_path: Path) -> None:
+    config = tmp_path / "bad.json"
+    config.write_text("{not json")
+    result = CliRunner().invoke(cli, ["policy", "check", "--all", "--policy-config", str(config)])
+    assert result.exit_code == 2 and f"policy config {config}: not JSON" in result.output

@@ -63,6 +63,87 @@ def test_target_root_lays_out_files_with_safe_modes(tmp_path: Path) -> None:
     assert "skipped (target root): systemctl enable --now clawdbot-backup.timer" in result.stdout
 
 
+def test_user_option_reaches_the_systemd_units(tmp_path: Path) -> None:
+    root = tmp_path / "vps"
+    result = run("--root", str(root), "--user", "edgeops")
+    assert result.returncode == 0, result.stderr
+    for unit in UNITS.iterdir():
+        installed = (root / "etc/systemd/system" / unit.name).read_text()
+        expected = unit.read_text().replace("User=clawdbot\n", "User=edgeops\n")
+        expected = expected.replace("Group=clawdbot\n", "Group=edgeops\n")
+        assert installed == expected
+        if unit.suffix == ".service":
+            assert "User=edgeops\n" in installed and "Group=edgeops\n" in installed
+    assert "skipped (target root): chown edgeops:edgeops" in result.stdout
+
+
+def _scratch_checkout(tmp_path: Path, track: list[str]) -> Path:
+    """A git work tree holding a copy of scripts/ plus a few files; only `track` is added to the index."""
+    repo = tmp_path / "checkout"
+    shutil.copytree(SCRIPTS, repo / "scripts")
+    (repo / "requirements.txt").write_text("pulumi\n")
+    (repo / "app.py").write_text("print('app')\n")
+    (repo / "Pulumi.yaml").write_text("name: clawdbot\n")
+    (repo / "Pulumi.prod.acme.yaml").write_text("config: {}\n")  # tracked example: never copied
+    (repo / "gone.txt").write_text("tracked, then deleted from the work tree\n")
+    (repo / ".env").write_text("CLOUDFLARE_API_TOKEN=do-not-ship\n")  # untracked
+    (repo / "notes").mkdir()
+    (repo / "notes" / "scratch.txt").write_text("untracked\n")
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
+    if track:
+        subprocess.run(["git", "-C", str(repo), "add", "--", *track], check=True, env=env)
+    (repo / "gone.txt").unlink()
+    return repo
+
+
+def test_app_dir_gets_only_git_tracked_files(tmp_path: Path) -> None:
+    repo = _scratch_checkout(
+        tmp_path, ["scripts", "requirements.txt", "app.py", "Pulumi.yaml", "Pulumi.prod.acme.yaml", "gone.txt"]
+    )
+    root = tmp_path / "vps"
+    result = subprocess.run(
+        ["bash", str(repo / "scripts" / "setup-vps.sh"), "--root", str(root)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    app = root / "opt/clawdbot/app"
+    copied = sorted(str(p.relative_to(app)) for p in app.rglob("*") if p.is_file())
+    expected = ["Pulumi.yaml", "app.py", "requirements.txt"]
+    expected += sorted(f"scripts/{p.relative_to(SCRIPTS)}" for p in SCRIPTS.rglob("*") if p.is_file())
+    assert copied == sorted(expected)
+    assert not (app / ".env").exists() and not (app / "notes").exists()
+    assert f"copied {len(expected)} git-tracked files" in result.stdout
+    dry = subprocess.run(
+        ["bash", str(repo / "scripts" / "setup-vps.sh"), "--dry-run", "--root", str(tmp_path / "dry")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert dry.returncode == 0 and f"would copy {len(expected)} git-tracked files" in dry.stdout
+    assert not (tmp_path / "dry").exists()
+
+
+def test_real_checkout_copies_the_application(tmp_path: Path) -> None:
+    root = tmp_path / "vps"
+    assert run("--root", str(root)).returncode == 0
+    app = root / "opt/clawdbot/app"
+    assert (app / "orchestrator" / "__main__.py").is_file() and (app / "requirements.txt").is_file()
+    assert not (app / ".venv").exists() and not (app / "worker_src" / "node_modules").exists()
+    assert not list(app.glob("Pulumi.*.yaml")) and (app / "Pulumi.yaml").is_file()
+
+
+def test_temporary_files_are_removed_when_the_script_dies(tmp_path: Path) -> None:
+    repo = _scratch_checkout(tmp_path, [])  # a checkout where git tracks nothing: dies after mktemp
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = subprocess.run(
+        ["bash", str(repo / "scripts" / "setup-vps.sh"), "--root", str(tmp_path / "vps")],
+        capture_output=True, text=True, timeout=60, check=False, env={**os.environ, "TMPDIR": str(scratch)},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "git lists no tracked files" in result.stderr
+    assert list(scratch.iterdir()) == []
+
+
 def test_passphrases_are_random_and_never_printed(tmp_path: Path) -> None:
     root = tmp_path / "vps"
     result = run("--root", str(root))

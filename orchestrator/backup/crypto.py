@@ -17,13 +17,15 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import BackupError
 
 MANIFEST_MAGIC = b"CLAWDBOT-BACKUP-MANIFEST\x001\n"
 NONCE_BYTES = 12
 SALT_BYTES = 16
+MAX_KDF_MEMORY = 256 << 20
+"""Bytes scrypt may need (128·n·r) for one derivation; a header asking for more is refused unread."""
 
 
 class WrongPassphraseError(BackupError):
@@ -31,16 +33,23 @@ class WrongPassphraseError(BackupError):
 
 
 class KdfParams(BaseModel):
-    """scrypt cost. The default follows OWASP's minimum (N=2^17, r=8, p=1); tests pass lower ones."""
+    """scrypt cost. The default follows OWASP's minimum (N=2^17, r=8, p=1); tests pass lower ones.
+
+    The cost of every backup comes from its manifest header, which anyone with write access to the
+    bucket can forge before the key is derived (the header is authenticated only by that key). So
+    these bounds are what keeps a forged header from making `list`, `prune` or `create` allocate
+    gigabytes: scrypt needs 128·n·r bytes, capped at MAX_KDF_MEMORY (twice the default's 128 MiB),
+    and with p <= 2 the time is at most four times the default's.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     n: int = Field(default=2**17, ge=2**10, le=2**20)
-    """CPU/memory cost, a power of two; bounded so a forged header cannot exhaust memory."""
+    """CPU/memory cost, a power of two."""
     r: int = Field(default=8, ge=1, le=16)
     """Block size."""
-    p: int = Field(default=1, ge=1, le=4)
-    """Parallelism."""
+    p: int = Field(default=1, ge=1, le=2)
+    """Parallelism (OpenSSL runs the lanes one after another: it multiplies time, not memory)."""
 
     @field_validator("n")
     @classmethod
@@ -48,6 +57,15 @@ class KdfParams(BaseModel):
         if value & (value - 1):
             raise ValueError("n must be a power of two")
         return value
+
+    @model_validator(mode="after")
+    def _bounded_cost(self) -> KdfParams:
+        memory = 128 * self.n * self.r
+        if memory > MAX_KDF_MEMORY:
+            raise ValueError(
+                f"scrypt n={self.n}, r={self.r} needs {memory >> 20} MiB, over the {MAX_KDF_MEMORY >> 20} MiB cap"
+            )
+        return self
 
 
 class ManifestHeader(BaseModel):
@@ -116,7 +134,12 @@ def read_manifest_header(blob: bytes, what: str) -> tuple[ManifestHeader, bytes,
     try:
         header = ManifestHeader.model_validate(json.loads(blob[start + 4 : end]))
         bytes.fromhex(header.salt)
-    except (ValueError, ValidationError) as exc:
+    except ValidationError as exc:
+        # Checked before any key derivation: a forged KDF cost never reaches scrypt.
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "header"
+        raise BackupError(f"{what} has an unreadable header: {where}: {error['msg']}") from None
+    except ValueError as exc:
         raise BackupError(f"{what} has an unreadable header: {_first_line(exc)}") from None
     return header, blob[:end], blob[end:]
 

@@ -60,49 +60,77 @@ class Entry(BaseModel):
         return value
 
 
-def collect(sources: list[Source]) -> list[tuple[Entry, Path]]:
+@dataclass(frozen=True)
+class FileIdentity:
+    """What `collect` saw of a file; the file read later must still be this one, unchanged."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Collected:
+    """One entry of a snapshot, where it is on disk, and (for a file) the identity it was listed with."""
+
+    entry: Entry
+    path: Path
+    identity: FileIdentity | None = None
+
+
+def collect(sources: list[Source]) -> list[Collected]:
     """List what will be backed up, directories before their contents, in a stable order."""
-    found: list[tuple[Entry, Path]] = []
+    found: list[Collected] = []
     for source in sources:
         if not source.root.is_dir():
             raise BackupError(f"backup source {source.name!r}: {source.root} is not a directory")
-        found.append((_dir_entry(source.name, source.root), source.root))
+        found.append(_dir_entry(source.name, source.root))
         if source.patterns is None:
             found.extend(_walk(source.name, source.root))
         else:
             names = sorted({p.name for pattern in source.patterns for p in source.root.glob(pattern)})
             for name in names:
-                found.append((_file_entry(f"{source.name}/{name}", source.root / name), source.root / name))
+                found.append(_file_entry(f"{source.name}/{name}", source.root / name))
     return found
 
 
-def _walk(prefix: str, root: Path) -> Iterator[tuple[Entry, Path]]:
+def _walk(prefix: str, root: Path) -> Iterator[Collected]:
     for child in sorted(root.iterdir(), key=lambda p: p.name):
         rel = f"{prefix}/{child.name}"
         mode = child.lstat().st_mode
         if stat.S_ISDIR(mode):
-            yield _dir_entry(rel, child), child
+            yield _dir_entry(rel, child)
             yield from _walk(rel, child)
         else:
-            yield _file_entry(rel, child), child
+            yield _file_entry(rel, child)
 
 
-def _dir_entry(rel: str, path: Path) -> Entry:
-    return Entry(path=rel, type="dir", mode=stat.S_IMODE(path.lstat().st_mode))
+def _dir_entry(rel: str, path: Path) -> Collected:
+    return Collected(Entry(path=rel, type="dir", mode=stat.S_IMODE(path.lstat().st_mode)), path)
 
 
-def _file_entry(rel: str, path: Path) -> Entry:
+def _file_entry(rel: str, path: Path) -> Collected:
     st = path.lstat()
     if not stat.S_ISREG(st.st_mode):
         # A symlink could point outside the backed-up tree; refuse rather than guess.
         raise BackupError(f"cannot back up {path}: not a regular file (symlink or special file)")
-    return Entry(path=rel, type="file", mode=stat.S_IMODE(st.st_mode), size=st.st_size)
+    entry = Entry(path=rel, type="file", mode=stat.S_IMODE(st.st_mode), size=st.st_size)
+    return Collected(entry, path, FileIdentity.of(st))
+
+
+def _changed(path: Path) -> BackupError:
+    return BackupError(f"cannot back up {path}: it changed during backup; retry")
 
 
 class SnapshotReader:
     """Streams the files of a collected snapshot as fixed-size plaintext chunks, hashing as it reads."""
 
-    def __init__(self, collected: list[tuple[Entry, Path]], chunk_size: int) -> None:
+    def __init__(self, collected: list[Collected], chunk_size: int) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         self._collected = collected
@@ -112,33 +140,52 @@ class SnapshotReader:
 
     @property
     def total_size(self) -> int:
-        return sum(entry.size for entry, _ in self._collected)
+        return sum(item.entry.size for item in self._collected)
 
     def chunks(self) -> Iterator[bytes]:
         buffer = bytearray()
-        for entry, path in self._collected:
-            if entry.type == "dir":
+        for item in self._collected:
+            entry = item.entry
+            if entry.type == "dir" or item.identity is None:
                 self.entries.append(entry)
                 continue
             digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                remaining = entry.size
-                while remaining:
-                    block = handle.read(min(READ_BLOCK, remaining))
-                    if not block:
-                        raise BackupError(f"{path} shrank while it was being backed up; run the backup again")
-                    digest.update(block)
-                    buffer += block
-                    remaining -= len(block)
-                    while len(buffer) >= self._chunk_size:
-                        yield bytes(buffer[: self._chunk_size])
-                        del buffer[: self._chunk_size]
-            # Bytes appended after the size was taken are not part of this snapshot: the hash
-            # covers exactly what was read, so the snapshot stays self-consistent.
+            for block in _read_unchanged(item.path, item.identity):
+                digest.update(block)
+                buffer += block
+                while len(buffer) >= self._chunk_size:
+                    yield bytes(buffer[: self._chunk_size])
+                    del buffer[: self._chunk_size]
             self.entries.append(entry.model_copy(update={"sha256": digest.hexdigest()}))
         # An empty snapshot still gets one (empty) chunk, so every backup has the same shape.
         if buffer or self.total_size == 0:
             yield bytes(buffer)
+
+
+def _read_unchanged(path: Path, identity: FileIdentity) -> Iterator[bytes]:
+    """The bytes of the very file `collect` listed, or BackupError if it was replaced or written meanwhile.
+
+    Pulumi replaces a checkpoint by rename: reopening the path may give another inode of another
+    size. The descriptor's fstat before and after the read must match what was listed (inode,
+    size, mtime), so a backup never records a truncated or mixed file as if it were whole.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        # Gone, or replaced by a symlink (ELOOP) since it was listed.
+        raise _changed(path) from None
+    with os.fdopen(fd, "rb") as handle:
+        if FileIdentity.of(os.fstat(fd)) != identity:
+            raise _changed(path)
+        remaining = identity.size
+        while remaining:
+            block = handle.read(min(READ_BLOCK, remaining))
+            if not block:
+                raise _changed(path)
+            remaining -= len(block)
+            yield block
+        if handle.read(1) or FileIdentity.of(os.fstat(fd)) != identity:
+            raise _changed(path)
 
 
 class SnapshotWriter:

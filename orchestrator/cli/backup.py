@@ -6,21 +6,29 @@ line per result. Storage credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_AC
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
 
+from orchestrator.audit import default_who
+from orchestrator.backup.custody import ensure_distinct
 from orchestrator.backup.marker import LastBackup, write_marker
 from orchestrator.backup.repository import BackupRepository, Manifest, Retention
 from orchestrator.backup.sources import escrow_sources, state_sources
 from orchestrator.backup.store import S3Store
-from orchestrator.errors import BackupError, EdgeError
+from orchestrator.errors import BackupError, EdgeError, FleetLockError
+from orchestrator.locks import fleet_lease
 from orchestrator.passphrase import read_passphrase_file
 from orchestrator.settings import Settings
+
+FLEET_LEASE_FILE = "fleet.lock"
+"""Under the work root, as `orchestrator.cli.fleet` takes it."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,13 +47,37 @@ def edge_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _repository(settings: Settings, escrow: bool) -> tuple[BackupRepository, str]:
+def _repository(settings: Settings, escrow: bool, *, creating: bool = False) -> tuple[BackupRepository, str]:
     bucket = (settings.escrow_bucket or settings.r2_bucket) if escrow else settings.r2_bucket
     if not bucket:
         raise BackupError("no backup bucket configured: set CLAWDBOT_R2_BUCKET (and CLAWDBOT_R2_ENDPOINT for R2)")
     passphrase = read_passphrase_file(settings.backup_passphrase_file)
+    if creating:
+        # Nothing new is sealed under the state passphrase; reading older backups stays possible.
+        ensure_distinct(passphrase, settings.backup_passphrase_file, settings.passphrase_file)
     store = S3Store(bucket, settings.r2_endpoint, settings.r2_region)
     return BackupRepository(store, "escrow" if escrow else "state", passphrase.encode("utf-8")), bucket
+
+
+LEASE_POLL_S = 5.0
+
+
+@contextlib.contextmanager
+def _fleet_lease(settings: Settings, wait_s: float) -> Iterator[None]:
+    """Hold the fleet lease (the one `up`/`drift` runs take), retrying for up to `wait_s` seconds."""
+    deadline = time.monotonic() + wait_s
+    with contextlib.ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(
+                    fleet_lease(settings.work_root / FLEET_LEASE_FILE, holder=default_who(), command="backup create")
+                )
+                break
+            except FleetLockError:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(min(LEASE_POLL_S, max(0.0, deadline - time.monotonic())))
+        yield
 
 
 def _resolve_id(repo: BackupRepository, backup_id: str) -> str:
@@ -91,17 +123,32 @@ def backup() -> None:
 @backup.command()
 @escrow_option
 @_with_retention
+@click.option(
+    "--lease-wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait up to this long for a running fleet operation to release the fleet lease.",
+)
 @edge_errors
-def create(escrow: bool, keep_last: int | None, keep_days: float | None) -> None:
+def create(escrow: bool, keep_last: int | None, keep_days: float | None, lease_wait: float) -> None:
     """Snapshot the state directory and Pulumi.*.yaml files (or, with --escrow, the passphrase file).
 
-    The manifest is uploaded last, so an interrupted run leaves no backup that list or verify
-    accept. With --keep-last/--keep-days, older complete backups are pruned afterwards.
+    A state backup holds the fleet lease while it reads, so no fleet run rewrites a checkpoint
+    under it; a file that changes anyway fails the backup ("changed during backup; retry"). The
+    backup passphrase must differ from the state passphrase. The manifest is uploaded last, so an
+    interrupted run leaves no backup that list or verify accept. With --keep-last/--keep-days,
+    older complete backups are pruned afterwards.
     """
     settings = Settings.from_env()
-    repo, bucket = _repository(settings, escrow)
+    repo, bucket = _repository(settings, escrow, creating=True)
     policy = Retention(keep_last, keep_days) if keep_last or keep_days else None
-    manifest = repo.create(escrow_sources(settings) if escrow else state_sources(settings))
+    if escrow:
+        manifest = repo.create(escrow_sources(settings))
+    else:
+        with _fleet_lease(settings, lease_wait):
+            manifest = repo.create(state_sources(settings))
     if not escrow:
         write_marker(
             settings.backup_marker,

@@ -13,8 +13,9 @@ from orchestrator.settings import Settings
 @edge_errors
 def doctor() -> None:
     """Check the Pulumi CLI version, the state directory (0700) and passphrase file (0600), that
-    every stack's encryptionsalt opens with the passphrase (the file backend silently skips those
-    that do not), free disk, and how old the last completed backup is.
+    the backup passphrase file is 0600 and differs from the state passphrase, that every stack's
+    encryptionsalt opens with the passphrase (the file backend silently skips those that do not),
+    free disk, and how old the last completed backup is.
 
     Prints one line per check and exits 1 if any failed. Nothing secret is printed.
     """

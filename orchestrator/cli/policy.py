@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.policy_runner import StackResult, check_stacks, load_pack
+from orchestrator.policy_runner import PolicyRunError, StackResult, check_stacks, load_pack, load_policy_config
 from orchestrator.settings import Settings
 from orchestrator.tenant_config import tenant_stacks
 
@@ -74,15 +74,41 @@ def _print_json(results: Sequence[StackResult]) -> None:
     default=None,
     help="Pulumi project directory (default: CLAWDBOT_PROJECT_DIR or this checkout).",
 )
-def check(stacks: tuple[str, ...], all_stacks: bool, preview: bool, as_json: bool, project_dir: Path | None) -> None:
-    """Evaluate the pack over tenant stacks; exit 1 on a mandatory violation."""
+@click.option(
+    "--policy-config",
+    "policy_config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help=(
+        "JSON per-policy config, as `pulumi preview --policy-pack-config`: "
+        '{"kv-secrets-encrypted": {"allowedNames": ["cache_key"]}, "compatibility-date-fresh": "disabled"}.'
+    ),
+)
+def check(
+    stacks: tuple[str, ...],
+    all_stacks: bool,
+    preview: bool,
+    as_json: bool,
+    project_dir: Path | None,
+    policy_config: Path | None,
+) -> None:
+    """Evaluate the pack over tenant stacks; exit 1 on a mandatory violation.
+
+    With --policy-config, each policy takes its settings (allowedNames, secretWords, thresholds)
+    and enforcement level from the file, over the schema defaults and what the stack says.
+    """
     if bool(stacks) == all_stacks:
         raise click.UsageError("give either --stack S (repeatable) or --all")
+    try:
+        overrides = load_policy_config(policy_config) if policy_config is not None else None
+    except PolicyRunError as exc:
+        raise click.UsageError(str(exc)) from None
     project = project_dir or Settings.from_env().project_dir
     chosen = list(stacks) if stacks else tenant_stacks(project)
     if not chosen:
         raise click.ClickException(f"no tenant stacks (Pulumi.prod.<tenant>.yaml) in {project}")
-    results = check_stacks(project, chosen, preview=preview)
+    results = check_stacks(project, chosen, preview=preview, overrides=overrides)
     if as_json:
         _print_json(results)
     else:

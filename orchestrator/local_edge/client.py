@@ -87,8 +87,10 @@ class ControlClient:
             headers={ROUTE_OVERRIDE_HEADER: self.worker, "Authorization": f"Bearer {self.token}"},
         )
         if response.status == 401:
-            raise LocalEdgeError(f"{what}: the control worker refused the token (the state directory's control.token "
-                                 "does not match the running runtime; run `local down` and `local up`)")
+            raise LocalEdgeError(
+                f"{what}: the control worker refused the token (the state directory's control.token "
+                "does not match the running runtime; run `local down` and `local up`)"
+            )
         if response.status >= 500:
             raise LocalEdgeError(f"{what}: control worker failed with HTTP {response.status}")
         return response

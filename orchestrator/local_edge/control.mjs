@@ -8,6 +8,7 @@
  * 50-tenant bring-up makes hundreds of KV writes and D1 statements.
  */
 import { applyMigrations } from './migrations.mjs';
+import { readOnly } from './readonly_sql.mjs';
 
 const ENC = new TextEncoder();
 
@@ -50,11 +51,6 @@ async function seedTenant(env, plan, migrationsTable) {
 	}
 }
 
-/** @param {string} sql */
-function readOnly(sql) {
-	return /^\s*(SELECT|WITH)\b/i.test(sql) && !/;\s*\S/.test(sql);
-}
-
 export default {
 	/** @param {Request} request @param {Record<string, any>} env */
 	async fetch(request, env) {
@@ -88,7 +84,7 @@ export default {
 			}
 			case 'POST /d1/query': {
 				const { sql, params = [] } = await request.json();
-				if (!readOnly(sql)) return json(400, { error: 'only one SELECT statement is allowed' });
+				if (!readOnly(sql)) return json(400, { error: 'only one read-only SELECT statement is allowed' });
 				try {
 					const { results } = await s.db.prepare(sql).bind(...params).all();
 					return json(200, { rows: results });

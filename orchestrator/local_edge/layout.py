@@ -1,12 +1,12 @@
 """Where the local edge keeps its files: one state directory, 0700, owned by the operator.
 
-    <state>/kv/ and <state>/d1/     persisted KV namespaces and D1 databases (one store per tenant)
-    <state>/relay-keys/<t>.g<n>     per-tenant relay keys, 0600 (the local stand-in for RandomBytes in state)
-    <state>/control.token           bearer token of the control worker, 0600
-    <state>/runtime.pid             pid of the runner (also its process group: workerd runs inside it)
-    <state>/runtime.json            written by the runner once every tenant serves: ports and what each got
-    <state>/runtime.log             the runner's and workerd's output (never a secret: the runner redacts)
-    <state>/lock                    serialises up/down/push-config
+<state>/kv/ and <state>/d1/     persisted KV namespaces and D1 databases (one store per tenant)
+<state>/relay-keys/<t>.g<n>     per-tenant relay keys, 0600 (the local stand-in for RandomBytes in state)
+<state>/control.token           bearer token of the control worker, 0600
+<state>/runtime.pid             pid of the runner (also its process group: workerd runs inside it)
+<state>/runtime.json            written by the runner once every tenant serves: ports and what each got
+<state>/runtime.log             the runner's and workerd's output (never a secret: the runner redacts)
+<state>/lock                    serialises up/down/push-config
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from orchestrator import crypto
 from orchestrator.contract import config_kv_key, health_path
 from orchestrator.errors import ConfigError, CryptoError
 from orchestrator.health import HealthCheck, HealthDoc, HealthTarget, judge
-from orchestrator.local_edge.client import ROUTE_OVERRIDE_HEADER, EdgeClient, EdgeResponse
+from orchestrator.local_edge.client import ROUTE_OVERRIDE_HEADER, ControlClient, EdgeClient, EdgeResponse
 from orchestrator.local_edge.deploy import load_bundles, select_stacks
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.keys import relay_key_b64, relay_key_path
@@ -33,7 +33,11 @@ class PushResult:
 
 
 def push_config(edge: LocalEdge, project_dir: Path, tenant: str) -> PushResult:
-    """Sign the tenant's current config (from its stack file) into its local KV, without a restart."""
+    """Sign the tenant's current config (from its stack file) into its local KV, without a restart.
+
+    A new version must be higher than any the edge holds or has served. When the stored document
+    is missing or damaged, the version already served may be written again: that is the repair.
+    """
     runtime = edge.running()
     info = runtime.tenant(tenant)
     (stack,) = select_stacks(project_dir, [tenant])
@@ -53,18 +57,43 @@ def push_config(edge: LocalEdge, project_dir: Path, tenant: str) -> PushResult:
                 previous = crypto.verify_config(relay_key, tenant, current_text)
             except CryptoError:
                 previous = None  # a damaged document is exactly what a push repairs
-        floor = max(info.config_version, previous["version"] if previous else 0)
         ttl = runtime.config_ttl_seconds
-        if previous is not None and json.loads(bundle.config_payload) == previous:
-            return PushResult(tenant, previous["version"], spec.config_version, False, ttl)
-        if spec.config_version <= floor:
-            raise ConfigError(
-                f"stack {stack}: clawdbot:tenant.config_version is {spec.config_version} but the edge already holds "
-                f"version {floor} with different content; bump config_version (the Worker never goes backwards "
-                "and refuses a same-version change)"
-            )
+        if previous is not None:
+            if json.loads(bundle.config_payload) == previous:
+                return PushResult(tenant, previous["version"], spec.config_version, False, ttl)
+            floor = max(info.config_version, previous["version"], _accepted_floor(control, tenant))
+            if spec.config_version <= floor:
+                raise ConfigError(
+                    f"stack {stack}: clawdbot:tenant.config_version is {spec.config_version} but the edge already "
+                    f"holds version {floor} with different content; bump config_version (the Worker never goes "
+                    "backwards and refuses a same-version change)"
+                )
+        else:
+            # Missing or damaged (unreadable, bad MAC): nothing valid to compare with, so re-writing
+            # the version the Worker already serves is the repair; only going backwards is refused.
+            floor = max(info.config_version, _accepted_floor(control, tenant))
+            if spec.config_version < floor:
+                raise ConfigError(
+                    f"stack {stack}: clawdbot:tenant.config_version is {spec.config_version} but the edge has "
+                    f"already served version {floor}; the Worker never goes backwards, so set config_version "
+                    f"to at least {floor} to repair its KV config"
+                )
         control.kv_put(tenant, config_kv_key(), crypto.sign_config(relay_key, tenant, bundle.config_payload))
     return PushResult(tenant, previous["version"] if previous else None, spec.config_version, True, ttl)
+
+
+def _accepted_floor(control: ControlClient, tenant: str) -> int:
+    """The highest config version the tenant's Worker has accepted (its D1 record), or 0 if unknown.
+
+    The Worker records each version it accepts and never serves an older one after it, so a push
+    below this would be ignored; best effort, as the record is written off the response path.
+    """
+    try:
+        rows = control.query(tenant, "SELECT MAX(version) AS v FROM applied_config_versions")
+    except LocalEdgeError:
+        return 0
+    value = rows[0].get("v") if rows else None
+    return value if isinstance(value, int) else 0
 
 
 def tenant_request(

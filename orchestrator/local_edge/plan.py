@@ -179,8 +179,15 @@ def check_distinct(plans: list[TenantPlan]) -> None:
 
 
 def runtime_plan(
-    plans: list[TenantPlan], *, host: str, port: int, state_dir: Path, ready_file: Path, token: str,
-    contract: dict[str, Any], config_ttl_seconds: int | None = None,
+    plans: list[TenantPlan],
+    *,
+    host: str,
+    port: int,
+    state_dir: Path,
+    ready_file: Path,
+    token: str,
+    contract: dict[str, Any],
+    config_ttl_seconds: int | None = None,
 ) -> RuntimePlan:
     check_distinct(plans)
     return RuntimePlan(

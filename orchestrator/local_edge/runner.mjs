@@ -112,6 +112,7 @@ async function controlWorker(plan) {
 		modulesRoot: root,
 		modules: [
 			{ type: 'ESModule', path: `${root}/control.mjs`, contents: await readFile(join(HERE, 'control.mjs'), 'utf8') },
+			{ type: 'ESModule', path: `${root}/readonly_sql.mjs`, contents: await readFile(join(HERE, 'readonly_sql.mjs'), 'utf8') },
 			{ type: 'ESModule', path: `${root}/migrations.mjs`, contents: await readFile(MIGRATIONS_TOOL, 'utf8') },
 			{ type: 'ESModule', path: `${root}/contract.mjs`, contents: contractShim },
 		],

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.atomic_file import write_atomically
-from orchestrator.contract import REPO_ROOT, WORKER_SRC, contract
+from orchestrator.contract import WORKER_SRC, contract
 from orchestrator.local_edge import process
 from orchestrator.local_edge.client import ControlClient, EdgeClient
 from orchestrator.local_edge.deploy import PreparedTenant
@@ -30,7 +30,7 @@ from orchestrator.local_edge.keys import control_token
 from orchestrator.local_edge.layout import StateLayout
 from orchestrator.local_edge.plan import runtime_plan, tenant_plan
 
-RUNNER = REPO_ROOT / "orchestrator" / "local_edge" / "runner.mjs"
+RUNNER = process.RUNNER_SCRIPT
 MINIFLARE_PACKAGE = WORKER_SRC / "node_modules" / "miniflare" / "package.json"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
@@ -152,13 +152,14 @@ class LocalEdge:
         if pid is None:
             return Status("stopped", "not started (no runtime.pid)")
         info = self._info()
-        if not process.runner_alive(pid):
-            left = process.workerd_pids(pid)
+        state_dir = self.layout.root
+        if not process.runner_alive(pid, state_dir):
+            left = process.workerd_pids(pid, state_dir)
             orphan = f"; its workerd (pid {', '.join(map(str, left))}) is still running" if left else ""
             return Status("dead", f"runner process {pid} is gone{orphan}; `local up` restarts it", pid, info)
         if info is None or info.pid != pid:
             return Status("starting", f"runner process {pid} is starting (no runtime.json yet)", pid)
-        rss = sum(process.rss_bytes(p) or 0 for p in process.workerd_pids(pid)) or None
+        rss = sum(process.rss_bytes(p) or 0 for p in process.workerd_pids(pid, state_dir)) or None
         try:
             self._control(info).ping()
         except LocalEdgeError:
@@ -219,7 +220,7 @@ class LocalEdge:
 
     def _clear(self, pid: int | None) -> None:
         if pid is not None:
-            process.stop_group(pid, grace_s=5.0)
+            process.stop_group(pid, state_dir=self.layout.root, grace_s=5.0)
         self.layout.ready_file.unlink(missing_ok=True)
         self.layout.pid_file.unlink(missing_ok=True)
 
@@ -322,7 +323,7 @@ class LocalEdge:
         with self.locked():
             self._reap()
             pid = self._pid()
-            stopped = pid is not None and process.stop_group(pid, grace_s=grace_s)
+            stopped = pid is not None and process.stop_group(pid, state_dir=self.layout.root, grace_s=grace_s)
             if self._child is not None:
                 self._child.wait(timeout=grace_s)
                 self._child = None

@@ -30,7 +30,7 @@ SECRET_HEURISTICS_SCHEMA: dict[str, dict[str, Any]] = {
         "type": "array",
         "items": {"type": "string"},
         "default": [],
-        "description": "Exact names that look secret but are known not to be (e.g. a public key id).",
+        "description": "Exact binding, KV key or JSON field names that look secret but are known not to be.",
     },
 }
 
@@ -39,6 +39,16 @@ def _looks_secret(name: str, config: Mapping[str, Any]) -> bool:
     if name in config_strings(config, "allowedNames", ()):
         return False
     return name_looks_secret(name, config_strings(config, "secretWords", DEFAULT_SECRET_WORDS))
+
+
+def _document_secret(value: Any, config: Mapping[str, Any], path: str = "") -> str | None:
+    """Why a JSON document (config, json binding) holds a secret: by value, not by field names alone."""
+    return find_secret(
+        value,
+        config_strings(config, "secretWords", DEFAULT_SECRET_WORDS),
+        path,
+        allowed_names=config_strings(config, "allowedNames", ()),
+    )
 
 
 def no_plaintext_secret_bindings_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -59,7 +69,7 @@ def no_plaintext_secret_bindings_validator(args: ResourceValidationArgs, report_
             )
             continue
         content = get_str(binding, "text" if kind == "plain_text" else "json")
-        reason = find_secret(content, config_strings(config, "secretWords", DEFAULT_SECRET_WORDS), name)
+        reason = _document_secret(content, config, name)
         if content is not None and reason:
             report_violation(
                 f"Worker {script}: {kind} binding {reason}; move the secret to clawdbot:secrets so it "
@@ -132,7 +142,7 @@ def kv_secrets_encrypted_validator(args: ResourceValidationArgs, report_violatio
             None,
         )
         return
-    reason = find_secret(get_str(args.props, "value"), config_strings(config, "secretWords", DEFAULT_SECRET_WORDS))
+    reason = _document_secret(get_str(args.props, "value"), config)
     if reason:
         report_violation(
             f"KV entry {key} ({args.name}): {reason}; keep secrets out of config and put them in clawdbot:secrets.",

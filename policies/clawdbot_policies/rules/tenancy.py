@@ -42,10 +42,15 @@ def expected_name(tenant: str, environment: str | None) -> str:
     return f"{c.NAME_PREFIX}-{environment or '<env>'}-{tenant}"
 
 
+ENVIRONMENT_PATTERN = "[a-z][a-z0-9]*"
+"""An environment name (orchestrator.model.Environment): no hyphen, so `clawdbot-<env>-<tenant>` splits
+one way only and tenant `acme` cannot claim `clawdbot-prod-eu-acme` (tenant `eu-acme`'s name)."""
+
+
 def is_tenant_name(value: str, tenant: str, environment: str | None) -> bool:
     if environment:
         return value == f"{c.NAME_PREFIX}-{environment}-{tenant}"
-    return re.fullmatch(rf"{c.NAME_PREFIX}-[a-z0-9-]+-{re.escape(tenant)}", value) is not None
+    return re.fullmatch(rf"{c.NAME_PREFIX}-{ENVIRONMENT_PATTERN}-{re.escape(tenant)}", value) is not None
 
 
 def tenant_resource_naming_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
