@@ -33,8 +33,9 @@ def workerd_rss(pgid: int) -> int:
 
 def bare(n: int, work: Path) -> tuple[float, int]:
     """(ready ms, workerd RSS bytes) of bare Miniflare with n trivial workers."""
-    child = subprocess.Popen(["node", str(BARE), str(n), str(work)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             start_new_session=True)
+    child = subprocess.Popen(
+        ["node", str(BARE), str(n), str(work)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+    )
     assert child.stdout is not None and child.stdin is not None
     line = child.stdout.readline()
     if not line:
@@ -72,8 +73,13 @@ def ours(scratch: ScratchProject, passphrase: Path, state: Path) -> dict[str, fl
     warm_total_s = time.perf_counter() - t2
     edge.down()
     return {
-        "prepare_s": prepare_s, "cold_up_s": cold_up_s, "cold_runtime_ready_ms": cold.runtime_ready_ms,
-        "cold_ready_ms": cold.ready_ms, "warm_ready_ms": warm.ready_ms, "warm_total_s": warm_total_s, "rss": rss,
+        "prepare_s": prepare_s,
+        "cold_up_s": cold_up_s,
+        "cold_runtime_ready_ms": cold.runtime_ready_ms,
+        "cold_ready_ms": cold.ready_ms,
+        "warm_ready_ms": warm.ready_ms,
+        "warm_total_s": warm_total_s,
+        "rss": rss,
     }
 
 
@@ -147,19 +153,31 @@ def main() -> None:
         print(json.dumps({"tenants": n, "repeat": args.repeat, "runs": rows, "load": lo}, indent=2))
         print(f"\nN = {n} (median of {args.repeat}; each run: bare and ours side by side)")
         print(f"  bare Miniflare ready           {median['bare_ready_ms']:8.0f} ms")
-        print(f"  local edge, workerd ready      {median['ours_cold_runtime_ready_ms']:8.0f} ms   "
-              f"ratio {median['ours_cold_runtime_ready_ms'] / median['bare_ready_ms']:.2f}x")
-        print(f"  local edge, cold serving       {median['ours_cold_ready_ms']:8.0f} ms   "
-              f"ratio {median['ours_cold_ready_ms'] / median['bare_ready_ms']:.2f}x  (KV seeded, migrations applied)")
-        print(f"  local edge, warm serving       {median['ours_warm_ready_ms']:8.0f} ms   "
-              f"ratio {median['ours_warm_ready_ms'] / median['bare_ready_ms']:.2f}x  (restart, data persisted)")
-        print(f"  `local up` end to end, cold    {median['ours_prepare_s'] + median['ours_cold_up_s']:8.1f} s    "
-              f"(render + decrypt + seal {median['ours_prepare_s']:.1f} s)")
-        print(f"  memory per extra worker        bare {median['bare_mib_per_worker']:.1f} MiB, "
-              f"local edge {median['ours_mib_per_tenant']:.1f} MiB per tenant "
-              f"({median['ours_rss_1']:.0f} MiB with 1, {median['ours_rss']:.0f} MiB with {n})")
-        print(f"  requests/s across {int(lo['hosts'])} hostnames  {lo['rps']:8.0f}   "
-              f"({args.clients} keep-alive clients, {args.seconds:.0f} s, {int(lo['errors'])} non-200)")
+        print(
+            f"  local edge, workerd ready      {median['ours_cold_runtime_ready_ms']:8.0f} ms   "
+            f"ratio {median['ours_cold_runtime_ready_ms'] / median['bare_ready_ms']:.2f}x"
+        )
+        print(
+            f"  local edge, cold serving       {median['ours_cold_ready_ms']:8.0f} ms   "
+            f"ratio {median['ours_cold_ready_ms'] / median['bare_ready_ms']:.2f}x  (KV seeded, migrations applied)"
+        )
+        print(
+            f"  local edge, warm serving       {median['ours_warm_ready_ms']:8.0f} ms   "
+            f"ratio {median['ours_warm_ready_ms'] / median['bare_ready_ms']:.2f}x  (restart, data persisted)"
+        )
+        print(
+            f"  `local up` end to end, cold    {median['ours_prepare_s'] + median['ours_cold_up_s']:8.1f} s    "
+            f"(render + decrypt + seal {median['ours_prepare_s']:.1f} s)"
+        )
+        print(
+            f"  memory per extra worker        bare {median['bare_mib_per_worker']:.1f} MiB, "
+            f"local edge {median['ours_mib_per_tenant']:.1f} MiB per tenant "
+            f"({median['ours_rss_1']:.0f} MiB with 1, {median['ours_rss']:.0f} MiB with {n})"
+        )
+        print(
+            f"  requests/s across {int(lo['hosts'])} hostnames  {lo['rps']:8.0f}   "
+            f"({args.clients} keep-alive clients, {args.seconds:.0f} s, {int(lo['errors'])} non-200)"
+        )
 
 
 if __name__ == "__main__":

@@ -87,12 +87,15 @@ class Demo:
 
         self.step("Bring up the local edge: every tenant in one workerd, routed by hostname")
         prepared = prepare_tenants(project.root, edge.layout, passphrase_file=passphrase_file, progress=self.note)
-        info = edge.up(prepared, port=self.options.port, config_ttl_seconds=self.options.config_ttl_seconds,
-                       progress=self.note)
+        info = edge.up(
+            prepared, port=self.options.port, config_ttl_seconds=self.options.config_ttl_seconds, progress=self.note
+        )
         for tenant in info.tenants:
             applied = ", ".join(tenant.migrations.applied) or "already applied"
-            self.note(f"{tenant.tenant}: {', '.join(tenant.hostnames)} → KV {tenant.kv_namespace}, "
-                      f"D1 {tenant.d1_database}, migrations {applied}")
+            self.note(
+                f"{tenant.tenant}: {', '.join(tenant.hostnames)} → KV {tenant.kv_namespace}, "
+                f"D1 {tenant.d1_database}, migrations {applied}"
+            )
         self.note(f"runtime at {info.url}")
 
         self.step("Fleet health")
@@ -105,21 +108,32 @@ class Demo:
         body = json.dumps({"id": event_id, "topic": "orders/create", "total": 42, "currency": "EUR"}).encode()
         hook = contract()["webhook"]
         secret = project.secrets[WEBHOOK_TENANT][hook["secret_name"]]
-        headers = {hook["id_header"]: event_id, hook["topic_header"]: "orders/create",
-                   "Content-Type": "application/json"}
-        good = tenant_request(client, acme, "POST", hook["path"], body=body,
-                              headers={**headers, hook["signature_header"]: webhook_signature(secret, body)})
+        headers = {
+            hook["id_header"]: event_id,
+            hook["topic_header"]: "orders/create",
+            "Content-Type": "application/json",
+        }
+        good = tenant_request(
+            client,
+            acme,
+            "POST",
+            hook["path"],
+            body=body,
+            headers={**headers, hook["signature_header"]: webhook_signature(secret, body)},
+        )
         self.note(f"signed with the tenant's WEBHOOK_SECRET → HTTP {good.status} {good.body.decode()}")
         guessed = webhook_signature("not-the-secret", body)
-        forged = tenant_request(client, acme, "POST", hook["path"], body=body,
-                                headers={**headers, hook["signature_header"]: guessed})
+        forged = tenant_request(
+            client, acme, "POST", hook["path"], body=body, headers={**headers, hook["signature_header"]: guessed}
+        )
         self.note(f"signed with a guessed secret         → HTTP {forged.status} {forged.body.decode()}")
         if good.status != 200 or forged.status != 401:
             raise LocalEdgeError(f"webhooks: expected 200 then 401, got {good.status} then {forged.status}")
 
         self.step(f"The stored event, read back from {WEBHOOK_TENANT}'s own D1 database")
         rows = edge.control().query(
-            WEBHOOK_TENANT, "SELECT webhook_id, topic, body, received_at FROM webhook_events WHERE webhook_id = ?",
+            WEBHOOK_TENANT,
+            "SELECT webhook_id, topic, body, received_at FROM webhook_events WHERE webhook_id = ?",
             [event_id],
         )
         for row in rows:
@@ -145,8 +159,10 @@ class Demo:
         set_value(path, f"{TENANT_KEY}.config_version", version)
         self.note(f"edited {path.name}: greeting and config_version → {version}")
         result = push_config(edge, project_dir, WEBHOOK_TENANT)
-        self.note(f"signed config v{result.version} written to KV (was v{result.previous_version}); "
-                  f"the Worker re-reads KV every {result.ttl_seconds} s")
+        self.note(
+            f"signed config v{result.version} written to KV (was v{result.previous_version}); "
+            f"the Worker re-reads KV every {result.ttl_seconds} s"
+        )
         client = edge.edge_client()
         deadline = time.monotonic() + result.ttl_seconds + 10
         waited = 0
@@ -155,14 +171,17 @@ class Demo:
             if served.get("config_version") == version:
                 break
             if time.monotonic() > deadline:
-                raise LocalEdgeError(f"tenant {WEBHOOK_TENANT}: config v{version} not served after "
-                                     f"{result.ttl_seconds + 10} s (still v{served.get('config_version')})")
+                raise LocalEdgeError(
+                    f"tenant {WEBHOOK_TENANT}: config v{version} not served after "
+                    f"{result.ttl_seconds + 10} s (still v{served.get('config_version')})"
+                )
             if waited % 5 == 0:
                 self.note(f"… still serving v{served.get('config_version')} from its cache, waiting ({waited} s)")
             time.sleep(1)
             waited += 1
-        self.note(f"GET / now serves v{served['config_version']} from {served['config_source']}: "
-                  f"\"{served['greeting']}\"")
+        self.note(
+            f'GET / now serves v{served["config_version"]} from {served["config_source"]}: "{served["greeting"]}"'
+        )
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> None:

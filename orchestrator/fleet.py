@@ -156,10 +156,18 @@ def decide(
     return Decision(False, "unchanged (re-rendered: same bundle)", rendered, refreshed)
 
 
-def tree_digest(paths: Iterable[Path], extra: Iterable[str] = ()) -> str:
+def _label(path: Path, roots: Sequence[Path]) -> str:
+    """A path relative to the first root holding it, so moving the checkout redeploys nobody."""
+    for index, root in enumerate(roots):
+        if path.is_relative_to(root):
+            return f"{index}:{path.relative_to(root)}"
+    return str(path)
+
+
+def tree_digest(paths: Iterable[Path], extra: Iterable[str] = (), roots: Sequence[Path] = ()) -> str:
     digest = hashlib.sha256()
     for path in sorted(set(paths)):
-        digest.update(str(path).encode() + b"\0")
+        digest.update(_label(path, roots).encode() + b"\0")
         digest.update((file_digest(path) or "missing").encode() + b"\0")
     for item in extra:
         digest.update(item.encode() + b"\0")
@@ -259,7 +267,8 @@ class FleetInputs:
         render = _files(
             repo_root, "orchestrator/**/*.py", "worker_src/src/**/*", "worker_src/migrations/*", "contract/*"
         )
-        return cls(tree_digest(program, versions), tree_digest(render))
+        roots = (repo_root, project_dir)
+        return cls(tree_digest(program, versions, roots), tree_digest(render, roots=roots))
 
     def desired(self, project_dir: Path, stack: str) -> Desired:
         digest = file_digest(project_dir / f"Pulumi.{stack}.yaml")

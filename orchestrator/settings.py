@@ -73,5 +73,10 @@ class Settings(BaseModel):
         return cls.model_validate(values)
 
     @property
+    def fleet_lease_file(self) -> Path:
+        """The one lease every state-changing run holds (fleet operations, state backups)."""
+        return self.work_root / "fleet.lock"
+
+    @property
     def backend_url(self) -> str:
         return f"file://{self.state_dir.resolve()}"

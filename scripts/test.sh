@@ -17,6 +17,7 @@ step "installing the Worker's npm packages (worker_src/package-lock.json)"
 
 step "ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 step "mypy (strict)"
 .venv/bin/mypy orchestrator components policies/clawdbot_policies tests bench __main__.py
 step "Worker tests in workerd (Miniflare)"

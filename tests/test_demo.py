@@ -19,8 +19,15 @@ def test_demo_walks_through_and_tears_down(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--workdir", str(workdir), "--config-ttl", "1"])
     assert result.exit_code == 0, result.output
     out = result.output
-    for step in ("Bring up the local edge", "Fleet health", "signed webhook", "read back from acme", "Push a config",
-                 "Tear down", "Demo finished"):
+    for step in (
+        "Bring up the local edge",
+        "Fleet health",
+        "signed webhook",
+        "read back from acme",
+        "Push a config",
+        "Tear down",
+        "Demo finished",
+    ):
         assert step in out, step
     assert "HTTP 200" in out and '"stored":true' in out and "HTTP 401" in out
     assert re.search(r"GET / now serves v4 from kv", out)

@@ -431,6 +431,17 @@ def test_fleet_inputs_digest_real_files(tmp_path: Path) -> None:
     assert FleetInputs.compute(repo, repo).program_digest != first.program_digest
 
 
+def test_moving_the_checkout_changes_no_digest(tmp_path: Path) -> None:
+    for where in ("a", "b"):
+        repo = tmp_path / where / "repo"
+        (repo / "components").mkdir(parents=True)
+        (repo / "components" / "edge.py").write_text("x = 1\n")
+        (repo / "worker_src" / "src").mkdir(parents=True)
+        (repo / "worker_src" / "src" / "index.js").write_text("export default {}\n")
+    moved = FleetInputs.compute(tmp_path / "b" / "repo", tmp_path / "b" / "repo")
+    assert FleetInputs.compute(tmp_path / "a" / "repo", tmp_path / "a" / "repo") == moved
+
+
 def test_program_digest_follows_what_the_program_imports(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "orchestrator" / "sub").mkdir(parents=True)

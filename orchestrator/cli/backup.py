@@ -27,7 +27,6 @@ from orchestrator.locks import fleet_lease
 from orchestrator.passphrase import read_passphrase_file
 from orchestrator.settings import Settings
 
-FLEET_LEASE_FILE = "fleet.lock"
 """Under the work root, as `orchestrator.cli.fleet` takes it."""
 
 P = ParamSpec("P")
@@ -70,7 +69,7 @@ def _fleet_lease(settings: Settings, wait_s: float) -> Iterator[None]:
         while True:
             try:
                 held.enter_context(
-                    fleet_lease(settings.work_root / FLEET_LEASE_FILE, holder=default_who(), command="backup create")
+                    fleet_lease(settings.fleet_lease_file, holder=default_who(), command="backup create")
                 )
                 break
             except FleetLockError:

@@ -10,14 +10,27 @@ from orchestrator.demo import DemoOptions, run_demo
 
 
 @click.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Scratch directory (default: a new temporary one, removed afterwards).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Scratch directory (default: a new temporary one, removed afterwards).",
+)
 @click.option("--keep", is_flag=True, help="Keep the scratch directory (project copy, passphrase, local state).")
-@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
-              help="Loopback port of the local edge (0: any free port).")
-@click.option("--config-ttl", type=click.IntRange(0, 3600), default=None,
-              help="Shorten the Worker's config cache TTL to this many seconds instead of waiting out the "
-              "real one after the config push.")
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Loopback port of the local edge (0: any free port).",
+)
+@click.option(
+    "--config-ttl",
+    type=click.IntRange(0, 3600),
+    default=None,
+    help="Shorten the Worker's config cache TTL to this many seconds instead of waiting out the "
+    "real one after the config push.",
+)
 def demo(workdir: Path | None, keep: bool, port: int, config_ttl: int | None) -> None:
     """Walk through the local edge with the example tenants (about a minute).
 

@@ -185,7 +185,7 @@ def run_operation(
     gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=5.0)
     command = f"{options.operation.value} {' '.join(tenant_of(s) for s in stacks)}"
     with (
-        fleet_lease(settings.work_root / "fleet.lock", holder=default_who(), command=command[:200]),
+        fleet_lease(settings.fleet_lease_file, holder=default_who(), command=command[:200]),
         _throttle(budget, deps.throttle) as base_url,
     ):
         executor = deps.executor(settings, base_url)

@@ -55,11 +55,20 @@ def local() -> None:
 @local.command()
 @click.argument("tenants", nargs=-1)
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Loopback address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port).")
-@click.option("--config-ttl", type=click.IntRange(0, 3600), default=None,
-              help="Override the Worker's config cache TTL in seconds (default: the contract's). "
-              "For trying config pushes quickly; the deployed Worker keeps the contract's TTL.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--config-ttl",
+    type=click.IntRange(0, 3600),
+    default=None,
+    help="Override the Worker's config cache TTL in seconds (default: the contract's). "
+    "For trying config pushes quickly; the deployed Worker keeps the contract's TTL.",
+)
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the runtime to be ready.")
 def up(tenants: tuple[str, ...], host: str, port: int, config_ttl: int | None, timeout: float) -> None:
     """Start the local edge with TENANTS (default: every tenant stack).
@@ -70,11 +79,13 @@ def up(tenants: tuple[str, ...], host: str, port: int, config_ttl: int | None, t
     settings = Settings.from_env()
     edge = _edge(settings)
     prepared = prepare_tenants(
-        settings.project_dir, edge.layout, passphrase_file=settings.passphrase_file,
-        tenants=list(tenants) or None, progress=_progress,
+        settings.project_dir,
+        edge.layout,
+        passphrase_file=settings.passphrase_file,
+        tenants=list(tenants) or None,
+        progress=_progress,
     )
-    info = edge.up(prepared, host=host, port=port, config_ttl_seconds=config_ttl, timeout_s=timeout,
-                   progress=_progress)
+    info = edge.up(prepared, host=host, port=port, config_ttl_seconds=config_ttl, timeout_s=timeout, progress=_progress)
     click.echo(f"local edge running at {info.url} (pid {info.pid}); {len(info.tenants)} tenant(s):")
     for line in describe(info):
         click.echo(line)
@@ -112,8 +123,12 @@ def _status_json(current: Status) -> str:
         "workerd_rss_bytes": current.workerd_rss,
         "url": current.info.url if current.info else None,
         "tenants": [
-            {"tenant": t.tenant, "hostnames": t.hostnames, "config_version": t.config_version,
-             "bundle_hash": t.bundle_hash}
+            {
+                "tenant": t.tenant,
+                "hostnames": t.hostnames,
+                "config_version": t.config_version,
+                "bundle_hash": t.bundle_hash,
+            }
             for t in (current.info.tenants if current.info else [])
         ],
     }
@@ -121,8 +136,14 @@ def _status_json(current: Status) -> str:
 
 
 @local.command()
-@click.option("-n", "--lines", default=50, show_default=True, type=click.IntRange(1, 100_000),
-              help="How many of the last lines to show.")
+@click.option(
+    "-n",
+    "--lines",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="How many of the last lines to show.",
+)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C to stop).")
 def logs(lines: int, follow: bool) -> None:
     """Show the local runtime's log (requests, Worker console output, start-up)."""
