@@ -79,11 +79,13 @@ def _check_compatibility_date(value: dt.date) -> dt.date:
 CompatibilityDate = Annotated[dt.date, AfterValidator(_check_compatibility_date)]
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """Immutable and strict: unknown fields are errors, never silently dropped."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Zone(_Frozen):
+class Zone(FrozenModel):
     """The Cloudflare zone a tenant's routes and domains live in."""
 
     id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
@@ -95,7 +97,7 @@ class Zone(_Frozen):
         return host == self.name or host.endswith("." + self.name)
 
 
-class Limits(_Frozen):
+class Limits(FrozenModel):
     """Optional per-Worker limits (Standard usage model)."""
 
     cpu_ms: Annotated[int, Field(ge=10, le=300_000)] | None = None
@@ -104,7 +106,7 @@ class Limits(_Frozen):
     """Subrequests per request."""
 
 
-class TenantSpec(_Frozen):
+class TenantSpec(FrozenModel):
     """One customer's edge, as written under `clawdbot:tenant` in `Pulumi.prod.<tenant>.yaml`."""
 
     id: TenantId
@@ -189,7 +191,7 @@ class TenantSpec(_Frozen):
         return list(dict.fromkeys([*self.custom_domains, *hosts]))
 
 
-class PlatformSpec(_Frozen):
+class PlatformSpec(FrozenModel):
     """Fleet-wide settings, under `clawdbot:platform` in `Pulumi.prod.yaml`."""
 
     account_id: AccountId

@@ -13,13 +13,13 @@ from functools import cache
 from typing import Any, Literal
 
 import jinja2
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from orchestrator import contract as edge_contract
 from orchestrator.contract import WORKER_SRC
 from orchestrator.crypto import config_payload_text
 from orchestrator.migrations import Migration, bundled_migrations
-from orchestrator.model import PlatformSpec, TenantSpec, host_for, resource_prefix
+from orchestrator.model import FrozenModel, PlatformSpec, TenantSpec, host_for, resource_prefix
 
 MODULE_CONTENT_TYPE = "application/javascript+module"
 MAIN_MODULE = "index.js"
@@ -27,17 +27,13 @@ EMBEDDED_TEMPLATE = "embedded.js.j2"
 EMBEDDED_MODULE = "embedded.js"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Module(_Frozen):
+class Module(FrozenModel):
     name: str
     content: str
     content_type: str = MODULE_CONTENT_TYPE
 
 
-class Binding(_Frozen):
+class Binding(FrozenModel):
     """A Worker binding. `target` names what it points at: `kv`, `d1`, `relay_key`, or the literal text."""
 
     name: str
@@ -45,13 +41,13 @@ class Binding(_Frozen):
     target: str
 
 
-class KvEntry(_Frozen):
+class KvEntry(FrozenModel):
     key: str
     kind: Literal["config", "secret"]
     secret_name: str | None = None
 
 
-class EdgeBundle(_Frozen):
+class EdgeBundle(FrozenModel):
     tenant: str
     script_name: str
     kv_title: str

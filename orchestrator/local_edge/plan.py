@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from orchestrator.errors import ConfigError
 from orchestrator.migrations import Migration
+from orchestrator.model import FrozenModel
 from orchestrator.render import EMBEDDED_MODULE, EdgeBundle
 
 EMBEDDED_MARKER = "export const EMBEDDED = "
@@ -23,28 +24,24 @@ CONTROL_COMPATIBILITY_DATE = "2025-09-01"
 """For the runtime's own helper workers (fallback, control), never for a tenant's Worker."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PlanModule(_Frozen):
+class PlanModule(FrozenModel):
     name: str
     content: str
 
 
-class PlanBinding(_Frozen):
+class PlanBinding(FrozenModel):
     name: str
     type: Literal["kv_namespace", "d1", "secret_text", "plain_text"]
     value: str | None = Field(default=None, repr=False)
     """Text bindings only: the relay key (secret_text) or the literal text; never printed."""
 
 
-class PlanMigration(_Frozen):
+class PlanMigration(FrozenModel):
     name: str
     sql: str
 
 
-class TenantPlan(_Frozen):
+class TenantPlan(FrozenModel):
     tenant: str
     worker: str
     compatibility_date: str
@@ -63,7 +60,7 @@ class TenantPlan(_Frozen):
     config_version: int
 
 
-class RuntimePlan(_Frozen):
+class RuntimePlan(FrozenModel):
     """The runner's whole input (stdin JSON); holds relay keys and the control token."""
 
     host: str
