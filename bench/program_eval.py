@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.passphrase import PassphraseCrypter, new_encryption_salt  # noqa: E402
+from orchestrator.secrets_provider import PassphraseCrypter, new_encryption_salt  # noqa: E402
 
 COLD_SNIPPET = """
 import sys, time

@@ -21,7 +21,7 @@ from pathlib import Path
 from orchestrator.backup.custody import reused_passphrase_message, same_passphrase
 from orchestrator.backup.marker import read_marker
 from orchestrator.errors import EdgeError
-from orchestrator.passphrase import read_passphrase_file
+from orchestrator.secrets_provider import read_passphrase_file
 from orchestrator.settings import Settings
 from orchestrator.stack_file import load_stack_file
 

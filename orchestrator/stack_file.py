@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.atomic_file import write_atomically
 from orchestrator.errors import ConfigError
-from orchestrator.passphrase import PassphraseCrypter, new_encryption_salt
+from orchestrator.secrets_provider import PassphraseCrypter, new_encryption_salt
 
 SECURE = "secure"
 MASK = "[secret]"

@@ -20,7 +20,7 @@ from orchestrator.doctor import (
     check_stacks,
     parse_cli_version,
 )
-from orchestrator.passphrase import new_encryption_salt
+from orchestrator.secrets_provider import new_encryption_salt
 
 PASSPHRASE = "doctor test passphrase"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -28,7 +28,7 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def salt() -> str:
-    # One salt for the module: PBKDF2 (1M rounds) then runs once, cached by orchestrator.passphrase.
+    # One salt for the module: PBKDF2 (1M rounds) then runs once, cached by orchestrator.secrets_provider.
     return new_encryption_salt(PASSPHRASE)
 
 

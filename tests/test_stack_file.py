@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator import stack_file as sf
 from orchestrator.errors import ConfigError, CryptoError, PassphraseError
-from orchestrator.passphrase import PassphraseCrypter
+from orchestrator.secrets_provider import PassphraseCrypter
 
 # Pulumi's own test vector (passphrase "password"): one PBKDF2 derivation for the module, cached.
 PASSPHRASE = "password"

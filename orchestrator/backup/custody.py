@@ -13,7 +13,7 @@ import hmac
 from pathlib import Path
 
 from orchestrator.errors import BackupError, EdgeError
-from orchestrator.passphrase import read_passphrase_file
+from orchestrator.secrets_provider import read_passphrase_file
 
 
 def same_passphrase(first: str, second: str) -> bool:

@@ -24,7 +24,7 @@ from orchestrator.backup.sources import escrow_sources, state_sources
 from orchestrator.backup.store import S3Store
 from orchestrator.errors import BackupError, EdgeError, FleetLockError
 from orchestrator.locks import fleet_lease
-from orchestrator.passphrase import read_passphrase_file
+from orchestrator.secrets_provider import read_passphrase_file
 from orchestrator.settings import Settings
 
 """Under the work root, as `orchestrator.cli.fleet` takes it."""

@@ -11,8 +11,8 @@ import sys
 import click
 
 from orchestrator.cli.backup import edge_errors
-from orchestrator.passphrase import read_passphrase_file
 from orchestrator.secrets_cmd import all_tenants, check_secret_name, rotate_relay_keys, set_tenant_secret
+from orchestrator.secrets_provider import read_passphrase_file
 from orchestrator.settings import Settings
 
 

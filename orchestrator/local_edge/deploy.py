@@ -19,8 +19,8 @@ from orchestrator.errors import ConfigError
 from orchestrator.local_edge.keys import relay_key_b64
 from orchestrator.local_edge.layout import StateLayout
 from orchestrator.model import TenantSpec
-from orchestrator.passphrase import read_passphrase_file
 from orchestrator.render import EdgeBundle, render_bundle
+from orchestrator.secrets_provider import read_passphrase_file
 from orchestrator.stack_file import read_config
 from orchestrator.tenant_config import (
     SECRETS_KEY,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.passphrase import new_encryption_salt
+from orchestrator.secrets_provider import new_encryption_salt
 from orchestrator.stack_file import load_stack_file, set_secrets, set_value
 from orchestrator.tenant_config import PLATFORM_STACK, SECRETS_KEY, TENANT_KEY, stack_file, tenant_stack, tenant_stacks
 

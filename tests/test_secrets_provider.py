@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import passphrase as pp
+from orchestrator import secrets_provider as pp
 from orchestrator.errors import ConfigError, CryptoError, PassphraseError, PermissionsError
 
 # From pulumi/pulumi's own test data: passphrase "password".
