@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cf
 
+from orchestrator.model import fleet_prefix
+
 TYPE_TOKEN = "clawdbot:edge:Platform"
 
 
@@ -33,7 +35,7 @@ class Platform(pulumi.ComponentResource):
             created = cf.WorkersForPlatformsDispatchNamespace(
                 f"{name}-dispatch",
                 account_id=args.account_id,
-                name=f"clawdbot-{args.environment}",
+                name=fleet_prefix(args.environment),
                 opts=pulumi.ResourceOptions(parent=self, protect=True),
             )
             namespace = created.namespace_name

@@ -232,6 +232,11 @@ def host_for(routes: Sequence[str], path: str) -> str | None:
     return None
 
 
+def fleet_prefix(environment: str) -> str:
+    """`clawdbot-<env>`: the start of every account-wide name the fleet owns."""
+    return f"{NAME_PREFIX}-{environment}"
+
+
 def resource_prefix(platform: PlatformSpec, tenant_id: str) -> str:
     """`clawdbot-<env>-<tenant>`: the name of the tenant's script, KV namespace title and D1 database."""
-    return f"{NAME_PREFIX}-{platform.environment}-{tenant_id}"
+    return f"{fleet_prefix(platform.environment)}-{tenant_id}"

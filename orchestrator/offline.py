@@ -15,21 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime.mocks import MockMonitor
 
 from orchestrator.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
 from orchestrator.errors import ConfigError, EdgeError
 from orchestrator.program import run_program
 from orchestrator.tenant_config import (
-    PLATFORM_KEY,
     SECRETS_KEY,
     TENANT_KEY,
+    project_name,
     read_stack_config,
     tenant_stacks,
 )
 
-PROJECT = "clawdbot"
 PLACEHOLDER = "offline-placeholder-not-a-secret"
 
 
@@ -70,7 +68,6 @@ class OfflineRun:
     resources: list[RegisteredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
-    log: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_]
@@ -219,7 +216,11 @@ class OfflineSession:
         """Evaluate the program; raise ConfigError or ProviderRejected as `pulumi up` would fail."""
         _drop_reported_failures(asyncio.get_event_loop())
         pulumi.runtime.set_mocks(
-            self.mocks, project=PROJECT, stack=self.stack, preview=self.preview, monitor=self.monitor
+            self.mocks,
+            project=project_name(self.project_dir),
+            stack=self.stack,
+            preview=self.preview,
+            monitor=self.monitor,
         )
         pulumi.runtime.set_all_config(self.config, self.secret_keys)
         run = OfflineRun(stack=self.stack)
@@ -275,10 +276,3 @@ def run_offline(
         project_dir, stack, account=account, secret_values=secret_values, config=config, preview=preview
     )
     return session.run()
-
-
-def platform_config(project_dir: Path) -> dict[str, Any]:
-    """The platform object of `Pulumi.prod.yaml`, for tests composing their own config."""
-    document = yaml.safe_load((project_dir / "Pulumi.prod.yaml").read_text(encoding="utf-8"))
-    value: dict[str, Any] = document["config"][PLATFORM_KEY]
-    return value

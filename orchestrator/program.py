@@ -18,7 +18,7 @@ from components.tenant_edge import TenantEdge, TenantEdgeArgs
 from orchestrator import outputs
 from orchestrator.contract import health_path
 from orchestrator.errors import ConfigError
-from orchestrator.model import PlatformSpec
+from orchestrator.model import PlatformSpec, fleet_prefix
 from orchestrator.render import render_bundle
 from orchestrator.settings import Settings
 from orchestrator.tenant_config import (
@@ -103,7 +103,7 @@ def _tenant(project_dir: Path) -> None:
 
 def _platform(spec: PlatformSpec) -> None:
     platform = Platform(
-        f"clawdbot-{spec.environment}",
+        fleet_prefix(spec.environment),
         PlatformArgs(account_id=spec.account_id, environment=spec.environment),
     )
     pulumi.export(outputs.ACCOUNT_ID, spec.account_id)

@@ -32,7 +32,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 from pulumi import automation as auto
 from pulumi.automation import errors as auto_errors
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -52,10 +51,10 @@ from orchestrator.errors import (
 )
 from orchestrator.locks import read_checkpoint, state_file
 from orchestrator.settings import Settings
+from orchestrator.tenant_config import project_name
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROJECT = "clawdbot"
 TENANT_PREFIX = "prod."
 TRANSIENT_MARKERS = ("UNAVAILABLE", "connection reset", "i/o timeout", "TLS handshake timeout", "429 Too Many")
 """Engine/provider failures that a later retry may not hit (pulumi#7782: gRPC UNAVAILABLE)."""
@@ -178,16 +177,6 @@ def ensure_private_dir(path: Path, what: str) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise SetupError(f"{what} {path} has mode {mode:04o}; run `chmod 700 {path}`")
-
-
-def project_name(project_dir: Path) -> str:
-    """The Pulumi project name (config keys are `<project>:...`), from the project's Pulumi.yaml."""
-    try:
-        document = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        return DEFAULT_PROJECT
-    name = document.get("name") if isinstance(document, dict) else None
-    return name if isinstance(name, str) and name else DEFAULT_PROJECT
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import ConfigError
@@ -93,6 +94,16 @@ def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str]) -> Tenant
     for name in sorted(present - declared):
         raise ConfigError(f"stack {stack}: {SECRETS_KEY}.{name}: has a value but is not listed in secret_names")
     return spec
+
+
+def project_name(project_dir: Path) -> str:
+    """The Pulumi project name (config keys are `<project>:...`), from the project's Pulumi.yaml."""
+    try:
+        document = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return NAMESPACE
+    name = document.get("name") if isinstance(document, dict) else None
+    return name if isinstance(name, str) and name else NAMESPACE
 
 
 def read_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:

@@ -41,10 +41,10 @@ from orchestrator.stacks import (
     AutomationExecutor,
     FileDeployedStore,
     Operation,
-    project_name,
     tenant_flag,
     tenant_of,
 )
+from orchestrator.tenant_config import project_name
 from orchestrator.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
 
 TENANT_PREFIX = "prod."

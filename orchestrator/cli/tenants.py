@@ -16,7 +16,8 @@ from orchestrator.audit import AuditLog
 from orchestrator.cli.fleet import _deps, registry
 from orchestrator.errors import EdgeError
 from orchestrator.locks import read_checkpoint, state_file
-from orchestrator.stacks import FileDeployedStore, KeptResource, project_name, removal_commands, tenant_of
+from orchestrator.stacks import FileDeployedStore, KeptResource, removal_commands, tenant_of
+from orchestrator.tenant_config import project_name
 
 PREFIX = "prod."
 
