@@ -82,7 +82,8 @@ class Demo:
         passphrase_file = root / "passphrase"
         project = copy_examples(self.options.source, root / "project", write_passphrase_file(passphrase_file))
         for name, values in project.secrets.items():
-            self.note(f"{name}: Pulumi.prod.{name}.yaml, secrets {', '.join(values)} (random, never shown)")
+            file_name = stack_file(project.root, tenant_stack(name)).name
+            self.note(f"{name}: {file_name}, secrets {', '.join(values)} (random, never shown)")
         self.note(f"passphrase file {passphrase_file} (0600); nothing leaves {root}")
 
         self.step("Bring up the local edge: every tenant in one workerd, routed by hostname")

@@ -23,7 +23,7 @@ from orchestrator.backup.marker import read_marker
 from orchestrator.errors import EdgeError
 from orchestrator.secrets_provider import read_passphrase_file
 from orchestrator.settings import Settings
-from orchestrator.stack_file import load_stack_file
+from orchestrator.stack_file import load_stack_file, stack_name_from_path
 
 CLI_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)")
 INSTALL_HINT = "install it with scripts/setup-vps.sh (pinned, checksum-verified)"
@@ -104,7 +104,7 @@ def check_backup_passphrase(backup_file: Path, state_file: Path, state_passphras
 
 def check_stacks(project_dir: Path, passphrase: str | None) -> list[Check]:
     # By stack name, so the platform stack `prod` comes before its tenants `prod.<tenant>`.
-    files = sorted((p for p in project_dir.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml"), key=_stack_name)
+    files = sorted((p for p in project_dir.glob("Pulumi.*.yaml") if p.name != "Pulumi.yaml"), key=stack_name_from_path)
     if not files:
         return [Check("stacks", False, f"no Pulumi.<stack>.yaml files in {project_dir}")]
     if passphrase is None:
@@ -118,14 +118,10 @@ def check_stacks(project_dir: Path, passphrase: str | None) -> list[Check]:
                 continue
             stack.crypter(passphrase)
         except EdgeError as exc:
-            checks.append(Check(f"stack {_stack_name(path)}", False, str(exc)))
+            checks.append(Check(f"stack {stack_name_from_path(path)}", False, str(exc)))
             continue
         checks.append(Check(f"stack {stack.stack}", True, "encryptionsalt opens with the passphrase"))
     return checks
-
-
-def _stack_name(path: Path) -> str:
-    return path.name[len("Pulumi.") : -len(".yaml")]
 
 
 def check_disk(path: Path, min_free_mb: int) -> Check:

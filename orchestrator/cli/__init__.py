@@ -6,8 +6,6 @@ Each command group lives in its own module and registers itself here; library er
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from orchestrator.cli import backup as _backup
@@ -20,17 +18,7 @@ from orchestrator.cli import plan as _plan
 from orchestrator.cli import policy as _policy
 from orchestrator.cli import secrets as _secrets
 from orchestrator.cli import tenants as _tenants
-from orchestrator.errors import EdgeError
-
-
-class EdgeGroup(click.Group):
-    """Turns domain errors from any subcommand into click's `Error: …` with exit 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except EdgeError as exc:
-            raise click.ClickException(str(exc)) from None
+from orchestrator.cli.errors import EdgeGroup
 
 
 @click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"]})

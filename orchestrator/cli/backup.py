@@ -7,7 +7,6 @@ line per result. Storage credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_AC
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -22,28 +21,14 @@ from orchestrator.backup.marker import LastBackup, write_marker
 from orchestrator.backup.repository import BackupRepository, Manifest, Retention
 from orchestrator.backup.sources import escrow_sources, state_sources
 from orchestrator.backup.store import S3Store
-from orchestrator.errors import BackupError, EdgeError, FleetLockError
+from orchestrator.cli.errors import EdgeGroup
+from orchestrator.errors import BackupError, FleetLockError
 from orchestrator.locks import fleet_lease
 from orchestrator.secrets_provider import read_passphrase_file
 from orchestrator.settings import Settings
 
-"""Under the work root, as `orchestrator.cli.fleet` takes it."""
-
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def edge_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Library errors become click's `Error: <message>` with exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except EdgeError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 def _repository(settings: Settings, escrow: bool, *, creating: bool = False) -> tuple[BackupRepository, str]:
@@ -108,7 +93,7 @@ def _with_retention(fn: Callable[P, R]) -> Callable[P, R]:
     return fn
 
 
-@click.group()
+@click.group(cls=EdgeGroup)
 def backup() -> None:
     """Encrypted backups of the Pulumi state and stack configs to S3-compatible storage (R2).
 
@@ -130,7 +115,6 @@ def backup() -> None:
     metavar="SECONDS",
     help="Wait up to this long for a running fleet operation to release the fleet lease.",
 )
-@edge_errors
 def create(escrow: bool, keep_last: int | None, keep_days: float | None, lease_wait: float) -> None:
     """Snapshot the state directory and Pulumi.*.yaml files (or, with --escrow, the passphrase file).
 
@@ -161,7 +145,6 @@ def create(escrow: bool, keep_last: int | None, keep_days: float | None, lease_w
 @backup.command(name="list")
 @escrow_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
-@edge_errors
 def list_(escrow: bool, as_json: bool) -> None:
     """List backups, newest first: complete, incomplete (upload never finished) or invalid."""
     repo, _bucket = _repository(Settings.from_env(), escrow)
@@ -182,7 +165,6 @@ def list_(escrow: bool, as_json: bool) -> None:
 @backup.command()
 @click.argument("backup_id")
 @escrow_option
-@edge_errors
 def verify(backup_id: str, escrow: bool) -> None:
     """Download backup BACKUP_ID (or `latest`) and check every hash and authentication tag.
 
@@ -197,7 +179,6 @@ def verify(backup_id: str, escrow: bool) -> None:
 @click.argument("backup_id")
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
 @escrow_option
-@edge_errors
 def restore(backup_id: str, dest: Path, escrow: bool) -> None:
     """Restore backup BACKUP_ID (or `latest`) into DEST, which must be empty or not exist.
 
@@ -213,7 +194,6 @@ def restore(backup_id: str, dest: Path, escrow: bool) -> None:
 @backup.command()
 @escrow_option
 @_with_retention
-@edge_errors
 def prune(escrow: bool, keep_last: int | None, keep_days: float | None) -> None:
     """Delete complete backups outside the retention policy, and uploads abandoned over a day ago.
 

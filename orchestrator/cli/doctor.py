@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.backup import edge_errors
+from orchestrator.cli.errors import EdgeCommand
 from orchestrator.doctor import run_checks
 from orchestrator.settings import Settings
 
 
-@click.command()
-@edge_errors
+@click.command(cls=EdgeCommand)
 def doctor() -> None:
     """Check the Pulumi CLI version, the state directory (0700) and passphrase file (0600), that
     the backup passphrase file is 0600 and differs from the state passphrase, that every stack's

@@ -10,13 +10,13 @@ import sys
 
 import click
 
-from orchestrator.cli.backup import edge_errors
+from orchestrator.cli.errors import EdgeGroup
 from orchestrator.secrets_cmd import all_tenants, check_secret_name, rotate_relay_keys, set_tenant_secret
 from orchestrator.secrets_provider import read_passphrase_file
 from orchestrator.settings import Settings
 
 
-@click.group()
+@click.group(cls=EdgeGroup)
 def secrets() -> None:
     """Enter tenant secrets and rotate relay keys, offline, in the Pulumi.prod.<tenant>.yaml files."""
 
@@ -26,7 +26,6 @@ def secrets() -> None:
 @click.argument("name")
 @click.option("--add", is_flag=True, help="Also add NAME to the tenant's secret_names if it is not there.")
 @click.pass_context
-@edge_errors
 def set_(ctx: click.Context, tenant: str, name: str, add: bool) -> None:
     """Encrypt a value into clawdbot:secrets.NAME of tenant TENANT.
 
@@ -61,7 +60,6 @@ def _read_value(name: str) -> str:
 @secrets.command()
 @click.argument("tenants", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Rotate every tenant in the registry.")
-@edge_errors
 def rotate(tenants: tuple[str, ...], all_: bool) -> None:
     """Rotate the relay key of TENANTS (or --all) by bumping relay_key_generation.
 

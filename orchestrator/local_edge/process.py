@@ -28,8 +28,6 @@ WORKERD_MARK = "workerd"
 class Proc:
     pid: int
     pgid: int
-    state: str
-    cmdline: str
     argv: tuple[str, ...] = ()
     cwd: str | None = None
     """Resolved working directory, or None when /proc does not let us read it (another user's)."""
@@ -55,13 +53,12 @@ def read_proc(pid: int) -> Proc | None:
     except OSError:
         cwd = None
     argv = tuple(part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")) if raw else ()
-    cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
     # comm (field 2) may hold spaces and parentheses: the fields after it start past the last ')'.
     fields = stat_text[stat_text.rfind(")") + 2 :].split()
     state, pgid = fields[0], int(fields[2])
     if state in ("Z", "X"):
         return None
-    return Proc(pid=pid, pgid=pgid, state=state, cmdline=cmdline, argv=argv, cwd=cwd)
+    return Proc(pid=pid, pgid=pgid, argv=argv, cwd=cwd)
 
 
 def _same_dir(cwd: str | None, state_dir: Path) -> bool:
