@@ -488,3 +488,25 @@ def test_missing_credentials_are_named(endpoint: str, monkeypatch: pytest.Monkey
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(BackupError, match=r"no storage credentials .*AWS_ACCESS_KEY_ID"):
         repo(S3Store("whatever", endpoint)).list()
+
+
+def test_each_manifest_key_is_derived_once_per_repository(
+    store: S3Store, tree: list[Source], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `verify latest` lists (one scrypt derivation per manifest) and then opens the chosen one.
+    writer = repo(store)
+    ids = [writer.create(tree).backup_id for _ in range(3)]
+    derivations: list[str] = []
+    real = backup_crypto.open_manifest
+
+    def counting(blob: bytes, passphrase: bytes, what: str) -> Any:
+        derivations.append(what)
+        return real(blob, passphrase, what)
+
+    monkeypatch.setattr(repository, "open_manifest", counting)
+    reader = repo(store)
+    latest = reader.latest()
+    assert latest is not None and latest.backup_id == max(ids)
+    reader.verify(latest.backup_id)
+    reader.restore(latest.backup_id, tmp_path / "restored")
+    assert len(derivations) == 3

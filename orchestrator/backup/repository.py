@@ -131,6 +131,9 @@ class BackupRepository:
         self._kdf = kdf or KdfParams()
         self._chunk_size = chunk_size
         self._clock = clock
+        self._opened: dict[str, tuple[Manifest, BackupKey]] = {}
+        """Manifests already authenticated by this instance: each costs a full scrypt derivation, and
+        `verify latest` would otherwise derive every key in `list` and the chosen one again."""
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -207,6 +210,11 @@ class BackupRepository:
         return self._open(backup_id)[0]
 
     def _open(self, backup_id: str) -> tuple[Manifest, BackupKey]:
+        if backup_id not in self._opened:
+            self._opened[backup_id] = self._authenticate(backup_id)
+        return self._opened[backup_id]
+
+    def _authenticate(self, backup_id: str) -> tuple[Manifest, BackupKey]:
         if not BACKUP_ID.fullmatch(backup_id):
             raise BackupError(f"{backup_id!r} is not a backup id (expected e.g. 20250101T120000Z-0a1b2c3d)")
         what = self._what(backup_id)
