@@ -65,7 +65,10 @@ class RuntimePlan(FrozenModel):
 
     host: str
     port: int
-    state_dir: str
+    kv_persist: str
+    """Directory of every tenant's persisted KV (StateLayout.kv_dir)."""
+    d1_persist: str
+    """Directory of every tenant's persisted D1 (StateLayout.d1_dir)."""
     ready_file: str
     control_token: str = Field(repr=False)
     control_compatibility_date: str = CONTROL_COMPATIBILITY_DATE
@@ -180,7 +183,8 @@ def runtime_plan(
     *,
     host: str,
     port: int,
-    state_dir: Path,
+    kv_persist: Path,
+    d1_persist: Path,
     ready_file: Path,
     token: str,
     contract: dict[str, Any],
@@ -190,7 +194,8 @@ def runtime_plan(
     return RuntimePlan(
         host=host,
         port=port,
-        state_dir=str(state_dir),
+        kv_persist=str(kv_persist),
+        d1_persist=str(d1_persist),
         ready_file=str(ready_file),
         control_token=token,
         config_ttl_seconds=(

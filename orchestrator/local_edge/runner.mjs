@@ -142,8 +142,8 @@ async function main() {
 	const mf = new Miniflare({
 		host: plan.host,
 		port: plan.port,
-		kvPersist: join(plan.state_dir, 'kv'),
-		d1Persist: join(plan.state_dir, 'd1'),
+		kvPersist: plan.kv_persist,
+		d1Persist: plan.d1_persist,
 		log: new Log(LogLevel.INFO),
 		// A placeholder request.cf instead of fetching Cloudflare's: loopback only, no network at start.
 		cf: false,
