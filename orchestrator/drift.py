@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SCRIPT = "cloudflare:index/workersScript:WorkersScript"
-D1 = "cloudflare:index/d1Database:D1Database"
-KV_NAMESPACE = "cloudflare:index/workersKvNamespace:WorkersKvNamespace"
-CUSTOM_DOMAIN = "cloudflare:index/workersCustomDomain:WorkersCustomDomain"
+# Re-exported: the resource type tokens the ignore list names (defined once, with the mock provider).
+from orchestrator.cloudflare_mock import CUSTOM_DOMAIN as CUSTOM_DOMAIN
+from orchestrator.cloudflare_mock import D1 as D1
+from orchestrator.cloudflare_mock import KV_NAMESPACE as KV_NAMESPACE
+from orchestrator.cloudflare_mock import SCRIPT as SCRIPT
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from orchestrator.stacks import (
     file_digest,
     tenant_of,
 )
+from orchestrator.tenant_config import PLATFORM_STACK, load_platform_spec, load_tenant_spec, stack_file
 
 # ---------------------------------------------------------------------------------------------
 # Ports: what the fleet needs from the outside world (real ones in orchestrator.stacks/health)
@@ -126,7 +127,6 @@ class Rendered:
 class Decision:
     changed: bool
     reason: str
-    rendered: Rendered | None = None
     refreshed: DeployedRecord | None = None
     """Unchanged after a re-render: the record with the current render digest (next run: fast path)."""
 
@@ -151,9 +151,9 @@ def decide(
         return Decision(False, "unchanged")
     rendered = render()
     if rendered.bundle_hash != record.bundle_hash or rendered.config_version != record.config_version:
-        return Decision(True, "rendered bundle changed", rendered)
+        return Decision(True, "rendered bundle changed")
     refreshed = record.model_copy(update={"render_digest": desired.render_digest})
-    return Decision(False, "unchanged (re-rendered: same bundle)", rendered, refreshed)
+    return Decision(False, "unchanged (re-rendered: same bundle)", refreshed)
 
 
 def _label(path: Path, roots: Sequence[Path]) -> str:
@@ -261,7 +261,7 @@ class FleetInputs:
             *_files(repo_root, "components/**/*.py"),
             *program_modules(repo_root),
             project_dir / "Pulumi.yaml",
-            project_dir / "Pulumi.prod.yaml",
+            stack_file(project_dir, PLATFORM_STACK),
         ]
         # Generous on purpose: a render-input change only costs a re-render, never a deploy.
         render = _files(
@@ -271,16 +271,16 @@ class FleetInputs:
         return cls(tree_digest(program, versions, roots), tree_digest(render, roots=roots))
 
     def desired(self, project_dir: Path, stack: str) -> Desired:
-        digest = file_digest(project_dir / f"Pulumi.{stack}.yaml")
+        path = stack_file(project_dir, stack)
+        digest = file_digest(path)
         if digest is None:
-            raise EdgeError(f"stack {stack}: no stack file {project_dir / f'Pulumi.{stack}.yaml'}")
+            raise EdgeError(f"stack {stack}: no stack file {path}")
         return Desired(stack, digest, self.program_digest, self.render_digest)
 
 
 def bundle_renderer(project_dir: Path) -> Callable[[str], Rendered]:
     """Render a tenant's bundle with the lead's pure modules (imported on first use)."""
     from orchestrator.render import render_bundle
-    from orchestrator.tenant_config import load_platform_spec, load_tenant_spec
 
     platform = cache(lambda: load_platform_spec(project_dir))
 
@@ -477,7 +477,6 @@ class Fleet:
 
     def _rollout(self, stacks: list[str], options: RolloutOptions) -> FleetReport:
         results: dict[str, TenantResult] = {}
-        expected: dict[str, Rendered | None] = {}
         changed: list[str] = []
         for stack in stacks:
             try:
@@ -488,7 +487,6 @@ class Fleet:
                 continue
             if decision.changed:
                 changed.append(stack)
-                expected[stack] = decision.rendered
                 continue
             if decision.refreshed is not None:
                 with contextlib.suppress(EdgeError, OSError):  # a failure only costs a re-render next run
@@ -505,7 +503,7 @@ class Fleet:
                 None,
                 f"wave {number} ({'canary' if number == 0 else len(wave)}): {', '.join(map(tenant_of, wave))}",
             )
-            ran, stop = self._run_all(wave, options, wave=number, expected=expected)
+            ran, stop = self._run_all(wave, options, wave=number)
             wave_results = {r.stack: r for r in ran}
             failed = [s for s, r in wave_results.items() if r.result is not Result.OK]
             passed = [s for s, r in wave_results.items() if r.result is Result.OK]
@@ -668,12 +666,7 @@ class Fleet:
     # -- running stacks -------------------------------------------------------------------
 
     def _run_all(
-        self,
-        stacks: list[str],
-        options: RolloutOptions,
-        *,
-        wave: int | None,
-        expected: Mapping[str, Rendered | None] | None = None,
+        self, stacks: list[str], options: RolloutOptions, *, wave: int | None
     ) -> tuple[list[TenantResult], str | None]:
         """Run the stacks with bounded concurrency; a setup error stops the rest (returned as reason)."""
         out: dict[str, TenantResult] = {}
@@ -683,7 +676,7 @@ class Fleet:
             if stop:
                 return  # halted while queued: reported as not run
             try:
-                result = self._run_one(stack, options, wave, (expected or {}).get(stack))
+                result = self._run_one(stack, options, wave)
             except SetupError as exc:
                 # The VPS cannot run stacks (CLI gone, unsafe modes): every other stack would fail alike.
                 reason = f"setup error: {_detail(exc)}"
@@ -709,9 +702,7 @@ class Fleet:
                 )
         return [out[s] for s in stacks], reason
 
-    def _run_one(
-        self, stack: str, options: RolloutOptions, wave: int | None, rendered: Rendered | None
-    ) -> TenantResult:
+    def _run_one(self, stack: str, options: RolloutOptions, wave: int | None) -> TenantResult:
         op = options.operation
         advice: tuple[str, ...] = ()
         if self.preflight is not None:
@@ -725,12 +716,10 @@ class Fleet:
                 return TenantResult(
                     stack, op.value, Result.FAILED, wave, detail=_detail(clearance.blocked), advice=advice
                 )
-        result = self._attempt(stack, options, wave, rendered)
+        result = self._attempt(stack, options, wave)
         return replace(result, advice=advice + result.advice) if advice else result
 
-    def _attempt(
-        self, stack: str, options: RolloutOptions, wave: int | None, rendered: Rendered | None
-    ) -> TenantResult:
+    def _attempt(self, stack: str, options: RolloutOptions, wave: int | None) -> TenantResult:
         op = options.operation
         request = OpRequest(
             stack,
@@ -766,7 +755,7 @@ class Fleet:
                     attempts,
                     started,
                 )
-        return self._succeeded(outcome, options, wave, rendered, attempts, started)
+        return self._succeeded(outcome, options, wave, attempts, started)
 
     def _failed(
         self, stack: str, op: Operation, wave: int | None, exc: Exception, attempts: int, started: float
@@ -784,17 +773,11 @@ class Fleet:
         )
 
     def _succeeded(
-        self,
-        outcome: StackOutcome,
-        options: RolloutOptions,
-        wave: int | None,
-        rendered: Rendered | None,
-        attempts: int,
-        started: float,
+        self, outcome: StackOutcome, options: RolloutOptions, wave: int | None, attempts: int, started: float
     ) -> TenantResult:
         stack, op = outcome.stack, options.operation
         bundle_hash = outcome.outputs.get(output_keys.BUNDLE_HASH)
-        bundle_hash = bundle_hash if isinstance(bundle_hash, str) else (rendered.bundle_hash if rendered else None)
+        bundle_hash = bundle_hash if isinstance(bundle_hash, str) else None
         result, detail = Result.OK, ""
         if op is Operation.UP:
             outputs = {**outcome.outputs, output_keys.BUNDLE_HASH: bundle_hash}

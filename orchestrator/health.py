@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_BODY = 64 * 1024
 """A health document is small; anything larger is not one."""
+GATE_TIMEOUT_S = 120.0
+"""How long a wave may take to turn healthy (`up --gate-timeout`)."""
+GATE_INTERVAL_S = 5.0
+"""Pause between two probes of a target that is not healthy yet."""
 
 Verdict = Literal["ok", "degraded", "wrong-version", "wrong-tenant", "unreachable", "invalid"]
 
@@ -175,8 +179,8 @@ class GateResult:
 def gate(
     targets: Sequence[HealthTarget],
     *,
-    timeout_s: float = 120.0,
-    interval_s: float = 5.0,
+    timeout_s: float = GATE_TIMEOUT_S,
+    interval_s: float = GATE_INTERVAL_S,
     max_parallel: int = 8,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,

@@ -155,13 +155,23 @@ def find_locks(state_dir: Path, project: str, stack: str) -> tuple[list[StackLoc
     return locks, unreadable
 
 
-def find_pending(checkpoint_path: Path | None) -> list[PendingOperation]:
-    if checkpoint_path is None:
-        return []
-    document = read_checkpoint(checkpoint_path)
-    latest = (document.get("checkpoint") or {}).get("latest") or {}
+def _latest(state_dir: Path, project: str, stack: str) -> dict[str, Any]:
+    """The stack's `checkpoint.latest` (its last deployment), or {} when it has no checkpoint."""
+    path = state_file(state_dir, project, stack)
+    if path is None:
+        return {}
+    latest: dict[str, Any] = (read_checkpoint(path).get("checkpoint") or {}).get("latest") or {}
+    return latest
+
+
+def checkpoint_resources(state_dir: Path, project: str, stack: str) -> list[dict[str, Any]]:
+    """The resources of the stack's checkpoint, read from the file (no engine); [] without one."""
+    return list(_latest(state_dir, project, stack).get("resources") or [])
+
+
+def find_pending(state_dir: Path, project: str, stack: str) -> list[PendingOperation]:
     pending = []
-    for op in latest.get("pending_operations") or []:
+    for op in _latest(state_dir, project, stack).get("pending_operations") or []:
         resource = op.get("resource") or {}
         pending.append(
             PendingOperation(str(resource.get("urn", "?")), str(resource.get("type", "?")), str(op.get("type", "?")))
@@ -203,7 +213,7 @@ def inspect(
             )
     for path in unreadable:
         advice.append(f"stack {stack}: lock file {path} is unreadable; inspect it and delete it if no update runs")
-    pending = find_pending(state_file(state_dir, project, stack))
+    pending = find_pending(state_dir, project, stack)
     creates = [p for p in pending if p.kind == "creating"]
     if creates:
         names = ", ".join(p.urn.rsplit("::", 1)[-1] for p in creates)

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import stat
 import sys
 import time
@@ -49,13 +48,12 @@ from orchestrator.errors import (
     StackMissingError,
     TransientStackError,
 )
-from orchestrator.locks import read_checkpoint, state_file
+from orchestrator.locks import checkpoint_resources, state_file
 from orchestrator.settings import Settings
-from orchestrator.tenant_config import project_name
+from orchestrator.tenant_config import TENANT_STACK_PREFIX, project_name, stack_file
 
 log = logging.getLogger(__name__)
 
-TENANT_PREFIX = "prod."
 TRANSIENT_MARKERS = ("UNAVAILABLE", "connection reset", "i/o timeout", "TLS handshake timeout", "429 Too Many")
 """Engine/provider failures that a later retry may not hit (pulumi#7782: gRPC UNAVAILABLE)."""
 
@@ -116,7 +114,7 @@ class StackOutcome:
 
 
 def tenant_of(stack: str) -> str:
-    return stack.removeprefix(TENANT_PREFIX)
+    return stack.removeprefix(TENANT_STACK_PREFIX)
 
 
 def tenant_flag(stack: str) -> str:
@@ -191,10 +189,14 @@ class StackPaths:
     work_root: Path
     stack: str
 
+    @classmethod
+    def of(cls, settings: Settings, stack: str) -> StackPaths:
+        return cls(settings.project_dir, settings.work_root, stack)
+
     @property
     def source_file(self) -> Path:
         """The registry entry: `Pulumi.<stack>.yaml` in the project dir (source of truth)."""
-        return self.project_dir / f"Pulumi.{self.stack}.yaml"
+        return stack_file(self.project_dir, self.stack)
 
     @property
     def work_dir(self) -> Path:
@@ -202,7 +204,7 @@ class StackPaths:
 
     @property
     def work_file(self) -> Path:
-        return self.work_dir / f"Pulumi.{self.stack}.yaml"
+        return stack_file(self.work_dir, self.stack)
 
     @property
     def record_file(self) -> Path:
@@ -304,7 +306,7 @@ class FileDeployedStore:
         self.project = project
 
     def paths(self, stack: str) -> StackPaths:
-        return StackPaths(self.settings.project_dir, self.settings.work_root, stack)
+        return StackPaths.of(self.settings, stack)
 
     def state_fingerprint(self, stack: str) -> str | None:
         path = state_file(self.settings.state_dir, self.project, stack)
@@ -337,7 +339,7 @@ class FileDeployedStore:
         """The current deployment passed its health gate: keep it (record and stack file) for rollback."""
         paths = self.paths(stack)
         if paths.record_file.exists():
-            shutil.copyfile(paths.record_file, paths.last_good_record)
+            atomic_write(paths.last_good_record, paths.record_file.read_bytes())
         if paths.work_file.exists():
             atomic_write(paths.last_good_file, paths.work_file.read_bytes())
 
@@ -373,13 +375,9 @@ class FileDeployedStore:
 
 def kept_protected(state_dir: Path, project: str, stack: str) -> tuple[KeptResource, ...]:
     """Protected custom resources still in the stack's checkpoint (read from the file, no engine)."""
-    path = state_file(state_dir, project, stack)
-    if path is None:
-        return ()
-    latest = (read_checkpoint(path).get("checkpoint") or {}).get("latest") or {}
     return tuple(
         KeptResource(str(r.get("urn", "?")), str(r.get("type", "?")))
-        for r in latest.get("resources") or []
+        for r in checkpoint_resources(state_dir, project, stack)
         if r.get("protect") and r.get("custom", True)
     )
 
@@ -404,7 +402,7 @@ def removal_commands(settings: Settings, stack: str, kept: Sequence[KeptResource
     They run the Pulumi CLI in the stack's work dir (its Pulumi.yaml names the backend) with the
     passphrase given as a file path, never as a value.
     """
-    work_dir = StackPaths(settings.project_dir, settings.work_root, stack).work_dir
+    work_dir = StackPaths.of(settings, stack).work_dir
     prefix = (
         f"cd {shlex.quote(str(work_dir))} && PULUMI_BACKEND_URL={shlex.quote(settings.backend_url)} "
         f"PULUMI_CONFIG_PASSPHRASE_FILE={shlex.quote(str(settings.passphrase_file.resolve()))}"
@@ -569,7 +567,7 @@ class AutomationExecutor:
         )
 
     def workspace(self, stack: str) -> auto.LocalWorkspace:
-        paths = StackPaths(self.settings.project_dir, self.settings.work_root, stack)
+        paths = StackPaths.of(self.settings, stack)
         ensure_private_dir(paths.work_dir, "stack work dir")
         return auto.LocalWorkspace(
             work_dir=str(paths.work_dir),
@@ -582,7 +580,7 @@ class AutomationExecutor:
 
     def open(self, stack: str, *, create: bool, config_from: Path | None = None) -> auto.Stack:
         """Sync the stack file into the work dir and select (or create) the stack."""
-        paths = StackPaths(self.settings.project_dir, self.settings.work_root, stack)
+        paths = StackPaths.of(self.settings, stack)
         sync_stack_file(config_from or paths.source_file, paths.work_file, stack)
         workspace = self.workspace(stack)
         if create:
@@ -599,7 +597,7 @@ class AutomationExecutor:
         same as then: the fleet checks the digests in the last-good record before calling this.
         The output goes to `last-rollback.log`, so the failed up's log is kept.
         """
-        good = StackPaths(self.settings.project_dir, self.settings.work_root, stack).last_good_file
+        good = StackPaths.of(self.settings, stack).last_good_file
         if not good.exists():
             raise StackError(f"stack {stack}: no last good deployment recorded; nothing to roll back to")
         request = OpRequest(stack, Operation.UP, message="rollback to last good")
@@ -611,7 +609,7 @@ class AutomationExecutor:
         Not `Stack.outputs()`: that also runs `stack output --show-secrets` and would pull every
         secret output into this process.
         """
-        paths = StackPaths(self.settings.project_dir, self.settings.work_root, stack)
+        paths = StackPaths.of(self.settings, stack)
         try:
             self.open(stack, create=False)
             result = self.command.run(
@@ -639,7 +637,7 @@ class AutomationExecutor:
 
     def _run(self, request: OpRequest, *, config_from: Path | None, log_name: str | None = None) -> StackOutcome:
         started = time.monotonic()
-        paths = StackPaths(self.settings.project_dir, self.settings.work_root, request.stack)
+        paths = StackPaths.of(self.settings, request.stack)
         try:
             stack = self.open(request.stack, create=request.operation is Operation.UP, config_from=config_from)
             with _OutputLog(paths.log_file(log_name or request.operation.value)) as output:

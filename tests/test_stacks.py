@@ -366,6 +366,30 @@ def test_deployed_store_round_trip_and_state_fingerprint(settings: Settings) -> 
     assert store.get("prod.acme") is None  # a damaged record never lets a deploy be skipped
 
 
+def test_mark_good_writes_the_last_good_record_atomically_and_private(settings: Settings) -> None:
+    store = FileDeployedStore(settings, "clawdbot")
+    record = store.put(
+        DeployedRecord(
+            stack="prod.acme",
+            bundle_hash="h",
+            config_version=3,
+            health_url=None,
+            config_digest="c",
+            program_digest="p",
+            render_digest="r",
+            state_fingerprint=None,
+            updated_at="2025-01-01T00:00:00Z",
+        )
+    )
+    store.mark_good("prod.acme")
+    work_dir = settings.work_root / "prod.acme"
+    last_good = work_dir / "last-good.json"
+    assert last_good.read_bytes() == (work_dir / "deployed.json").read_bytes()
+    assert stat.S_IMODE(last_good.stat().st_mode) == 0o600
+    assert store.last_good("prod.acme") == record
+    assert not list(work_dir.glob(".*.tmp"))  # written beside and renamed over, never left half-done
+
+
 @pytest.mark.needs_pulumi_cli
 @pytest.mark.skipif(shutil.which("pulumi") is None, reason="needs the Pulumi CLI: " + install_hint())
 def test_real_cli_preview_of_an_unknown_stack(settings: Settings) -> None:

@@ -35,7 +35,7 @@ from orchestrator.fleet import (
     StackExecutor,
     bundle_renderer,
 )
-from orchestrator.locks import clear_stale, fleet_lease, inspect
+from orchestrator.locks import RecoveryReport, clear_stale, fleet_lease, inspect
 from orchestrator.settings import Settings
 from orchestrator.stacks import (
     AutomationExecutor,
@@ -44,10 +44,8 @@ from orchestrator.stacks import (
     tenant_flag,
     tenant_of,
 )
-from orchestrator.tenant_config import project_name
+from orchestrator.tenant_config import project_name, tenant_stack, tenant_stacks
 from orchestrator.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
-
-TENANT_PREFIX = "prod."
 
 
 @dataclass
@@ -68,24 +66,18 @@ def _deps() -> FleetDeps:
     return found if found is not None else FleetDeps()
 
 
-def registry(project_dir: Path) -> list[str]:
-    from orchestrator.tenant_config import tenant_stacks
-
-    return tenant_stacks(project_dir)
-
-
 def select_stacks(project_dir: Path, tenants: Sequence[str], all_: bool) -> list[str]:
     """`--tenant X` (repeatable) or `--all`, exactly one; unknown tenants are a usage error."""
     if bool(tenants) == all_:
         raise click.UsageError("choose the tenants: --tenant ID (repeatable) or --all")
-    known = registry(project_dir)
+    known = tenant_stacks(project_dir)
     if all_:
         if not known:
             raise click.UsageError(f"no tenants registered in {project_dir} (no Pulumi.prod.*.yaml)")
         return known
     chosen = []
     for tenant in tenants:
-        stack = TENANT_PREFIX + tenant
+        stack = tenant_stack(tenant)
         if stack not in known:
             names = ", ".join(tenant_of(s) for s in known) or "none"
             raise click.UsageError(f"unknown tenant {tenant!r} (registered: {names})")
@@ -105,14 +97,14 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--concurrency",
         type=click.IntRange(1, 32),
-        default=4,
+        default=RolloutOptions.concurrency,
         show_default=True,
         help="Stacks operated at once; the Cloudflare API budget, not the CPU, is the limit.",
     )(fn)
     fn = click.option(
         "--api-budget",
         type=click.IntRange(1, 100_000),
-        default=1200,
+        default=ThrottleConfig.requests,
         show_default=True,
         help="Cloudflare API requests per 5 minutes shared by all stacks (per token).",
     )(fn)
@@ -152,8 +144,28 @@ def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, st
     return bar, on_event
 
 
+def _recover(settings: Settings, project: str, audit: AuditLog, stack: str) -> tuple[RecoveryReport, list[Path]]:
+    """Inspect a stack for debris of a killed run and clear its provably dead locks (each audited)."""
+    report = inspect(settings.state_dir, project, stack, tenant_flag=tenant_flag(stack))
+    cleared = clear_stale(report)
+    for path in cleared:
+        audit.record(
+            stack=stack,
+            tenant=tenant_of(stack),
+            operation="recover",
+            result="cleared",
+            detail=f"removed stale lock {path.name} of a dead process",
+        )
+    return report, cleared
+
+
 def run_operation(
-    stacks: list[str], options: RolloutOptions, *, as_json: bool, budget: int, gate_timeout: float = 120.0
+    stacks: list[str],
+    options: RolloutOptions,
+    *,
+    as_json: bool,
+    budget: int,
+    gate_timeout: float = health.GATE_TIMEOUT_S,
 ) -> None:
     deps = _deps()
     settings = deps.settings()
@@ -162,15 +174,7 @@ def run_operation(
     store = FileDeployedStore(settings, project)
 
     def preflight(stack: str, operation: Operation) -> Clearance:
-        report = inspect(settings.state_dir, project, stack, tenant_flag=tenant_flag(stack))
-        for path in clear_stale(report):
-            audit.record(
-                stack=stack,
-                tenant=tenant_of(stack),
-                operation="recover",
-                result="cleared",
-                detail=f"removed stale lock {path.name} of a dead process",
-            )
+        report, _ = _recover(settings, project, audit, stack)
         if report.blocked:
             return Clearance("; ".join(report.advice), report.advice)
         if operation is Operation.UP and report.pending:
@@ -182,7 +186,7 @@ def run_operation(
             return Clearance(blocked, report.advice)
         return Clearance(None, report.advice)
 
-    gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=5.0)
+    gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=health.GATE_INTERVAL_S)
     command = f"{options.operation.value} {' '.join(tenant_of(s) for s in stacks)}"
     with (
         fleet_lease(settings.fleet_lease_file, holder=default_who(), command=command[:200]),
@@ -251,7 +255,7 @@ def preview(
 @click.option(
     "--wave-size",
     type=click.IntRange(1, 1000),
-    default=10,
+    default=RolloutOptions.wave_size,
     show_default=True,
     help="Tenants per wave after the canary.",
 )
@@ -270,7 +274,7 @@ def preview(
 @click.option(
     "--gate-timeout",
     type=click.FloatRange(1, 3600),
-    default=120.0,
+    default=health.GATE_TIMEOUT_S,
     show_default=True,
     help="Seconds a wave may take to turn healthy.",
 )
@@ -294,13 +298,13 @@ def up(
     starting the engine. A failed canary or health gate halts the rollout.
     """
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
-    if canary is not None and TENANT_PREFIX + canary not in stacks:
+    if canary is not None and tenant_stack(canary) not in stacks:
         raise click.UsageError(f"--canary {canary} is not among the selected tenants")
     options = RolloutOptions(
         Operation.UP,
         concurrency=concurrency,
         wave_size=wave_size,
-        canary=TENANT_PREFIX + canary if canary else None,
+        canary=tenant_stack(canary) if canary else None,
         continue_on_error=continue_on_error,
         rollback=rollback,
         force=force,
@@ -376,7 +380,9 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
     """Per tenant: last update, deployed bundle hash, last drift check and live health (no engine)."""
     deps = _deps()
     settings = deps.settings()
-    stacks = select_stacks(settings.project_dir, tenants, all_) if (tenants or all_) else registry(settings.project_dir)
+    stacks = (
+        select_stacks(settings.project_dir, tenants, all_) if (tenants or all_) else tenant_stacks(settings.project_dir)
+    )
     store = FileDeployedStore(settings, project_name(settings.project_dir))
     rows: list[dict[str, Any]] = []
     targets = []
@@ -433,16 +439,7 @@ def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
     audit = AuditLog(settings.audit_log)
     out: list[dict[str, Any]] = []
     for stack in stacks:
-        report = inspect(settings.state_dir, project, stack, tenant_flag=tenant_flag(stack))
-        cleared = clear_stale(report)
-        for path in cleared:
-            audit.record(
-                stack=stack,
-                tenant=tenant_of(stack),
-                operation="recover",
-                result="cleared",
-                detail=f"removed stale lock {path.name}",
-            )
+        report, cleared = _recover(settings, project, audit, stack)
         out.append(
             {
                 "tenant": tenant_of(stack),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import click
@@ -13,13 +12,20 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.audit import AuditLog
-from orchestrator.cli.fleet import _deps, registry
+from orchestrator.cli.fleet import _deps, select_stacks
 from orchestrator.errors import EdgeError
-from orchestrator.locks import read_checkpoint, state_file
+from orchestrator.locks import checkpoint_resources
+from orchestrator.stack_file import load_stack_file
 from orchestrator.stacks import FileDeployedStore, KeptResource, removal_commands, tenant_of
-from orchestrator.tenant_config import project_name
-
-PREFIX = "prod."
+from orchestrator.tenant_config import (
+    TENANT_KEY,
+    load_tenant_spec,
+    project_name,
+    stack_file,
+    tenant_stack,
+    tenant_stacks,
+    validate_tenant,
+)
 
 
 @click.group()
@@ -34,7 +40,7 @@ def list_tenants(as_json: bool) -> None:
     settings = _deps().settings()
     store = FileDeployedStore(settings, project_name(settings.project_dir))
     rows = []
-    for stack in registry(settings.project_dir):
+    for stack in tenant_stacks(settings.project_dir):
         record = store.get(stack)
         rows.append(
             {
@@ -59,13 +65,10 @@ def list_tenants(as_json: bool) -> None:
 @click.argument("tenant")
 def show(tenant: str) -> None:
     """A tenant's config (secret values masked) and its deployed record, as JSON."""
-    from orchestrator.stack_file import load_stack_file
-    from orchestrator.tenant_config import load_tenant_spec
-
     settings = _deps().settings()
-    stack = _known(settings.project_dir, tenant)
+    (stack,) = select_stacks(settings.project_dir, (tenant,), False)
     spec = load_tenant_spec(settings.project_dir, stack)
-    masked = load_stack_file(settings.project_dir / f"Pulumi.{stack}.yaml").masked_config()
+    masked = load_stack_file(stack_file(settings.project_dir, stack)).masked_config()
     record = FileDeployedStore(settings, project_name(settings.project_dir)).get(stack)
     out: dict[str, Any] = {
         "tenant": spec.id,
@@ -94,10 +97,8 @@ def add(
     d1_location_hint: str | None,
 ) -> None:
     """Register a tenant: write a validated Pulumi.prod.<tenant>.yaml (set secrets with `secrets set`)."""
-    from orchestrator.tenant_config import TENANT_KEY, validate_tenant
-
     settings = _deps().settings()
-    stack = PREFIX + tenant
+    stack = tenant_stack(tenant)
     raw: dict[str, Any] = {
         "id": tenant,
         "zone": {"id": zone_id, "name": zone_name},
@@ -110,7 +111,7 @@ def add(
     if d1_location_hint:
         raw["d1_location_hint"] = d1_location_hint
     validate_tenant(stack, raw, [])
-    path = settings.project_dir / f"Pulumi.{stack}.yaml"
+    path = stack_file(settings.project_dir, stack)
     text = f"# Tenant {tenant}: registered with `python -m orchestrator tenants add`.\n" + yaml.safe_dump(
         {"config": {TENANT_KEY: raw}}, sort_keys=False
     )
@@ -130,22 +131,18 @@ def add(
 def remove(tenant: str, yes: bool) -> None:
     """Unregister a tenant whose edge was destroyed first (refuses while resources exist)."""
     settings = _deps().settings()
-    stack = _known(settings.project_dir, tenant)
+    (stack,) = select_stacks(settings.project_dir, (tenant,), False)
     if not yes:
         raise click.UsageError(f"removing {tenant} deletes Pulumi.{stack}.yaml and its secrets; add --yes")
     project = project_name(settings.project_dir)
-    checkpoint = state_file(settings.state_dir, project, stack)
-    left: list[dict[str, Any]] = []
-    if checkpoint is not None:
-        latest = (read_checkpoint(checkpoint).get("checkpoint") or {}).get("latest") or {}
-        # Real resources only: the stack, components and providers stay around what destroy keeps.
-        left = [
-            r
-            for r in latest.get("resources") or []
-            if r.get("custom", True)
-            and r.get("type") != "pulumi:pulumi:Stack"
-            and not str(r.get("type", "")).startswith("pulumi:providers:")
-        ]
+    # Real resources only: the stack, components and providers stay around what destroy keeps.
+    left = [
+        r
+        for r in checkpoint_resources(settings.state_dir, project, stack)
+        if r.get("custom", True)
+        and r.get("type") != "pulumi:pulumi:Stack"
+        and not str(r.get("type", "")).startswith("pulumi:providers:")
+    ]
     unprotected = [r for r in left if not r.get("protect")]
     if unprotected:
         raise EdgeError(
@@ -161,14 +158,7 @@ def remove(tenant: str, yes: bool) -> None:
             f"{removal_commands(settings, stack, kept).describe()}; then run "
             f"`python -m orchestrator tenants remove {tenant} --yes` again"
         )
-    (settings.project_dir / f"Pulumi.{stack}.yaml").unlink()
+    stack_file(settings.project_dir, stack).unlink()
     FileDeployedStore(settings, project).forget(stack)
     AuditLog(settings.audit_log).record(stack=stack, tenant=tenant, operation="tenant-remove", result="ok")
     click.echo(f"removed {tenant}")
-
-
-def _known(project_dir: Path, tenant: str) -> str:
-    stack = PREFIX + tenant
-    if stack not in registry(project_dir):
-        raise click.UsageError(f"unknown tenant {tenant!r}")
-    return stack
