@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.secrets_provider import PassphraseCrypter, new_encryption_salt  # noqa: E402
+from orchestrator.local_edge.scratch import ScratchProject, synthetic_tenant  # noqa: E402
+from orchestrator.tenant_config import tenant_stack  # noqa: E402
 
 COLD_SNIPPET = """
 import sys, time
@@ -37,33 +37,16 @@ print(time.perf_counter() - t0)
 
 
 def make_project(root: Path, tenants: int) -> list[str]:
-    shutil.copy(REPO / "Pulumi.yaml", root)
-    shutil.copy(REPO / "Pulumi.prod.yaml", root)
-    passphrase = secrets.token_urlsafe(16)
-    salt = new_encryption_salt(passphrase)
-    crypter = PassphraseCrypter(passphrase, salt)
+    """N tenants of 2 routes, 1 custom domain, 1 cron and 2 secrets each."""
+    project = ScratchProject(root, secrets.token_urlsafe(16), source=REPO)
     stacks = []
     for index in range(tenants):
-        tid = f"t{index:03d}"
-        zone = f"{tid}.example.com"
-        (root / f"Pulumi.prod.{tid}.yaml").write_text(
-            f"""encryptionsalt: {salt}
-config:
-  clawdbot:tenant:
-    id: {tid}
-    zone: {{id: "{index:032x}", name: {zone}}}
-    routes: ["shop.{zone}/*", "api.{zone}/v1/*"]
-    custom_domains: ["edge.{zone}"]
-    crons: ["*/15 * * * *"]
-    config_version: 1
-    config: {{greeting: "hello {tid}"}}
-    secret_names: [WEBHOOK_SECRET, STRIPE_KEY]
-  clawdbot:secrets:
-    WEBHOOK_SECRET: {{secure: "{crypter.encrypt(secrets.token_urlsafe(16))}"}}
-    STRIPE_KEY: {{secure: "{crypter.encrypt(secrets.token_urlsafe(16))}"}}
-"""
-        )
-        stacks.append(f"prod.{tid}")
+        tenant = synthetic_tenant(index, secret_names=("WEBHOOK_SECRET", "STRIPE_KEY"))
+        zone = tenant["zone"]["name"]
+        tenant["routes"] = [f"shop.{zone}/*", f"api.{zone}/v1/*"]
+        tenant["crons"] = ["*/15 * * * *"]
+        project.add_tenant(tenant)
+        stacks.append(tenant_stack(tenant["id"]))
     return stacks
 
 

@@ -48,9 +48,10 @@ from pulumi_policy.deserialize import deserialize_properties, serialize_properti
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
+from orchestrator.cloudflare_mock import FakeAccount
 from orchestrator.contract import REPO_ROOT
 from orchestrator.errors import ConfigError, EdgeError
-from orchestrator.offline import UNKNOWN, run_offline
+from orchestrator.offline import UNKNOWN, project_account, run_offline
 from orchestrator.tenant_config import is_tenant_stack, load_platform_spec, load_tenant_spec
 
 PACK_DIR = REPO_ROOT / "policies"
@@ -391,6 +392,8 @@ class _Run:
             pass
 
     def resource_policies(self, resources: Sequence[ResourceLike]) -> None:
+        # Each resource crosses the analyzer wire once, for every policy (no rule writes to its props).
+        props: list[Mapping[str, Any]] | None = None
         for policy in self.pack.policies:
             if not isinstance(policy, ResourceValidationPolicy):
                 continue
@@ -398,10 +401,12 @@ class _Run:
             level = self.level(policy, override)
             if level == EnforcementLevel.DISABLED:
                 continue
-            for resource in resources:
+            if props is None:
+                props = [analyzer_props(resource) for resource in resources]
+            for resource, resource_props in zip(resources, props, strict=True):
                 args = ResourceValidationArgs(
                     resource.type,
-                    analyzer_props(resource),
+                    resource_props,
                     resource.urn,
                     resource.name,
                     _options(resource),
@@ -413,6 +418,7 @@ class _Run:
 
     def stack_policies(self, resources: Sequence[ResourceLike], only: Iterable[str] | None = None) -> None:
         wanted = set(only) if only is not None else None
+        view: list[PolicyResource] | None = None
         for policy in self.pack.policies:
             if not isinstance(policy, StackValidationPolicy) or (wanted is not None and policy.name not in wanted):
                 continue
@@ -420,7 +426,9 @@ class _Run:
             level = self.level(policy, override)
             if level == EnforcementLevel.DISABLED:
                 continue
-            args = StackValidationArgs(policy_resources(resources), config)
+            if view is None:
+                view = policy_resources(resources)
+            args = StackValidationArgs(view, config)
             report = self.reporter(policy, level, "")
             self.call(policy, partial(policy.validate, args, report))
 
@@ -471,16 +479,28 @@ def evaluate(
 OfflineRunner = Callable[[Path, str, bool], Sequence[ResourceLike]]
 
 
-def _run_offline(project_dir: Path, stack: str, preview: bool) -> Sequence[ResourceLike]:
-    return run_offline(project_dir, stack, preview=preview).resources
+def offline_runner(project_dir: Path) -> OfflineRunner:
+    """Runs stacks of `project_dir` under the mocks; the zones of every tenant stack file are read once, here.
+
+    Each run gets its own account holding those zones: the account records what a run claims.
+    """
+    zones = project_account(project_dir).zones
+
+    def run(project_dir: Path, stack: str, preview: bool) -> Sequence[ResourceLike]:
+        return run_offline(project_dir, stack, preview=preview, account=FakeAccount(zones=dict(zones))).resources
+
+    return run
 
 
-def stack_context(project_dir: Path, stack: str) -> dict[str, Any]:
-    """Tenant id, zone and environment for `stack`, from its validated config."""
+def platform_environment(project_dir: Path) -> str | None:
     try:
-        environment: str | None = load_platform_spec(project_dir).environment
+        return load_platform_spec(project_dir).environment
     except ConfigError:
-        environment = None
+        return None
+
+
+def stack_context(project_dir: Path, stack: str, environment: str | None) -> dict[str, Any]:
+    """Tenant id, zone and environment (the platform stack's) for `stack`, from its validated config."""
     if not is_tenant_stack(stack):
         return {"environment": environment} if environment else {}
     spec = load_tenant_spec(project_dir, stack)
@@ -493,11 +513,30 @@ def check_stack(
     *,
     preview: bool = False,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    runner: OfflineRunner = _run_offline,
+    runner: OfflineRunner | None = None,
+) -> tuple[StackResult, Sequence[ResourceLike]]:
+    return _check_stack(
+        project_dir,
+        stack,
+        platform_environment(project_dir),
+        preview=preview,
+        overrides=overrides,
+        runner=runner or offline_runner(project_dir),
+    )
+
+
+def _check_stack(
+    project_dir: Path,
+    stack: str,
+    environment: str | None,
+    *,
+    preview: bool,
+    overrides: Mapping[str, Mapping[str, Any]] | None,
+    runner: OfflineRunner,
 ) -> tuple[StackResult, Sequence[ResourceLike]]:
     result = StackResult(stack)
     try:
-        context = stack_context(project_dir, stack)
+        context = stack_context(project_dir, stack, environment)
         resources = runner(project_dir, stack, preview)
     except EdgeError as exc:
         result.error = str(exc)
@@ -513,13 +552,17 @@ def check_stacks(
     *,
     preview: bool = False,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    runner: OfflineRunner = _run_offline,
+    runner: OfflineRunner | None = None,
 ) -> list[StackResult]:
     """Check each stack, then the account-wide rules over all of them together."""
+    environment = platform_environment(project_dir)
+    runner = runner or offline_runner(project_dir)
     results: list[StackResult] = []
     everything: list[ResourceLike] = []
     for stack in stacks:
-        result, resources = check_stack(project_dir, stack, preview=preview, overrides=overrides, runner=runner)
+        result, resources = _check_stack(
+            project_dir, stack, environment, preview=preview, overrides=overrides, runner=runner
+        )
         results.append(result)
         everything.extend(resources)
     if len(stacks) > 1:

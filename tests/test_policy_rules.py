@@ -19,9 +19,13 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
+from components.tenant_edge import TYPE_TOKEN as TENANT_EDGE_TYPE
+from orchestrator import cloudflare_mock
 from orchestrator.contract import contract
 from orchestrator.crypto import seal_secret
+from orchestrator.model import NAME_PREFIX
 from orchestrator.policy_runner import PACK_DIR, load_pack
+from orchestrator.tenant_config import TENANT_KEY, TENANT_STACK_PREFIX
 
 PACK = load_pack()
 secretlike = importlib.import_module("clawdbot_policies.secretlike")
@@ -94,6 +98,19 @@ def test_pack_constants_match_the_edge_contract() -> None:
     assert shared["kv_keys"]["config"] == constants.CONFIG_KV_KEY
     assert shared["kv_keys"]["secret_prefix"] == constants.SECRET_KV_PREFIX
     assert shared["envelope"]["alg"] == constants.ENVELOPE_ALG
+
+
+@pytest.mark.parametrize(
+    ("pack_name", "orchestrator_value"),
+    [("SCRIPT", cloudflare_mock.SCRIPT), ("KV_NAMESPACE", cloudflare_mock.KV_NAMESPACE),
+     ("KV_ENTRY", cloudflare_mock.KV), ("D1_DATABASE", cloudflare_mock.D1), ("ROUTE", cloudflare_mock.ROUTE),
+     ("CUSTOM_DOMAIN", cloudflare_mock.CUSTOM_DOMAIN), ("CRON_TRIGGER", cloudflare_mock.CRON),
+     ("RANDOM_BYTES", cloudflare_mock.RANDOM_BYTES), ("TENANT_EDGE", TENANT_EDGE_TYPE), ("NAME_PREFIX", NAME_PREFIX),
+     ("STACK_CONFIG_TENANT_KEY", TENANT_KEY), ("TENANT_STACK_PREFIX", TENANT_STACK_PREFIX)],
+)  # fmt: skip
+def test_pack_type_tokens_and_names_match_the_orchestrator(pack_name: str, orchestrator_value: str) -> None:
+    # The pack keeps its own copies so it loads without the orchestrator; they must not drift from it.
+    assert getattr(constants, pack_name) == orchestrator_value
 
 
 @pytest.mark.parametrize(

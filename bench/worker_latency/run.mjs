@@ -13,6 +13,8 @@ import http from "node:http";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import {
+  COMPATIBILITY_DATE,
+  embeddedFor,
   workerModules,
   MIGRATIONS_DIR,
 } from "../../worker_src/tools/bundle.mjs";
@@ -74,14 +76,11 @@ const relayKey = randomBytes(32);
 const b = contract.bindings;
 const kvGets = new Map();
 
-const embedded = {
-  contract,
+const embedded = embeddedFor(contract, migrations, {
   tenant: TENANT,
-  bundle_hash: "sha256:bench",
-  config: { tenant: TENANT, version: 1, config: { greeting: "embedded" } },
-  migrations: migrations.map((m) => m.name),
-  secret_names: [contract.webhook.secret_name],
-};
+  bundleHash: "sha256:bench",
+  greeting: "embedded",
+});
 const { modules, modulesRoot } = await workerModules(embedded);
 const mf = new Miniflare({
   workers: [
@@ -90,7 +89,7 @@ const mf = new Miniflare({
       routes: ["edge.bench/*"],
       modules,
       modulesRoot,
-      compatibilityDate: "2025-09-01",
+      compatibilityDate: COMPATIBILITY_DATE,
       bindings: {
         [b.relay_key]: relayKey.toString("base64"),
         [b.tenant_id]: TENANT,
@@ -102,7 +101,7 @@ const mf = new Miniflare({
       name: "bare",
       routes: ["bare.bench/*"],
       modules: true,
-      compatibilityDate: "2025-09-01",
+      compatibilityDate: COMPATIBILITY_DATE,
       script: 'export default { fetch() { return new Response("ok"); } }',
     },
     /** @type {any} */ (

@@ -20,6 +20,7 @@ from orchestrator.local_edge import LocalEdge, probe_local
 from orchestrator.local_edge.deploy import load_bundles, select_stacks
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.settings import Settings
+from orchestrator.tenant_config import tenant_stack
 
 MAX_PARALLEL = 8
 VERDICT_STYLE = {"ok": "green", "degraded": "yellow"}
@@ -68,7 +69,7 @@ def remote_targets(settings: Settings, tenants: Sequence[str]) -> list[HealthTar
     for spec, bundle in load_bundles(settings.project_dir, stacks):
         host = bundle.health_host
         url = f"https://{host}{health_path()}" if host else "(no route reaches the health path)"
-        targets.append(HealthTarget(f"prod.{spec.id}", spec.id, url, bundle.bundle_hash, bundle.config_version))
+        targets.append(HealthTarget(tenant_stack(spec.id), spec.id, url, bundle.bundle_hash, bundle.config_version))
     return targets
 
 

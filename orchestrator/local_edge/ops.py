@@ -19,6 +19,7 @@ from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.keys import relay_key_b64, relay_key_path
 from orchestrator.local_edge.runtime import LocalEdge, TenantInfo
 from orchestrator.model import host_for
+from orchestrator.tenant_config import tenant_stack
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def probe_local(client: EdgeClient, info: TenantInfo) -> HealthCheck:
     """One health probe of a local tenant, judged like a Cloudflare one."""
     host = host_for(info.routes, health_path()) or info.worker
     target = HealthTarget(
-        stack=f"prod.{info.tenant}",
+        stack=tenant_stack(info.tenant),
         tenant=info.tenant,
         url=f"http://{host}:{client.port}{health_path()}",
         bundle_hash=info.bundle_hash,

@@ -8,6 +8,7 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs
 
 from . import context
+from .props import as_int
 
 
 def tenant_context(args: ResourceValidationArgs) -> context.TenantContext:
@@ -22,7 +23,4 @@ def config_strings(config: Mapping[str, Any], key: str, default: Sequence[str]) 
 
 
 def config_int(config: Mapping[str, Any], key: str, default: int) -> int:
-    value = config.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
-    return int(value)
+    return as_int(config.get(key), default)

@@ -1,8 +1,8 @@
 """Names the rules match on: Pulumi type tokens and the edge contract's bindings and KV keys.
 
 The pack is self-contained (it may be published without the repo), so the contract names are
-repeated here; tests/test_policy_contract.py fails when they drift from
-contract/edge-contract.json.
+repeated here; tests/test_policy_rules.py fails when they drift from
+contract/edge-contract.json or from the orchestrator's type tokens and names.
 """
 
 from __future__ import annotations

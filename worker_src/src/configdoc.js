@@ -2,12 +2,10 @@
  * Verifies one signed config document (KV `config`): `{"v":1,"payload":"<JSON text>","mac":"<b64>"}`.
  * Pure: no KV, no clock, no state. Ordering against what the isolate already holds lives in config.js.
  */
-import { fromBase64, utf8 } from './encoding.js';
+import { fromBase64, HMAC_SHA256_BYTES, utf8 } from './encoding.js';
 
 // With the u flag a surrogate pair is one code point, so this matches only unpaired halves.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
-
-const HMAC_SHA256_BYTES = 32;
 
 /**
  * @typedef {{ tenant: string, version: number, config: Record<string, unknown> }} ConfigPayload

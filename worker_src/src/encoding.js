@@ -3,6 +3,9 @@
  * so a malformed KV value becomes a reported state rather than an exception.
  */
 
+/** Length of an HMAC-SHA256 tag: config MACs and webhook signatures must decode to exactly this many bytes. */
+export const HMAC_SHA256_BYTES = 32;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 // Keeps a leading BOM: stored webhook bodies must be the exact bytes the signature covers.
@@ -52,13 +55,6 @@ export function fromBase64(text) {
 	const out = new Uint8Array(bin.length);
 	for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
 	return out;
-}
-
-/** @param {Uint8Array} bytes */
-export function toBase64(bytes) {
-	let bin = '';
-	for (const b of bytes) bin += String.fromCharCode(b);
-	return btoa(bin);
 }
 
 /** base64url without padding (health token MACs). @param {unknown} text @returns {Uint8Array | null} */

@@ -1,4 +1,5 @@
 /** JSON responses with explicit status codes; nothing here ever echoes request data back. */
+import { concatBytes } from './encoding.js';
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 
@@ -33,11 +34,5 @@ export async function readBounded(body, max) {
 		}
 		chunks.push(value);
 	}
-	const out = new Uint8Array(total);
-	let offset = 0;
-	for (const c of chunks) {
-		out.set(c, offset);
-		offset += c.byteLength;
-	}
-	return out;
+	return concatBytes(...chunks);
 }

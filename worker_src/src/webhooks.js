@@ -2,13 +2,12 @@
  * `POST <contract.webhook.path>`: Shopify-style receiver. Checks run in the documented order (docs/contract.md,
  * "Webhooks"): size 413, signature 401, body/id 400; secret unavailable or schema behind 503; replay 200 duplicate.
  */
-import { fromBase64, fromUtf8Exact, utf8 } from './encoding.js';
+import { fromBase64, fromUtf8Exact, HMAC_SHA256_BYTES, utf8 } from './encoding.js';
 import { json, readBounded } from './http.js';
 import { storeWebhookEvent } from './records.js';
 
 /** Ids are stored as a primary key and echoed nowhere; bound them so a sender cannot bloat the table's index. */
 const MAX_ID_CHARS = 256;
-const HMAC_SHA256_BYTES = 32;
 const ID_PATTERN = /^[\x21-\x7e]+$/;
 
 /**
@@ -22,14 +21,13 @@ export async function handleWebhook(request, edge, bindings, now) {
 	const raw = await readBounded(request.body, w.max_body_bytes);
 	if (raw === null) return json(413, { error: 'payload_too_large' });
 
-	const signature = fromBase64(request.headers.get(w.signature_header));
-	if (!signature || signature.length !== HMAC_SHA256_BYTES) return json(401, { error: 'unauthorized' });
+	const signatureHeader = request.headers.get(w.signature_header);
+	// A malformed signature is refused before the secret is read.
+	if (!signatureBytes(signatureHeader)) return json(401, { error: 'unauthorized' });
 	const secret = await edge.secrets.get(bindings.kv, w.secret_name, now);
-	// WebCrypto refuses a zero-length HMAC key: an empty secret is as good as none.
-	if (!secret.value) return unavailable();
-	const key = await crypto.subtle.importKey('raw', utf8(secret.value), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
-	// subtle.verify is the constant-time comparison.
-	if (!(await crypto.subtle.verify('HMAC', key, signature, raw))) return json(401, { error: 'unauthorized' });
+	const verdict = await verifyWebhookSignature(secret.value, signatureHeader, raw);
+	if (verdict === 'unavailable') return unavailable();
+	if (verdict !== 'ok') return json(401, { error: 'unauthorized' });
 
 	const id = request.headers.get(w.id_header);
 	const text = fromUtf8Exact(raw);
@@ -53,6 +51,41 @@ export async function handleWebhook(request, edge, bindings, now) {
 		return unavailable();
 	}
 	return json(200, { stored, duplicate: !stored });
+}
+
+/**
+ * The webhook signature check (the handler's and the parity harness's): `signatureHeader` must be standard base64 of
+ * exactly one HMAC-SHA256 tag of `rawBytes` under `secretValue`. 'unavailable' when there is no secret to check with.
+ * @param {string | null} secretValue @param {string | null} signatureHeader @param {Uint8Array} rawBytes
+ * @returns {Promise<'ok' | 'unauthorized' | 'unavailable'>}
+ */
+export async function verifyWebhookSignature(secretValue, signatureHeader, rawBytes) {
+	const signature = signatureBytes(signatureHeader);
+	if (!signature) return 'unauthorized';
+	// WebCrypto refuses a zero-length HMAC key: an empty secret is as good as none.
+	if (!secretValue) return 'unavailable';
+	// subtle.verify is the constant-time comparison.
+	return (await crypto.subtle.verify('HMAC', await hmacKey(secretValue), signature, rawBytes)) ? 'ok' : 'unauthorized';
+}
+
+/** @param {string | null} header @returns {Uint8Array | null} */
+function signatureBytes(header) {
+	const signature = fromBase64(header);
+	return signature && signature.length === HMAC_SHA256_BYTES ? signature : null;
+}
+
+/**
+ * One slot: an isolate holds one webhook secret at a time, so its key is imported once rather than per request.
+ * @type {{ secret: string, key: Promise<CryptoKey> } | null}
+ */
+let lastKey = null;
+
+/** @param {string} secret */
+function hmacKey(secret) {
+	if (lastKey?.secret !== secret) {
+		lastKey = { secret, key: crypto.subtle.importKey('raw', utf8(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']) };
+	}
+	return lastKey.key;
 }
 
 /** @param {string} text */

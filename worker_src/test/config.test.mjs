@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
-import { contract, makeEmbedded, startEdge, TENANT } from './helpers/edge.mjs';
+import { contract, makeEmbedded, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
 import { healthToken, sealEnvelope, signConfig } from './helpers/sign.mjs';
-import { WEBHOOK_SECRET } from './helpers/edge.mjs';
+import { recordConfigVersion } from '../src/records.js';
 
 const CONFIG_KEY = contract.kv_keys.config;
 const HEALTH = contract.health.path;
@@ -233,14 +233,14 @@ describe('faults: last-known-good, health degraded, never a 5xx', () => {
 });
 
 describe('never backwards across isolates', () => {
+	/** Another isolate accepted version 5 earlier. @param {import('./helpers/edge.mjs').Edge} e */
+	const recordVersionFive = (e) => recordConfigVersion(e.db, { version: 5, at: new Date().toISOString(), bundleHash: 'x' }).run();
+
 	test('a fresh isolate refuses an older signed config replayed into KV once D1 recorded a newer one', async () => {
 		const e = await edge({});
 		await seedSecret(e);
-		// Another isolate accepted version 5 earlier; an attacker with KV write access replays a signed v3.
-		await e.db
-			.prepare('INSERT INTO applied_config_versions (version, first_seen_at, bundle_hash) VALUES (5, ?1, ?2)')
-			.bind(new Date().toISOString(), 'x')
-			.run();
+		// An attacker with KV write access replays a signed v3.
+		await recordVersionFive(e);
 		await putConfig(e, 3, 'replayed');
 		const s = await served(e);
 		assert.deepEqual([s.version, s.source, s.status], [1, 'embedded', 'degraded']);
@@ -268,10 +268,7 @@ describe('never backwards across isolates', () => {
 	test('a version at or above the recorded floor is accepted as usual', async () => {
 		const e = await edge({});
 		await seedSecret(e);
-		await e.db
-			.prepare('INSERT INTO applied_config_versions (version, first_seen_at, bundle_hash) VALUES (5, ?1, ?2)')
-			.bind(new Date().toISOString(), 'x')
-			.run();
+		await recordVersionFive(e);
 		await putConfig(e, 5, 'current');
 		const s = await served(e);
 		assert.deepEqual([s.version, s.source, s.greeting, s.status], [5, 'kv', 'current', 'ok']);

@@ -9,6 +9,25 @@ import { join } from 'node:path';
 export const SRC_DIR = fileURLToPath(new URL('../src/', import.meta.url));
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url));
 
+/** The compatibility date the tests and benches run the Worker with: the deployed default (wrangler.jsonc, the platform stack). */
+export const COMPATIBILITY_DATE = '2026-04-01';
+
+/**
+ * The EMBEDDED object a tenant's bundle carries, for node-side runs: version 1 of a config holding only a greeting.
+ * @param {any} contract @param {{ name: string }[]} migrations
+ * @param {{ tenant: string, bundleHash: string, greeting: string }} bundle
+ */
+export function embeddedFor(contract, migrations, { tenant, bundleHash, greeting }) {
+	return {
+		contract,
+		tenant,
+		bundle_hash: bundleHash,
+		config: { tenant, version: 1, config: { greeting } },
+		migrations: migrations.map((m) => m.name),
+		secret_names: [contract.webhook.secret_name],
+	};
+}
+
 /** @param {unknown} embedded */
 export function renderEmbedded(embedded) {
 	return `export const EMBEDDED = ${JSON.stringify(embedded)};\n`;

@@ -10,21 +10,18 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { MIGRATIONS_DIR, workerModules } from './bundle.mjs';
+import { embeddedFor, MIGRATIONS_DIR, workerModules } from './bundle.mjs';
 import { loadContract } from './contract.mjs';
 import { loadMigrations } from './migrations.mjs';
 
 const { values } = parseArgs({ options: { tenant: { type: 'string', default: 'dev' } } });
 const tenant = String(values.tenant);
 const contract = await loadContract();
-const embedded = {
-	contract,
+const embedded = embeddedFor(contract, await loadMigrations(MIGRATIONS_DIR), {
 	tenant,
-	bundle_hash: 'dev',
-	config: { tenant, version: 1, config: { greeting: `hello from ${tenant} (local dev)` } },
-	migrations: (await loadMigrations(MIGRATIONS_DIR)).map((m) => m.name),
-	secret_names: [contract.webhook.secret_name],
-};
+	bundleHash: 'dev',
+	greeting: `hello from ${tenant} (local dev)`,
+});
 const out = fileURLToPath(new URL('../build/dev/', import.meta.url));
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });

@@ -4,10 +4,11 @@
  */
 import { verifyConfigDocument } from './configdoc.js';
 import { EMBEDDED } from './embedded.js';
-import { fromBase64, fromUtf8, toHex, utf8 } from './encoding.js';
+import { fromUtf8Exact, toHex, utf8 } from './encoding.js';
 import { openEnvelope } from './envelope.js';
 import { verifyHealthToken } from './healthtoken.js';
 import { deriveKeyBytes, deriveKeys, parseRelayKey } from './keys.js';
+import { verifyWebhookSignature } from './webhooks.js';
 
 const C = EMBEDDED.contract;
 
@@ -43,13 +44,12 @@ const OPS = {
 		const windowSeconds = C.health.token_window_seconds;
 		return verifyHealthToken(input.token, { key: keys.healthToken, tenant: input.tenant, nowSeconds: input.now, windowSeconds });
 	},
-	/** The same check webhooks.js makes, on the vector's raw body. @param {any} input */
+	/** webhooks.js's own check and body decoding, on the vector's raw body. @param {any} input */
 	async webhook(input) {
-		const key = await crypto.subtle.importKey('raw', utf8(input.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
-		const sig = fromBase64(input.signature);
+		const raw = utf8(input.body);
 		return {
-			ok: sig !== null && (await crypto.subtle.verify('HMAC', key, sig, utf8(input.body))),
-			roundTrip: fromUtf8(utf8(input.body)) === input.body,
+			ok: (await verifyWebhookSignature(input.secret, input.signature, raw)) === 'ok',
+			roundTrip: fromUtf8Exact(raw) === input.body,
 		};
 	},
 };

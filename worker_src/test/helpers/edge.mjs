@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Miniflare } from 'miniflare';
-import { workerModules, MIGRATIONS_DIR } from '../../tools/bundle.mjs';
+import { COMPATIBILITY_DATE, embeddedFor, workerModules, MIGRATIONS_DIR } from '../../tools/bundle.mjs';
 import { loadContract } from '../../tools/contract.mjs';
 import { KV_PROBE_INNER, kvProbeWorker } from '../../tools/kv-probe.mjs';
 import { applyMigrations, loadMigrations } from '../../tools/migrations.mjs';
@@ -12,18 +12,13 @@ import { applyMigrations, loadMigrations } from '../../tools/migrations.mjs';
 export const contract = await loadContract();
 export const migrations = await loadMigrations(MIGRATIONS_DIR);
 export const TENANT = 'acme';
-export const COMPATIBILITY_DATE = '2026-04-01';
 export const WEBHOOK_SECRET = 'whsec-test-0123456789';
+export { COMPATIBILITY_DATE };
 
 /** @param {Partial<Record<string, unknown>>} [overrides] */
 export function makeEmbedded(overrides = {}) {
 	return {
-		contract,
-		tenant: TENANT,
-		bundle_hash: 'sha256:test-bundle',
-		config: { tenant: TENANT, version: 1, config: { greeting: 'hello from the embedded config' } },
-		migrations: migrations.map((m) => m.name),
-		secret_names: [contract.webhook.secret_name],
+		...embeddedFor(contract, migrations, { tenant: TENANT, bundleHash: 'sha256:test-bundle', greeting: 'hello from the embedded config' }),
 		...overrides,
 	};
 }
