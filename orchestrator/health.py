@@ -117,6 +117,11 @@ def probe(target: HealthTarget, timeout_s: float = 5.0) -> HealthCheck:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return HealthCheck(target, "unreachable", f"cannot reach {target.url}: {reason}")
+    return check_answer(target, status, body)
+
+
+def check_answer(target: HealthTarget, status: int, body: bytes) -> HealthCheck:
+    """Judge one health answer however it was fetched (over HTTPS, or from the local edge)."""
     if status != 200:
         return HealthCheck(target, "unreachable", f"HTTP {status} from {target.url}")
     if len(body) > MAX_BODY:

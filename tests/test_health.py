@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from orchestrator.contract import health_path
-from orchestrator.health import HealthTarget, gate, probe, wait_healthy
+from orchestrator.health import HealthTarget, check_answer, gate, probe, wait_healthy
 
 HASH = "a" * 64
 
@@ -167,3 +167,11 @@ def test_the_gate_deadline_is_shared_by_the_whole_wave(monkeypatch: pytest.Monke
     assert not result.passed
     assert now[0] <= 10  # one deadline for the wave, not 10 s per tenant
     assert probes == {"t0": 11, "t1": 1, "t2": 1}  # t0: at 0, 1, ..., 10
+
+
+def test_check_answer_judges_an_answer_however_it_was_fetched() -> None:
+    # The local edge fetches through its own client; both paths share these rules.
+    target = HealthTarget("prod.acme", "acme", "http://edge.acme.example.com:8787/_edge/health")
+    assert check_answer(target, 503, b"{}").verdict == "unreachable"
+    assert check_answer(target, 200, b" " * (64 * 1024 + 10)).verdict == "invalid"
+    assert "is not JSON" in check_answer(target, 200, b"<html>").reason

@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from orchestrator import crypto
 from orchestrator.contract import config_kv_key, health_path
 from orchestrator.errors import ConfigError, CryptoError
-from orchestrator.health import HealthCheck, HealthDoc, HealthTarget, judge
+from orchestrator.health import HealthCheck, HealthTarget, check_answer
 from orchestrator.local_edge.client import ROUTE_OVERRIDE_HEADER, ControlClient, EdgeClient, EdgeResponse
 from orchestrator.local_edge.deploy import load_bundles, select_stacks
 from orchestrator.local_edge.errors import LocalEdgeError
@@ -131,11 +129,4 @@ def probe_local(client: EdgeClient, info: TenantInfo) -> HealthCheck:
         response = tenant_request(client, info, "GET", health_path())
     except LocalEdgeError as exc:
         return HealthCheck(target, "unreachable", str(exc))
-    if response.status != 200:
-        return HealthCheck(target, "unreachable", f"HTTP {response.status} from {target.url}")
-    try:
-        doc = HealthDoc.model_validate(json.loads(response.body))
-    except (ValueError, ValidationError):
-        return HealthCheck(target, "invalid", f"health answer from {target.url} is not a health document")
-    verdict, reason = judge(target, doc)
-    return HealthCheck(target, verdict, reason, doc)
+    return check_answer(target, response.status, response.body)
