@@ -13,6 +13,7 @@ fleet's throttling proxy covers these calls too.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -31,12 +32,18 @@ HTTP_TIMEOUT_SECONDS = 60
 
 @dataclass(frozen=True)
 class D1HttpExecutor:
-    """Runs SQL through `POST /accounts/{account}/d1/database/{database}/query`."""
+    """Runs SQL through `POST /accounts/{account}/d1/database/{database}/query`.
+
+    Every way the call can fail (refused, reset, timed out, an error status, a 2xx answer that is not
+    the API's JSON envelope) is a MigrationError naming the database, never a raw exception: the
+    dynamic provider's host would print a traceback and the operator would not know which tenant.
+    """
 
     account_id: str
     database_id: str
     api_token: str
     base_url: str = DEFAULT_BASE_URL
+    timeout_seconds: float = HTTP_TIMEOUT_SECONDS
 
     def query(self, sql: str) -> list[dict[str, object]]:
         url = f"{self.base_url.rstrip('/')}/accounts/{self.account_id}/d1/database/{self.database_id}/query"
@@ -46,29 +53,57 @@ class D1HttpExecutor:
             headers={"Authorization": f"Bearer {self.api_token}", "Content-Type": "application/json"},
             method="POST",
         )
+        where = f"D1 database {self.database_id}"
         try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-                body = json.loads(response.read())
+            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
+                raw = response.read()
         except urllib.error.HTTPError as exc:
-            raise MigrationError(
-                f"D1 database {self.database_id}: query failed with HTTP {exc.code}: {_api_errors(exc.read())}"
-            ) from None
+            raise MigrationError(f"{where}: query failed with HTTP {exc.code}: {_api_errors(_body(exc))}") from None
         except urllib.error.URLError as exc:
+            reason = "timed out" if isinstance(exc.reason, TimeoutError) else exc.reason
+            raise MigrationError(f"{where}: cannot reach {self.base_url}: {reason}") from None
+        except TimeoutError:
+            # Raised by the read, after the connection was made: the query may or may not have run.
             raise MigrationError(
-                f"D1 database {self.database_id}: cannot reach {self.base_url}: {exc.reason}"
+                f"{where}: no answer from {self.base_url} within {self.timeout_seconds:g} s; "
+                "the query may have run: re-run `up`, migrations already recorded are skipped"
             ) from None
-        if not body.get("success", False):
-            raise MigrationError(f"D1 database {self.database_id}: query failed: {_api_errors(body)}")
-        results = body.get("result") or []
-        rows: list[dict[str, object]] = results[-1].get("results", []) if results else []
-        return rows
+        except (OSError, http.client.HTTPException) as exc:
+            raise MigrationError(f"{where}: connection to {self.base_url} broke ({exc.__class__.__name__})") from None
+        return _rows(raw, where)
+
+
+def _body(exc: urllib.error.HTTPError) -> bytes:
+    try:
+        return exc.read()
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def _rows(raw: bytes, where: str) -> list[dict[str, object]]:
+    """The last statement's rows from the API envelope `{success, errors, result: [{results}]}`."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise MigrationError(f"{where}: the API answered with something that is not JSON") from None
+    if not isinstance(body, dict):
+        raise MigrationError(f"{where}: the API answered with JSON that is not an object")
+    if body.get("success") is not True:
+        raise MigrationError(f"{where}: query failed: {_api_errors(body)}")
+    results = body.get("result") or []
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise MigrationError(f"{where}: the API's result is not a list of statement results")
+    rows = results[-1].get("results", []) if results else []
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise MigrationError(f"{where}: the API's rows are not a list of objects")
+    return rows
 
 
 def _api_errors(body: bytes | dict[str, Any]) -> str:
     try:
         data = json.loads(body) if isinstance(body, bytes) else body
         return "; ".join(str(e.get("message", e)) for e in data.get("errors", [])) or "no detail"
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         return "unreadable error body"
 
 

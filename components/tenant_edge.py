@@ -22,6 +22,7 @@ from orchestrator.render import Binding, EdgeBundle
 
 TYPE_TOKEN = "clawdbot:edge:TenantEdge"
 RELAY_KEY_BYTES = 32
+READ_REPLICATION_DEFAULT = "disabled"
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ class TenantEdge(pulumi.ComponentResource):
             account_id=args.account_id,
             name=bundle.d1_name,
             primary_location_hint=bundle.d1_location_hint,
+            # Always explicit: up to TF provider v5.22 the attribute is optional, not computed, and
+            # Read copies the API's object into state, so an unset one is a diff after every refresh.
+            read_replication=cf.D1DatabaseReadReplicationArgs(mode=READ_REPLICATION_DEFAULT),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect_database),
         )
         migrations = D1Migrations(
@@ -150,7 +154,13 @@ class TenantEdge(pulumi.ComponentResource):
             observability=cf.WorkersScriptObservabilityArgs(
                 enabled=bundle.observability,
                 head_sampling_rate=bundle.logs_sampling_rate,
-                logs=cf.WorkersScriptObservabilityLogsArgs(enabled=bundle.observability, invocation_logs=True),
+                # The logs rate is optional-not-computed with an API default of 1: set it, or a
+                # refresh reads the default back as drift (same trap as D1 read_replication).
+                logs=cf.WorkersScriptObservabilityLogsArgs(
+                    enabled=bundle.observability,
+                    invocation_logs=True,
+                    head_sampling_rate=bundle.logs_sampling_rate,
+                ),
             ),
             limits=(
                 cf.WorkersScriptLimitsArgs(cpu_ms=bundle.cpu_ms, subrequests=bundle.subrequests)
