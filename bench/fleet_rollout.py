@@ -1,7 +1,7 @@
 """Fleet rollout benchmark: 200 simulated tenants through the real scheduler and the real throttle proxy.
 
 Part 1 (rollout): every simulated `up` spends engine time (latency model) and makes Cloudflare API
-requests over real HTTP on 127.0.0.1, through `orchestrator.throttle.ThrottleProxy`, to a local
+requests over real HTTP on 127.0.0.1, through `orchestrator.engine.throttle.ThrottleProxy`, to a local
 upstream that enforces Cloudflare's budget (1,200 requests per sliding 300 s, time-scaled) and answers
 429 past it. Reported: achieved API throughput as a fraction of the budget, 429s that reached the
 provider side (clients), 429s the upstream had to send, and wall time against the ideal bound.
@@ -30,12 +30,12 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from orchestrator.contract import REPO_ROOT
-from orchestrator.fleet import Fleet, FleetInputs, Rendered, RolloutOptions, SimulatedExecutor
-from orchestrator.health import GateResult, HealthCheck, HealthTarget
-from orchestrator.settings import Settings
-from orchestrator.stacks import DeployedRecord, FileDeployedStore, Operation, OpRequest, StackOutcome
-from orchestrator.throttle import ThrottleConfig, ThrottleProxy
+from orchestrator.config.settings import Settings
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.engine.stacks import DeployedRecord, FileDeployedStore, Operation, OpRequest, StackOutcome
+from orchestrator.engine.throttle import ThrottleConfig, ThrottleProxy
+from orchestrator.fleet.health import GateResult, HealthCheck, HealthTarget
+from orchestrator.fleet.rollout import Fleet, FleetInputs, Rendered, RolloutOptions, SimulatedExecutor
 
 TOKEN = "Bearer bench-token"
 

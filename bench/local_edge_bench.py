@@ -18,10 +18,10 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.contract import REPO_ROOT
+from orchestrator.core.contract import REPO_ROOT
 from orchestrator.local_edge import LocalEdge, prepare_tenants
 from orchestrator.local_edge import process as proc
-from orchestrator.local_edge.scratch import ScratchProject, synthetic_tenant, write_passphrase_file
+from orchestrator.ops.scratch import ScratchProject, synthetic_tenant, write_passphrase_file
 
 BARE = Path(__file__).with_name("local_edge_bare.mjs")
 MIB = 2**20

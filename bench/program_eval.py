@@ -22,14 +22,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.local_edge.scratch import ScratchProject, synthetic_tenant  # noqa: E402
-from orchestrator.tenant_config import tenant_stack  # noqa: E402
+from orchestrator.config.tenant_config import tenant_stack  # noqa: E402
+from orchestrator.ops.scratch import ScratchProject, synthetic_tenant  # noqa: E402
 
 COLD_SNIPPET = """
 import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from orchestrator.offline import run_offline
+from orchestrator.offline.session import run_offline
 run = run_offline(Path(sys.argv[1]), sys.argv[2])
 assert run.resources
 print(time.perf_counter() - t0)
@@ -52,7 +52,7 @@ def make_project(root: Path, tenants: int) -> list[str]:
 
 def warm(project: Path, stacks: list[str]) -> tuple[float, float]:
     t0 = time.perf_counter()
-    from orchestrator.offline import project_account, run_offline
+    from orchestrator.offline.session import project_account, run_offline
 
     imported = time.perf_counter()
     account = project_account(project)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cf
 
-from orchestrator.model import fleet_prefix
+from orchestrator.core.model import fleet_prefix
 
 TYPE_TOKEN = "clawdbot:edge:Platform"
 

@@ -17,8 +17,8 @@ import pulumi_cloudflare as cf
 import pulumi_random as random
 
 from components.d1_migrations import D1Migrations
-from orchestrator import crypto
-from orchestrator.render import Binding, EdgeBundle
+from orchestrator.core import crypto
+from orchestrator.core.render import Binding, EdgeBundle
 
 TYPE_TOKEN = "clawdbot:edge:TenantEdge"
 RELAY_KEY_BYTES = 32
@@ -28,7 +28,7 @@ READ_REPLICATION_DEFAULT = "disabled"
 @dataclass(frozen=True)
 class TenantEdgeArgs:
     bundle: EdgeBundle
-    """What to deploy, rendered from the tenant's TenantSpec (orchestrator.render)."""
+    """What to deploy, rendered from the tenant's TenantSpec (orchestrator.core.render)."""
     account_id: pulumi.Input[str]
     """Cloudflare account holding the tenant's Worker, KV and D1."""
     zone_id: str

@@ -15,13 +15,8 @@ import pulumi
 
 from components.platform import Platform, PlatformArgs
 from components.tenant_edge import TenantEdge, TenantEdgeArgs
-from orchestrator import outputs
-from orchestrator.contract import health_path
-from orchestrator.errors import ConfigError
-from orchestrator.model import PlatformSpec, fleet_prefix
-from orchestrator.render import render_bundle
-from orchestrator.settings import Settings
-from orchestrator.tenant_config import (
+from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import (
     NAMESPACE,
     PLATFORM_KEY,
     PLATFORM_STACK,
@@ -30,6 +25,11 @@ from orchestrator.tenant_config import (
     validate,
     validate_tenant,
 )
+from orchestrator.core import outputs
+from orchestrator.core.contract import health_path
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.model import PlatformSpec, fleet_prefix
+from orchestrator.core.render import render_bundle
 
 BASE_URL_KEY = "cloudflare:baseUrl"
 
@@ -72,7 +72,7 @@ def _tenant(project_dir: Path) -> None:
     stack = pulumi.get_stack()
     if pulumi.runtime.get_config(BASE_URL_KEY) is not None:
         # A stack-level endpoint outranks CLOUDFLARE_BASE_URL and would bypass the fleet's
-        # shared API budget (orchestrator/throttle.py), so 429s would reach the provider.
+        # shared API budget (orchestrator/engine/throttle.py), so 429s would reach the provider.
         raise ConfigError(
             f"stack {stack}: {BASE_URL_KEY}: must not be set on a tenant stack; the fleet routes API calls "
             "through its throttling proxy with CLOUDFLARE_BASE_URL"

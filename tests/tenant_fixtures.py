@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from orchestrator.cloudflare_mock import FakeAccount
-from orchestrator.contract import REPO_ROOT
-from orchestrator.offline import OfflineRun, OfflineSession
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.offline.cloudflare_mock import FakeAccount
+from orchestrator.offline.session import OfflineRun, OfflineSession
 
 ZONE_ID = "00112233445566778899aabbccddeeff"
 ZONE = "acme.example.com"

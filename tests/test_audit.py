@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.audit import AuditLog, read_events, redact
-from orchestrator.errors import EdgeError
+from orchestrator.core.errors import EdgeError
+from orchestrator.fleet.audit import AuditLog, read_events, redact
 
 
 def test_record_appends_one_json_line_per_event(tmp_path: Path) -> None:

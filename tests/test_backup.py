@@ -23,7 +23,7 @@ from orchestrator.backup.crypto import MANIFEST_MAGIC, KdfParams, WrongPassphras
 from orchestrator.backup.repository import BackupRepository, Retention
 from orchestrator.backup.snapshot import Entry, Source
 from orchestrator.backup.store import S3Store
-from orchestrator.errors import BackupError
+from orchestrator.core.errors import BackupError
 
 FAST_KDF = KdfParams(n=2**10, r=8, p=1)  # explicit low cost for tests only; production default is 2^17
 PASS = b"correct horse battery staple"

@@ -19,7 +19,7 @@ from orchestrator.backup.crypto import KdfParams
 from orchestrator.backup.marker import read_marker
 from orchestrator.backup.repository import BackupRepository
 from orchestrator.cli.backup import backup
-from orchestrator.locks import fleet_lease
+from orchestrator.engine.locks import fleet_lease
 
 BACKUP_PASS = "backup passphrase kept off the box"
 AWS_SECRET = "moto-secret-key-value"

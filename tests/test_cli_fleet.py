@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from orchestrator.audit import read_events
 from orchestrator.cli import cli
 from orchestrator.cli.fleet import FleetDeps
-from orchestrator.drift import DriftFinding, DriftReport
-from orchestrator.errors import StackError
-from orchestrator.fleet import Rendered, SimulatedExecutor
-from orchestrator.health import GateResult, HealthCheck, HealthTarget
-from orchestrator.settings import Settings
+from orchestrator.config.settings import Settings
+from orchestrator.core.drift import DriftFinding, DriftReport
+from orchestrator.core.errors import StackError
+from orchestrator.fleet.audit import read_events
+from orchestrator.fleet.health import GateResult, HealthCheck, HealthTarget
+from orchestrator.fleet.rollout import Rendered, SimulatedExecutor
 
 TENANTS = ("acme", "beta", "gamma")
 
@@ -157,7 +157,7 @@ def test_status_table_and_json(env: Env) -> None:
 
 
 def test_another_run_holding_the_lease_is_an_error(env: Env) -> None:
-    from orchestrator.locks import fleet_lease
+    from orchestrator.engine.locks import fleet_lease
 
     with fleet_lease(env.settings.work_root / "fleet.lock", holder="ops@vps", command="up --all"):
         result = env.invoke("up", "--all")
@@ -304,7 +304,7 @@ def test_tenants_remove_after_destroy_kept_the_d1_explains_instead_of_looping(en
 
 
 def test_destroy_prints_what_it_kept_and_how_to_remove_it(env: Env) -> None:
-    from orchestrator.stacks import KeptResource
+    from orchestrator.engine.stacks import KeptResource
 
     env.sim.kept["prod.acme"] = (KeptResource(f"urn:pulumi:prod.acme::clawdbot::{D1_TYPE}::acme-db", D1_TYPE),)
     result = env.invoke("destroy", "--tenant", "acme", "--yes")

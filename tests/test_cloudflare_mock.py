@@ -11,11 +11,11 @@ import pytest
 from tenant_fixtures import CANARY
 
 from components.tenant_edge import TenantEdge, TenantEdgeArgs
-from orchestrator.cloudflare_mock import FakeAccount, ProviderRejected
-from orchestrator.contract import REPO_ROOT
-from orchestrator.offline import OfflineSession
-from orchestrator.render import EdgeBundle, render_bundle
-from orchestrator.tenant_config import load_platform_spec, load_tenant_spec
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.render import EdgeBundle, render_bundle
+from orchestrator.offline.cloudflare_mock import FakeAccount, ProviderRejected
+from orchestrator.offline.session import OfflineSession
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 ZONE_ID = "3f1c9d2e8b7a6c5d4e3f2a1b0c9d8e7f"  # the acme example's zone

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import crypto
-from orchestrator.errors import ConfigError, CryptoError
+from orchestrator.core import crypto
+from orchestrator.core.errors import ConfigError, CryptoError
 
 KEY = bytes(range(100, 132))
 OTHER_KEY = bytes(range(132, 164))

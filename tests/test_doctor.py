@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import orchestrator.doctor as doctor_mod
+import orchestrator.ops.doctor as doctor_mod
 from orchestrator.backup.marker import LastBackup, write_marker
 from orchestrator.cli.doctor import doctor
-from orchestrator.doctor import (
+from orchestrator.config.secrets_provider import new_encryption_salt
+from orchestrator.ops.doctor import (
     Check,
     check_backup,
     check_disk,
@@ -20,7 +21,6 @@ from orchestrator.doctor import (
     check_stacks,
     parse_cli_version,
 )
-from orchestrator.secrets_provider import new_encryption_salt
 
 PASSPHRASE = "doctor test passphrase"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -28,7 +28,7 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def salt() -> str:
-    # One salt for the module: PBKDF2 (1M rounds) then runs once, cached by orchestrator.secrets_provider.
+    # One salt for the module: PBKDF2 (1M rounds) then runs once, cached by orchestrator.config.secrets_provider.
     return new_encryption_salt(PASSPHRASE)
 
 

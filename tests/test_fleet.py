@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.audit import AuditLog, read_events
-from orchestrator.drift import DriftFinding, DriftReport
-from orchestrator.errors import SetupError, StackError, TransientStackError
-from orchestrator.fleet import (
+from orchestrator.config.settings import Settings
+from orchestrator.core.drift import DriftFinding, DriftReport
+from orchestrator.core.errors import SetupError, StackError, TransientStackError
+from orchestrator.engine.stacks import FileDeployedStore, KeptResource, Operation
+from orchestrator.fleet.audit import AuditLog, read_events
+from orchestrator.fleet.health import GateResult, HealthCheck, HealthTarget
+from orchestrator.fleet.rollout import (
     Clearance,
     Fleet,
     FleetInputs,
@@ -25,9 +28,6 @@ from orchestrator.fleet import (
     plan_waves,
     program_modules,
 )
-from orchestrator.health import GateResult, HealthCheck, HealthTarget
-from orchestrator.settings import Settings
-from orchestrator.stacks import FileDeployedStore, KeptResource, Operation
 
 D1 = "cloudflare:index/d1Database:D1Database"
 
@@ -469,12 +469,12 @@ def test_program_digest_follows_what_the_program_imports(tmp_path: Path) -> None
 
 
 def test_program_digest_covers_the_real_program_modules() -> None:
-    from orchestrator.contract import REPO_ROOT
+    from orchestrator.core.contract import REPO_ROOT
 
     found = {str(p.relative_to(REPO_ROOT)) for p in program_modules(REPO_ROOT)}
-    expected = {"orchestrator/crypto.py", "orchestrator/migrations.py", "orchestrator/contract.py"}
+    expected = {"orchestrator/core/crypto.py", "orchestrator/core/migrations.py", "orchestrator/core/contract.py"}
     assert expected | {"orchestrator/program.py", "components/d1_migrations.py"} <= found
-    assert "orchestrator/fleet.py" not in found and "orchestrator/cli/fleet.py" not in found
+    assert "orchestrator/fleet/rollout.py" not in found and "orchestrator/cli/fleet.py" not in found
 
 
 def test_threads_share_one_executor_safely(world: World) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pulumi.automation import EngineEvent
 
-from orchestrator.drift import (
+from orchestrator.core.drift import (
     D1,
     IGNORED,
     SCRIPT,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import FleetLockError
-from orchestrator.locks import clear_stale, fleet_lease, inspect, pid_alive, state_file
+from orchestrator.core.errors import FleetLockError
+from orchestrator.engine.locks import clear_stale, fleet_lease, inspect, pid_alive, state_file
 
 PROJECT, STACK = "clawdbot", "prod.acme"
 HERE = socket.gethostname()

@@ -14,18 +14,18 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.contract import REPO_ROOT, contract
-from orchestrator.errors import ConfigError, CryptoError, PermissionsError
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
+from orchestrator.core.contract import REPO_ROOT, contract
+from orchestrator.core.errors import ConfigError, CryptoError, PermissionsError
+from orchestrator.core.model import host_for
+from orchestrator.core.render import EMBEDDED_MODULE, render_bundle
 from orchestrator.local_edge import LocalEdge, prepare_tenants
 from orchestrator.local_edge import process as proc
 from orchestrator.local_edge.errors import LocalEdgeError, NotRunningError
 from orchestrator.local_edge.keys import control_token, relay_key_b64, relay_key_path
 from orchestrator.local_edge.layout import StateLayout
 from orchestrator.local_edge.plan import check_distinct, local_routes, tenant_plan, with_config_ttl
-from orchestrator.local_edge.scratch import ScratchProject, synthetic_tenant, write_passphrase_file
-from orchestrator.model import host_for
-from orchestrator.render import EMBEDDED_MODULE, render_bundle
-from orchestrator.tenant_config import load_platform_spec, load_tenant_spec
+from orchestrator.ops.scratch import ScratchProject, synthetic_tenant, write_passphrase_file
 
 KEY = "A" * 43 + "="
 

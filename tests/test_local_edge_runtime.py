@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from orchestrator import crypto
-from orchestrator.contract import REPO_ROOT, config_kv_key, contract
-from orchestrator.errors import ConfigError
+from orchestrator.config.stack_file import set_value
+from orchestrator.core import crypto
+from orchestrator.core.contract import REPO_ROOT, config_kv_key, contract
+from orchestrator.core.errors import ConfigError
 from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, push_config, tenant_request
 from orchestrator.local_edge import process as proc
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.keys import relay_key_b64
 from orchestrator.local_edge.runtime import RuntimeInfo, TenantInfo
-from orchestrator.local_edge.scratch import ScratchProject, copy_examples, synthetic_tenant, write_passphrase_file
-from orchestrator.offline import run_offline
-from orchestrator.stack_file import set_value
+from orchestrator.offline.session import run_offline
+from orchestrator.ops.scratch import ScratchProject, copy_examples, synthetic_tenant, write_passphrase_file
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from fake_d1 import FakeD1, serve_fake_d1
 from pulumi.dynamic.dynamic import serialize_provider
 
 from components.d1_migrations import D1HttpExecutor, D1MigrationsProvider
-from orchestrator.contract import REPO_ROOT
-from orchestrator.migrations import (
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.migrations import (
     Migration,
     MigrationError,
     apply_migrations,

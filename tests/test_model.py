@@ -10,10 +10,10 @@ import pytest
 from pydantic import ValidationError
 from tenant_fixtures import CANARY, ZONE_ID, session, stack_config, tenant
 
-from orchestrator.contract import REPO_ROOT
-from orchestrator.errors import ConfigError
-from orchestrator.model import PlatformSpec, TenantSpec
-from orchestrator.tenant_config import load_platform_spec, load_tenant_spec, tenant_stacks
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec, tenant_stacks
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.model import PlatformSpec, TenantSpec
 
 FUTURE = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 

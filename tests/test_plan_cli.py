@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.contract import REPO_ROOT
+from orchestrator.core.contract import REPO_ROOT
 
 
 def _invoke(*args: str) -> tuple[int, str]:

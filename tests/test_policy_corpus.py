@@ -5,7 +5,7 @@ Two kinds of fixtures (tests/fixtures/policy/):
 - corpus/*.json: component misuses, as edits of what TenantEdge registers for acme
   (acme_resources.json), run through the same in-process analyzer path as `policy check`;
 - configs/*.yaml: tenant stack files that pass TenantSpec and the provider mocks, run through the
-  real program (orchestrator.offline) and then the pack.
+  real program (orchestrator.offline.session) and then the pack.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.contract import REPO_ROOT
-from orchestrator.policy_runner import StaticResource, check_stack, evaluate, resources_from_json
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.offline.policy_runner import StaticResource, check_stack, evaluate, resources_from_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policy"
 CORPUS = sorted((FIXTURES / "corpus").glob("*.json"))

@@ -20,12 +20,12 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from components.tenant_edge import TYPE_TOKEN as TENANT_EDGE_TYPE
-from orchestrator import cloudflare_mock
-from orchestrator.contract import contract
-from orchestrator.crypto import seal_secret
-from orchestrator.model import NAME_PREFIX
-from orchestrator.policy_runner import PACK_DIR, load_pack
-from orchestrator.tenant_config import TENANT_KEY, TENANT_STACK_PREFIX
+from orchestrator.config.tenant_config import TENANT_KEY, TENANT_STACK_PREFIX
+from orchestrator.core.contract import contract
+from orchestrator.core.crypto import seal_secret
+from orchestrator.core.model import NAME_PREFIX
+from orchestrator.offline import cloudflare_mock
+from orchestrator.offline.policy_runner import PACK_DIR, load_pack
 
 PACK = load_pack()
 secretlike = importlib.import_module("clawdbot_policies.secretlike")

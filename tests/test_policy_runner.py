@@ -14,9 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.contract import REPO_ROOT
-from orchestrator.offline import UNKNOWN
-from orchestrator.policy_runner import (
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.offline.policy_runner import (
     PolicyRunError,
     ResourceLike,
     StaticResource,
@@ -28,6 +27,7 @@ from orchestrator.policy_runner import (
     parse_policy_config,
     policy_resources,
 )
+from orchestrator.offline.session import UNKNOWN
 
 KV = "cloudflare:index/workersKvNamespace:WorkersKvNamespace"
 KV_ENTRY = "cloudflare:index/workersKv:WorkersKv"

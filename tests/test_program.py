@@ -11,8 +11,11 @@ import pytest
 from tenant_fixtures import CANARY, ZONE_ID, account, run, stack_config, tenant
 
 from components.tenant_edge import TenantEdge, TenantEdgeArgs
-from orchestrator import crypto, outputs
-from orchestrator.cloudflare_mock import (
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec, tenant_stacks
+from orchestrator.core import crypto, outputs
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.render import render_bundle
+from orchestrator.offline.cloudflare_mock import (
     CRON,
     CUSTOM_DOMAIN,
     D1,
@@ -25,10 +28,7 @@ from orchestrator.cloudflare_mock import (
     FakeAccount,
     ProviderRejected,
 )
-from orchestrator.contract import REPO_ROOT
-from orchestrator.offline import UNKNOWN, OfflineRun, OfflineSession, project_account, run_offline
-from orchestrator.render import render_bundle
-from orchestrator.tenant_config import load_platform_spec, load_tenant_spec, tenant_stacks
+from orchestrator.offline.session import UNKNOWN, OfflineRun, OfflineSession, project_account, run_offline
 
 COMPONENT = "clawdbot:edge:TenantEdge"
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from components.tenant_edge import READ_REPLICATION_DEFAULT
-from orchestrator.cloudflare_mock import D1, SCRIPT
-from orchestrator.contract import REPO_ROOT
-from orchestrator.drift import IGNORED, ResourceStep, classify
-from orchestrator.offline import run_offline
-from orchestrator.tenant_config import load_platform_spec, tenant_stacks
+from orchestrator.config.tenant_config import load_platform_spec, tenant_stacks
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.drift import IGNORED, ResourceStep, classify
+from orchestrator.offline.cloudflare_mock import D1, SCRIPT
+from orchestrator.offline.session import run_offline
 
 
 @pytest.mark.parametrize("stack", tenant_stacks(REPO_ROOT))

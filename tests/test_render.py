@@ -8,10 +8,10 @@ import subprocess
 
 from tenant_fixtures import tenant
 
-from orchestrator.contract import REPO_ROOT, WORKER_SRC, contract
-from orchestrator.model import PlatformSpec, TenantSpec
-from orchestrator.render import EMBEDDED_MODULE, MAIN_MODULE, render_bundle
-from orchestrator.tenant_config import load_platform_spec
+from orchestrator.config.tenant_config import load_platform_spec
+from orchestrator.core.contract import REPO_ROOT, WORKER_SRC, contract
+from orchestrator.core.model import PlatformSpec, TenantSpec
+from orchestrator.core.render import EMBEDDED_MODULE, MAIN_MODULE, render_bundle
 
 PLATFORM = PlatformSpec.model_validate(
     {"account_id": "0123456789abcdef0123456789abcdef", "compatibility_date": "2025-09-01"}
@@ -97,7 +97,7 @@ def test_tenant_overrides_platform_compatibility() -> None:
 
 
 def test_render_imports_no_pulumi() -> None:
-    code = "import sys, orchestrator.render; print(any(m.split('.')[0] == 'pulumi' for m in sys.modules))"
+    code = "import sys, orchestrator.core.render; print(any(m.split('.')[0] == 'pulumi' for m in sys.modules))"
     out = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

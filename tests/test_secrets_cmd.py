@@ -9,8 +9,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from orchestrator.cli.secrets import secrets
-from orchestrator.secrets_cmd import rotate_relay_keys
-from orchestrator.secrets_provider import PassphraseCrypter, new_encryption_salt
+from orchestrator.config.secret_entry import rotate_relay_keys
+from orchestrator.config.secrets_provider import PassphraseCrypter, new_encryption_salt
 
 PASSPHRASE = "state passphrase for tests"
 VALUE = "sk_live_not-a-real-key"
@@ -35,7 +35,7 @@ def _tenant_yaml(tenant: str, salt: str, generation: object = 1) -> str:
 
 @pytest.fixture(scope="module")
 def salt() -> str:
-    # One salt for the module: PBKDF2 (1M rounds) then runs once, cached by orchestrator.secrets_provider.
+    # One salt for the module: PBKDF2 (1M rounds) then runs once, cached by orchestrator.config.secrets_provider.
     return new_encryption_salt(PASSPHRASE)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import secrets_provider as pp
-from orchestrator.errors import ConfigError, CryptoError, PassphraseError, PermissionsError
+from orchestrator.config import secrets_provider as pp
+from orchestrator.core.errors import ConfigError, CryptoError, PassphraseError, PermissionsError
 
 # From pulumi/pulumi's own test data: passphrase "password".
 PULUMI_SALT = "v1:fozI5u6B030=:v1:F+6ZduKKd8G0/V7L:PGMFeIzwobWRKmEAzUdaQHqC5mMRIQ=="

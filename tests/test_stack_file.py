@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import stack_file as sf
-from orchestrator.errors import ConfigError, CryptoError, PassphraseError
-from orchestrator.secrets_provider import PassphraseCrypter
+from orchestrator.config import stack_file as sf
+from orchestrator.config.secrets_provider import PassphraseCrypter
+from orchestrator.core.errors import ConfigError, CryptoError, PassphraseError
 
 # Pulumi's own test vector (passphrase "password"): one PBKDF2 derivation for the module, cached.
 PASSPHRASE = "password"

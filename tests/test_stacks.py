@@ -20,7 +20,8 @@ from pulumi.automation import CommandResult, PulumiCommand
 from pulumi.automation.errors import create_command_error
 from semver import VersionInfo
 
-from orchestrator.errors import (
+from orchestrator.config.settings import Settings
+from orchestrator.core.errors import (
     PulumiCliMissingError,
     SetupError,
     StackBusyError,
@@ -28,8 +29,7 @@ from orchestrator.errors import (
     StackMissingError,
     TransientStackError,
 )
-from orchestrator.settings import Settings
-from orchestrator.stacks import (
+from orchestrator.engine.stacks import (
     AutomationExecutor,
     DeployedRecord,
     FileDeployedStore,
@@ -452,7 +452,7 @@ def test_the_dynamic_provider_process_can_import_our_code(settings: Settings, mo
     from pulumi.dynamic.dynamic import serialize_provider
 
     from components.d1_migrations import D1MigrationsProvider
-    from orchestrator.contract import REPO_ROOT
+    from orchestrator.core.contract import REPO_ROOT
 
     monkeypatch.setenv("PYTHONPATH", "/opt/site-extra")
     ex = executor(settings, FakeCli())
@@ -481,7 +481,7 @@ def test_the_dynamic_provider_process_can_import_our_code(settings: Settings, mo
 
 
 def test_only_a_missing_cli_binary_is_a_missing_cli() -> None:
-    from orchestrator.stacks import map_error
+    from orchestrator.engine.stacks import map_error
 
     cli_gone = FileNotFoundError(2, "No such file or directory", "/opt/pulumi/bin/pulumi")
     assert isinstance(

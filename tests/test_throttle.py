@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from orchestrator.throttle import ThrottleConfig, ThrottleProxy, TokenBucket, WindowGuard
+from orchestrator.engine.throttle import ThrottleConfig, ThrottleProxy, TokenBucket, WindowGuard
 
 TOKEN = "Bearer cf-test-token-0123456789"
 
@@ -278,7 +278,7 @@ def test_authorization_never_logged(
     upstream: Upstream, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     upstream.script = [503]
-    caplog.set_level(logging.DEBUG, logger="orchestrator.throttle")
+    caplog.set_level(logging.DEBUG, logger="orchestrator.engine.throttle")
     with ThrottleProxy(upstream.url, fast()) as proxy:
         call(proxy, "GET", "/client/v4/accounts/a?secretish=1")
     out, err = capfd.readouterr()

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import crypto
-from orchestrator.contract import REPO_ROOT, VECTORS_PATH
-from orchestrator.errors import CryptoError
+from orchestrator.core import crypto
+from orchestrator.core.contract import REPO_ROOT, VECTORS_PATH
+from orchestrator.core.errors import CryptoError
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def vectors() -> dict[str, Any]:
 
 def test_committed_vectors_are_up_to_date() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator.crypto", "vectors", "--check"],
+        [sys.executable, "-m", "orchestrator.core.crypto", "vectors", "--check"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -37,7 +37,7 @@ def test_committed_vectors_are_up_to_date() -> None:
 def test_check_fails_on_stale_or_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "vectors.json"
     assert crypto.main(["vectors", "--check", "--path", str(path)]) == 1
-    assert "is missing; run `python -m orchestrator.crypto vectors`" in capsys.readouterr().err
+    assert "is missing; run `python -m orchestrator.core.crypto vectors`" in capsys.readouterr().err
     assert crypto.main(["vectors", "--path", str(path)]) == 0
     assert crypto.main(["vectors", "--check", "--path", str(path)]) == 0
     path.write_text(path.read_text(encoding="utf-8").replace('"acme"', '"acmf"', 1), encoding="utf-8")
@@ -56,7 +56,7 @@ def test_schema(vectors: dict[str, Any]) -> None:
         "envelopes", "configs", "health_tokens", "webhooks", "rejects",
     ]  # fmt: skip
     assert (vectors["v"], vectors["tenant"]) == (1, "acme")
-    assert vectors["generated_by"] == "python -m orchestrator.crypto vectors"
+    assert vectors["generated_by"] == "python -m orchestrator.core.crypto vectors"
     assert set(vectors["derived_keys_hex"]) == {"secret-envelope", "envelope-nonce", "config-mac", "health-token"}
     assert all(set(e) == {"name", "plaintext", "kv_value"} for e in vectors["envelopes"])
     assert all(set(c) == {"payload", "payload_text", "kv_value"} for c in vectors["configs"])

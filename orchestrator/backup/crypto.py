@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.errors import BackupError
+from orchestrator.core.errors import BackupError
 
 MANIFEST_MAGIC = b"CLAWDBOT-BACKUP-MANIFEST\x001\n"
 NONCE_BYTES = 12

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 
-from orchestrator.errors import BackupError, EdgeError
-from orchestrator.secrets_provider import read_passphrase_file
+from orchestrator.config.secrets_provider import read_passphrase_file
+from orchestrator.core.errors import BackupError, EdgeError
 
 
 def same_passphrase(first: str, second: str) -> bool:

@@ -34,7 +34,7 @@ from orchestrator.backup.crypto import (
 )
 from orchestrator.backup.snapshot import Entry, SnapshotReader, SnapshotWriter, Source, collect
 from orchestrator.backup.store import ObjectStore
-from orchestrator.errors import BackupError
+from orchestrator.core.errors import BackupError
 
 DEFAULT_CHUNK_SIZE = 8 << 20
 BACKUP_ID = re.compile(r"(\d{8}T\d{6}Z)-[0-9a-f]{8}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.backup.snapshot import Source
-from orchestrator.settings import Settings
+from orchestrator.config.settings import Settings
 
 STACK_CONFIG_PATTERNS = ("Pulumi.yaml", "Pulumi.*.yaml")
 

@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from orchestrator.errors import BackupError
+from orchestrator.core.errors import BackupError
 
 
 class ObjectStore(Protocol):

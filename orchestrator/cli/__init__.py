@@ -1,7 +1,7 @@
 """`python -m orchestrator`: the thin command-line door to the control plane.
 
 Each command group lives in its own module and registers itself here; library errors
-(`orchestrator.errors.EdgeError`) become `Error: …` and exit 1, usage errors exit 2 (click).
+(`orchestrator.core.errors.EdgeError`) become `Error: …` and exit 1, usage errors exit 2 (click).
 """
 
 from __future__ import annotations

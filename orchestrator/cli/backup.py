@@ -15,17 +15,17 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from orchestrator.audit import default_who
 from orchestrator.backup.custody import ensure_distinct
 from orchestrator.backup.marker import LastBackup, write_marker
 from orchestrator.backup.repository import BackupRepository, Manifest, Retention
 from orchestrator.backup.sources import escrow_sources, state_sources
 from orchestrator.backup.store import S3Store
 from orchestrator.cli.errors import EdgeGroup
-from orchestrator.errors import BackupError, FleetLockError
-from orchestrator.locks import fleet_lease
-from orchestrator.secrets_provider import read_passphrase_file
-from orchestrator.settings import Settings
+from orchestrator.config.secrets_provider import read_passphrase_file
+from orchestrator.config.settings import Settings
+from orchestrator.core.errors import BackupError, FleetLockError
+from orchestrator.engine.locks import fleet_lease
+from orchestrator.fleet.audit import default_who
 
 P = ParamSpec("P")
 R = TypeVar("R")

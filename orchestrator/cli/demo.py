@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.demo import DemoOptions, run_demo
+from orchestrator.ops.demo import DemoOptions, run_demo
 
 
 @click.command()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.errors import EdgeCommand
-from orchestrator.doctor import run_checks
-from orchestrator.settings import Settings
+from orchestrator.config.settings import Settings
+from orchestrator.ops.doctor import run_checks
 
 
 @click.command(cls=EdgeCommand)

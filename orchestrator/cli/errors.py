@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from orchestrator.errors import EdgeError
+from orchestrator.core.errors import EdgeError
 
 
 class EdgeGroup(click.Group):

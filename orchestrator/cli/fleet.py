@@ -20,11 +20,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator import health
-from orchestrator.audit import AuditLog, default_who
-from orchestrator.contract import REPO_ROOT
-from orchestrator.drift import IGNORED
-from orchestrator.fleet import (
+from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import project_name, tenant_stack, tenant_stacks
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.drift import IGNORED
+from orchestrator.engine.locks import RecoveryReport, clear_stale, fleet_lease, inspect
+from orchestrator.engine.stacks import (
+    AutomationExecutor,
+    FileDeployedStore,
+    Operation,
+    tenant_flag,
+    tenant_of,
+)
+from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
+from orchestrator.fleet import health
+from orchestrator.fleet.audit import AuditLog, default_who
+from orchestrator.fleet.rollout import (
     Clearance,
     Fleet,
     FleetInputs,
@@ -35,17 +46,6 @@ from orchestrator.fleet import (
     StackExecutor,
     bundle_renderer,
 )
-from orchestrator.locks import RecoveryReport, clear_stale, fleet_lease, inspect
-from orchestrator.settings import Settings
-from orchestrator.stacks import (
-    AutomationExecutor,
-    FileDeployedStore,
-    Operation,
-    tenant_flag,
-    tenant_of,
-)
-from orchestrator.tenant_config import project_name, tenant_stack, tenant_stacks
-from orchestrator.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
 
 
 @dataclass

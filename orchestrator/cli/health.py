@@ -14,13 +14,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.contract import health_path
-from orchestrator.health import HealthCheck, HealthTarget, probe
+from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import tenant_stack
+from orchestrator.core.contract import health_path
+from orchestrator.fleet.health import HealthCheck, HealthTarget, probe
 from orchestrator.local_edge import LocalEdge, probe_local
 from orchestrator.local_edge.deploy import load_bundles, select_stacks
 from orchestrator.local_edge.errors import LocalEdgeError
-from orchestrator.settings import Settings
-from orchestrator.tenant_config import tenant_stack
 
 MAX_PARALLEL = 8
 VERDICT_STYLE = {"ok": "green", "degraded": "yellow"}

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from orchestrator.errors import ConfigError
-from orchestrator.offline import OfflineRun, RegisteredResource, run_offline
-from orchestrator.settings import Settings
+from orchestrator.config.settings import Settings
+from orchestrator.core.errors import ConfigError
+from orchestrator.offline.session import OfflineRun, RegisteredResource, run_offline
 
 MASK = "[secret]"
 STRUCTURAL_KEYS = frozenset({"name", "type", "namespaceId", "id", "keyName"})

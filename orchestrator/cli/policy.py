@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from orchestrator.policy_runner import PolicyRunError, StackResult, check_stacks, load_pack, load_policy_config
-from orchestrator.settings import Settings
-from orchestrator.tenant_config import tenant_stacks
+from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import tenant_stacks
+from orchestrator.offline.policy_runner import PolicyRunError, StackResult, check_stacks, load_pack, load_policy_config
 
 
 @click.group()

@@ -11,9 +11,9 @@ import sys
 import click
 
 from orchestrator.cli.errors import EdgeGroup
-from orchestrator.secrets_cmd import all_tenants, check_secret_name, rotate_relay_keys, set_tenant_secret
-from orchestrator.secrets_provider import read_passphrase_file
-from orchestrator.settings import Settings
+from orchestrator.config.secret_entry import all_tenants, check_secret_name, rotate_relay_keys, set_tenant_secret
+from orchestrator.config.secrets_provider import read_passphrase_file
+from orchestrator.config.settings import Settings
 
 
 @click.group(cls=EdgeGroup)

@@ -11,13 +11,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.audit import AuditLog
 from orchestrator.cli.fleet import _deps, select_stacks
-from orchestrator.errors import EdgeError
-from orchestrator.locks import checkpoint_resources
-from orchestrator.stack_file import load_stack_file
-from orchestrator.stacks import FileDeployedStore, KeptResource, removal_commands, tenant_of
-from orchestrator.tenant_config import (
+from orchestrator.config.stack_file import load_stack_file
+from orchestrator.config.tenant_config import (
     TENANT_KEY,
     load_tenant_spec,
     project_name,
@@ -26,6 +22,10 @@ from orchestrator.tenant_config import (
     tenant_stacks,
     validate_tenant,
 )
+from orchestrator.core.errors import EdgeError
+from orchestrator.engine.locks import checkpoint_resources
+from orchestrator.engine.stacks import FileDeployedStore, KeptResource, removal_commands, tenant_of
+from orchestrator.fleet.audit import AuditLog
 
 
 @click.group()

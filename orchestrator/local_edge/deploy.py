@@ -14,15 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator import crypto
-from orchestrator.errors import ConfigError
-from orchestrator.local_edge.keys import relay_key_b64
-from orchestrator.local_edge.layout import StateLayout
-from orchestrator.model import TenantSpec
-from orchestrator.render import EdgeBundle, render_bundle
-from orchestrator.secrets_provider import read_passphrase_file
-from orchestrator.stack_file import read_config
-from orchestrator.tenant_config import (
+from orchestrator.config.secrets_provider import read_passphrase_file
+from orchestrator.config.stack_file import read_config
+from orchestrator.config.tenant_config import (
     SECRETS_KEY,
     load_platform_spec,
     load_tenant_spec,
@@ -30,6 +24,12 @@ from orchestrator.tenant_config import (
     tenant_stack,
     tenant_stacks,
 )
+from orchestrator.core import crypto
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.model import TenantSpec
+from orchestrator.core.render import EdgeBundle, render_bundle
+from orchestrator.local_edge.keys import relay_key_b64
+from orchestrator.local_edge.layout import StateLayout
 
 Progress = Callable[[str], None]
 

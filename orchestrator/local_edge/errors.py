@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.errors import EdgeError
+from orchestrator.core.errors import EdgeError
 
 
 class LocalEdgeError(EdgeError):

@@ -13,8 +13,8 @@ import secrets
 import stat
 from pathlib import Path
 
-from orchestrator.crypto import RELAY_KEY_BYTES, relay_key_from_b64
-from orchestrator.errors import ConfigError, CryptoError, PermissionsError
+from orchestrator.core.crypto import RELAY_KEY_BYTES, relay_key_from_b64
+from orchestrator.core.errors import ConfigError, CryptoError, PermissionsError
 from orchestrator.local_edge.layout import StateLayout
 
 TOKEN_BYTES = 32

@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import PermissionsError, SetupError
+from orchestrator.core.errors import PermissionsError, SetupError
 
 DIR_MODE = 0o700
 

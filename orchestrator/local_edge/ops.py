@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import crypto
-from orchestrator.contract import config_kv_key, health_path
-from orchestrator.errors import ConfigError, CryptoError
-from orchestrator.health import HealthCheck, HealthTarget, check_answer
+from orchestrator.config.tenant_config import tenant_stack
+from orchestrator.core import crypto
+from orchestrator.core.contract import config_kv_key, health_path
+from orchestrator.core.errors import ConfigError, CryptoError
+from orchestrator.core.model import host_for
+from orchestrator.fleet.health import HealthCheck, HealthTarget, check_answer
 from orchestrator.local_edge.client import ROUTE_OVERRIDE_HEADER, ControlClient, EdgeClient, EdgeResponse
 from orchestrator.local_edge.deploy import load_bundles, select_stacks
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.keys import relay_key_b64, relay_key_path
 from orchestrator.local_edge.runtime import LocalEdge, TenantInfo
-from orchestrator.model import host_for
-from orchestrator.tenant_config import tenant_stack
 
 
 @dataclass(frozen=True)

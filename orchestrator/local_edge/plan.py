@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from orchestrator.errors import ConfigError
-from orchestrator.migrations import Migration
-from orchestrator.model import FrozenModel
-from orchestrator.render import EMBEDDED_MODULE, EdgeBundle
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.migrations import Migration
+from orchestrator.core.model import FrozenModel
+from orchestrator.core.render import EMBEDDED_MODULE, EdgeBundle
 
 EMBEDDED_MARKER = "export const EMBEDDED = "
 CONTROL_COMPATIBILITY_DATE = "2025-09-01"

@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.atomic_file import write_atomically
-from orchestrator.contract import WORKER_SRC, contract
+from orchestrator.config.atomic_file import write_atomically
+from orchestrator.core.contract import WORKER_SRC, contract
 from orchestrator.local_edge import process
 from orchestrator.local_edge.client import ControlClient, EdgeClient
 from orchestrator.local_edge.deploy import PreparedTenant

@@ -32,7 +32,7 @@ ENVELOPE_IV_BYTES = 12
 GCM_TAG_BYTES = 16
 
 NAME_PREFIX = "clawdbot"
-"""Account-wide names are `clawdbot-<environment>-<tenant>` (orchestrator.model.resource_prefix)."""
+"""Account-wide names are `clawdbot-<environment>-<tenant>` (orchestrator.core.model.resource_prefix)."""
 
 STACK_CONFIG_TENANT_KEY = "clawdbot:tenant"
 """Stack config key holding the tenant spec; the engine hands it to the pack in PULUMI_CONFIG."""

@@ -131,7 +131,7 @@ def kv_secrets_encrypted_validator(args: ResourceValidationArgs, report_violatio
         if problem:
             report_violation(
                 f"KV entry {key} ({args.name}) must hold an encrypted envelope, but {problem}; write it "
-                "with orchestrator.crypto.seal_secret (TenantEdge does this from clawdbot:secrets).",
+                "with orchestrator.core.crypto.seal_secret (TenantEdge does this from clawdbot:secrets).",
                 None,
             )
         return

@@ -43,7 +43,7 @@ def expected_name(tenant: str, environment: str | None) -> str:
 
 
 ENVIRONMENT_PATTERN = "[a-z][a-z0-9]*"
-"""An environment name (orchestrator.model.Environment): no hyphen, so `clawdbot-<env>-<tenant>` splits
+"""An environment name (orchestrator.core.model.Environment): no hyphen, so `clawdbot-<env>-<tenant>` splits
 one way only and tenant `acme` cannot claim `clawdbot-prod-eu-acme` (tenant `eu-acme`'s name)."""
 
 

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_PATH = REPO_ROOT / "contract" / "edge-contract.json"
 VECTORS_PATH = REPO_ROOT / "contract" / "vectors.json"
 WORKER_SRC = REPO_ROOT / "worker_src"

@@ -2,7 +2,7 @@
 
 The example stack files' `secure:` values were encrypted under a passphrase nobody has, so a
 scratch copy keeps each tenant's `clawdbot:tenant` object and writes new secret values under a
-new passphrase, with the same tools an operator uses (orchestrator.stack_file). All stacks of
+new passphrase, with the same tools an operator uses (orchestrator.config.stack_file). All stacks of
 one scratch project share one `encryptionsalt`, so opening them costs one PBKDF2 derivation.
 """
 
@@ -16,9 +16,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.secrets_provider import new_encryption_salt
-from orchestrator.stack_file import load_stack_file, set_secrets, set_value
-from orchestrator.tenant_config import PLATFORM_STACK, SECRETS_KEY, TENANT_KEY, stack_file, tenant_stack, tenant_stacks
+from orchestrator.config.secrets_provider import new_encryption_salt
+from orchestrator.config.stack_file import load_stack_file, set_secrets, set_value
+from orchestrator.config.tenant_config import (
+    PLATFORM_STACK,
+    SECRETS_KEY,
+    TENANT_KEY,
+    stack_file,
+    tenant_stack,
+    tenant_stacks,
+)
 
 PROJECT_FILES = ("Pulumi.yaml", f"Pulumi.{PLATFORM_STACK}.yaml")
 

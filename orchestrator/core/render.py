@@ -15,11 +15,11 @@ from typing import Any, Literal
 import jinja2
 from pydantic import BaseModel
 
-from orchestrator import contract as edge_contract
-from orchestrator.contract import WORKER_SRC
-from orchestrator.crypto import config_payload_text
-from orchestrator.migrations import Migration, bundled_migrations
-from orchestrator.model import FrozenModel, PlatformSpec, TenantSpec, host_for, resource_prefix
+from orchestrator.core import contract as edge_contract
+from orchestrator.core.contract import WORKER_SRC
+from orchestrator.core.crypto import config_payload_text
+from orchestrator.core.migrations import Migration, bundled_migrations
+from orchestrator.core.model import FrozenModel, PlatformSpec, TenantSpec, host_for, resource_prefix
 
 MODULE_CONTENT_TYPE = "application/javascript+module"
 MAIN_MODULE = "index.js"

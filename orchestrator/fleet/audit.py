@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.errors import EdgeError
+from orchestrator.core.errors import EdgeError
 
 MAX_DETAIL = 400
 """Longest `detail` kept; an audit line is a summary, the operator reads logs for the rest."""

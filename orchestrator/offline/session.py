@@ -17,16 +17,16 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from orchestrator.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
-from orchestrator.errors import ConfigError, EdgeError
-from orchestrator.program import run_program
-from orchestrator.tenant_config import (
+from orchestrator.config.tenant_config import (
     SECRETS_KEY,
     TENANT_KEY,
     project_name,
     read_stack_config,
     tenant_stacks,
 )
+from orchestrator.core.errors import ConfigError, EdgeError
+from orchestrator.offline.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
+from orchestrator.program import run_program
 
 PLACEHOLDER = "offline-placeholder-not-a-secret"
 

@@ -1,6 +1,6 @@
 """Operator secret entry and relay-key rotation, written straight into the tenant stack files.
 
-`set_tenant_secret` encrypts with the stack's own passphrase key (orchestrator.stack_file), so a
+`set_tenant_secret` encrypts with the stack's own passphrase key (orchestrator.config.stack_file), so a
 value never passes through a `pulumi config set` command line. `rotate_relay_keys` bumps
 `relay_key_generation`, a keeper of the tenant's RandomBytes relay key: the next `up` replaces
 the key and re-encrypts every secret envelope and the signed config in that one update.
@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import ConfigError
-from orchestrator.stack_file import load_stack_file, set_secret, set_value
-from orchestrator.tenant_config import SECRETS_KEY, TENANT_KEY, stack_file, tenant_stack, tenant_stacks
+from orchestrator.config.stack_file import load_stack_file, set_secret, set_value
+from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, stack_file, tenant_stack, tenant_stacks
+from orchestrator.core.errors import ConfigError
 
 # Same rule as model.SecretName; checked here too so a bad NAME fails before any prompt.
 SECRET_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")

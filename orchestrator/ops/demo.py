@@ -17,14 +17,14 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator.cli.health import health_table
-from orchestrator.contract import REPO_ROOT, contract
-from orchestrator.crypto import webhook_signature
+from orchestrator.config.stack_file import set_value
+from orchestrator.config.tenant_config import TENANT_KEY, stack_file, tenant_stack
+from orchestrator.core.contract import REPO_ROOT, contract
+from orchestrator.core.crypto import webhook_signature
 from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, push_config, tenant_request
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.runtime import RuntimeInfo
-from orchestrator.local_edge.scratch import copy_examples, write_passphrase_file
-from orchestrator.stack_file import set_value
-from orchestrator.tenant_config import TENANT_KEY, stack_file, tenant_stack
+from orchestrator.ops.scratch import copy_examples, write_passphrase_file
 
 WEBHOOK_TENANT = "acme"
 NEW_GREETING = "Hello from Acme, pushed live by the demo"

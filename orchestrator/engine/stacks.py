@@ -3,7 +3,7 @@
 Every stack gets a persistent work dir `<work_root>/<stack>/` (never the SDK's fresh temp dir, which
 loses config; and never a shared one, since `stack select`/`init` rewrite workspace files and race,
 pulumi#8186). Before each operation the project's `Pulumi.<stack>.yaml` is copied there atomically:
-its secure values were written by `orchestrator.stack_file` with the passphrase-compatible crypto, so
+its secure values were written by `orchestrator.config.stack_file` with the passphrase-compatible crypto, so
 we never call `set_config`/`set_all_config`, which put secret values on the command line. The
 passphrase reaches the CLI only as a *path* (`PULUMI_CONFIG_PASSPHRASE_FILE`), the backend is the
 `file://` state directory (0700), and the Cloudflare API goes through the throttle proxy
@@ -35,11 +35,12 @@ from pulumi import automation as auto
 from pulumi.automation import errors as auto_errors
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.atomic_file import write_atomically
-from orchestrator.audit import one_line, redact
-from orchestrator.contract import REPO_ROOT
-from orchestrator.drift import DriftReport, StepCollector, classify
-from orchestrator.errors import (
+from orchestrator.config.atomic_file import write_atomically
+from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import TENANT_STACK_PREFIX, project_name, stack_file
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.drift import DriftReport, StepCollector, classify
+from orchestrator.core.errors import (
     EdgeError,
     PulumiCliMissingError,
     SetupError,
@@ -48,9 +49,8 @@ from orchestrator.errors import (
     StackMissingError,
     TransientStackError,
 )
-from orchestrator.locks import checkpoint_resources, state_file
-from orchestrator.settings import Settings
-from orchestrator.tenant_config import TENANT_STACK_PREFIX, project_name, stack_file
+from orchestrator.engine.locks import checkpoint_resources, state_file
+from orchestrator.fleet.audit import one_line, redact
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class OpRequest:
     preview_only: bool = False
     """refresh: report what changed at Cloudflare without writing state."""
     clear_pending_creates: bool = False
-    """refresh: drop pending creates left by a killed run (see orchestrator.locks)."""
+    """refresh: drop pending creates left by a killed run (see orchestrator.engine.locks)."""
     message: str | None = None
 
 
@@ -503,7 +503,7 @@ class AutomationExecutor:
 
     `cancel`: the SDK's `Stack.cancel()` runs `pulumi cancel`, which for the file backend deletes
     every lock file of the stack (pulumi#9100) without stopping whoever holds it. The fleet never
-    calls it on its own: `recover` (orchestrator.locks) clears only locks whose holder is provably
+    calls it on its own: `recover` (orchestrator.engine.locks) clears only locks whose holder is provably
     dead, and `cancel` here is for an operator who has checked that no update runs.
     """
 
@@ -532,7 +532,7 @@ class AutomationExecutor:
         """What the CLI and its plugins get on top of our environment: paths and URLs, no secrets.
 
         `PYTHONPATH`: the D1 migrations dynamic provider is pickled by reference to
-        `components.d1_migrations` and `orchestrator.migrations`; the engine starts its provider
+        `components.d1_migrations` and `orchestrator.core.migrations`; the engine starts its provider
         process (`python -m pulumi.dynamic`) in the stack's work dir, outside the repo, so the code
         root has to be on its import path.
         """

@@ -19,8 +19,8 @@ from typing import Any
 
 import pulumi
 
-from orchestrator.cron import validate_cron
-from orchestrator.errors import EdgeError
+from orchestrator.core.cron import validate_cron
+from orchestrator.core.errors import EdgeError
 
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"
 KV_NAMESPACE = "cloudflare:index/workersKvNamespace:WorkersKvNamespace"
@@ -136,7 +136,7 @@ class CloudflareMocks(pulumi.runtime.Mocks):
         handler = _HANDLERS.get(args.typ)
         if handler is None:
             raise ProviderRejected(
-                f"{owner}: type {args.typ} is not modelled; add it to orchestrator/cloudflare_mock.py"
+                f"{owner}: type {args.typ} is not modelled; add it to orchestrator/offline/cloudflare_mock.py"
             )
         try:
             resource_id, computed = handler(self.account, owner, inputs)

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.cron import validate_cron
+from orchestrator.core.cron import validate_cron
 
 NAME_PREFIX = "clawdbot"
 """Every account-wide name we create starts with this, so the fleet's objects are recognisable."""

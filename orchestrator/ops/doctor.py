@@ -20,10 +20,10 @@ from pathlib import Path
 
 from orchestrator.backup.custody import reused_passphrase_message, same_passphrase
 from orchestrator.backup.marker import read_marker
-from orchestrator.errors import EdgeError
-from orchestrator.secrets_provider import read_passphrase_file
-from orchestrator.settings import Settings
-from orchestrator.stack_file import load_stack_file, stack_name_from_path
+from orchestrator.config.secrets_provider import read_passphrase_file
+from orchestrator.config.settings import Settings
+from orchestrator.config.stack_file import load_stack_file, stack_name_from_path
+from orchestrator.core.errors import EdgeError
 
 CLI_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)")
 INSTALL_HINT = "install it with scripts/setup-vps.sh (pinned, checksum-verified)"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.contract import REPO_ROOT
+from orchestrator.core.contract import REPO_ROOT
 
 ENV_PREFIX = "CLAWDBOT_"
 

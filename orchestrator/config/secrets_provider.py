@@ -26,7 +26,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from orchestrator.errors import ConfigError, CryptoError, PassphraseError, PermissionsError
+from orchestrator.core.errors import ConfigError, CryptoError, PassphraseError, PermissionsError
 
 PBKDF2_ITERATIONS = 1_000_000
 KEY_BYTES = 32

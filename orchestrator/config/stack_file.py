@@ -27,9 +27,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.atomic_file import write_atomically
-from orchestrator.errors import ConfigError
-from orchestrator.secrets_provider import PassphraseCrypter, new_encryption_salt
+from orchestrator.config.atomic_file import write_atomically
+from orchestrator.config.secrets_provider import PassphraseCrypter, new_encryption_salt
+from orchestrator.core.errors import ConfigError
 
 SECURE = "secure"
 MASK = "[secret]"

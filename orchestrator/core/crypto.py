@@ -16,7 +16,7 @@ Pure: no Pulumi, no network. Errors are ``CryptoError`` (or ``ConfigError`` for 
 cannot be signed) and name the tenant, secret name or field at fault, never a key, a plaintext
 or the value being checked.
 
-``python -m orchestrator.crypto vectors [--check]`` (re)writes contract/vectors.json, the test
+``python -m orchestrator.core.crypto vectors [--check]`` (re)writes contract/vectors.json, the test
 vectors the Worker's suite decrypts and verifies.
 """
 
@@ -40,9 +40,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from orchestrator.atomic_file import write_atomically
-from orchestrator.contract import VECTORS_PATH, contract
-from orchestrator.errors import ConfigError, CryptoError
+from orchestrator.config.atomic_file import write_atomically
+from orchestrator.core.contract import VECTORS_PATH, contract
+from orchestrator.core.errors import ConfigError, CryptoError
 
 FORMAT_VERSION = 1
 RELAY_KEY_BYTES = 32
@@ -332,7 +332,7 @@ def webhook_signature(secret: str, body: bytes) -> str:
 
 # --- test vectors (contract/vectors.json) -----------------------------------------------------
 
-VECTORS_COMMAND = "python -m orchestrator.crypto vectors"
+VECTORS_COMMAND = "python -m orchestrator.core.crypto vectors"
 _VECTOR_TENANT = "acme"
 _OTHER_TENANT = "globex"
 # Fixed, obviously-not-secret keys: the vectors must be reproducible byte for byte.
@@ -511,7 +511,7 @@ def vectors_text() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.crypto")
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.core.crypto")
     sub = parser.add_subparsers(dest="command", required=True)
     vectors = sub.add_parser("vectors", help="write contract/vectors.json (the Worker's test vectors)")
     vectors.add_argument("--check", action="store_true", help="exit 1 if the file is not up to date")

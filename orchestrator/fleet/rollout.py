@@ -7,7 +7,7 @@ Concurrency model: **threads in one process**, not a process per stack. The evid
   (`pulumi/automation/_server.py`), so concurrent programs in one process no longer see each other.
   The remaining gRPC `UNAVAILABLE` hiccups are retried (`TransientStackError`) and concurrency is capped.
 - #3 (pulumi#19855): the 16-operation cap of inline programs is fixed in the pinned SDK.
-- #4/#5 (workspace races): each stack has its own persistent work dir (orchestrator.stacks).
+- #4/#5 (workspace races): each stack has its own persistent work dir (orchestrator.engine.stacks).
 - #6 (parallel `config set`): we never set config through the CLI; the stack file is copied in.
 - #7 (plugin installs racing): plugins are installed once, before any stack runs, not per stack.
 - #9 (import cost): importing `pulumi_cloudflare` costs ~1.7 s and ~165 MB RSS here (measured,
@@ -40,12 +40,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator import outputs as output_keys
-from orchestrator.audit import AuditLog, one_line, redact
-from orchestrator.drift import DriftReport
-from orchestrator.errors import EdgeError, SetupError, TransientStackError
-from orchestrator.health import GateResult, HealthCheck, HealthTarget
-from orchestrator.stacks import (
+from orchestrator.config.tenant_config import PLATFORM_STACK, load_platform_spec, load_tenant_spec, stack_file
+from orchestrator.core import outputs as output_keys
+from orchestrator.core.drift import DriftReport
+from orchestrator.core.errors import EdgeError, SetupError, TransientStackError
+from orchestrator.engine.stacks import (
     DeployedRecord,
     KeptResource,
     Operation,
@@ -54,10 +53,11 @@ from orchestrator.stacks import (
     file_digest,
     tenant_of,
 )
-from orchestrator.tenant_config import PLATFORM_STACK, load_platform_spec, load_tenant_spec, stack_file
+from orchestrator.fleet.audit import AuditLog, one_line, redact
+from orchestrator.fleet.health import GateResult, HealthCheck, HealthTarget
 
 # ---------------------------------------------------------------------------------------------
-# Ports: what the fleet needs from the outside world (real ones in orchestrator.stacks/health)
+# Ports: what the fleet needs from the outside world (real ones in orchestrator.engine.stacks/health)
 
 
 class StackExecutor(Protocol):
@@ -100,7 +100,7 @@ class Clearance:
 
 
 Preflight = Callable[[str, Operation], Clearance]
-"""Checks a stack before an operation; may clear provably stale debris (orchestrator.locks)."""
+"""Checks a stack before an operation; may clear provably stale debris (orchestrator.engine.locks)."""
 
 
 @dataclass(frozen=True)
@@ -280,7 +280,7 @@ class FleetInputs:
 
 def bundle_renderer(project_dir: Path) -> Callable[[str], Rendered]:
     """Render a tenant's bundle with the lead's pure modules (imported on first use)."""
-    from orchestrator.render import render_bundle
+    from orchestrator.core.render import render_bundle
 
     platform = cache(lambda: load_platform_spec(project_dir))
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import FleetLockError
+from orchestrator.core.errors import FleetLockError
 
 BOOKKEEPING = ".pulumi"
 FOREIGN_LOCK_LEASE = timedelta(hours=6)

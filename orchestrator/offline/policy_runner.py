@@ -1,7 +1,7 @@
 """Run the CrossGuard pack in-process, as `pulumi preview --policy-pack policies` would.
 
 The Pulumi CLI is not needed: the program runs under the provider-faithful mocks
-(`orchestrator.offline`), and every registered resource is handed to the pack's own rules the
+(`orchestrator.offline.session`), and every registered resource is handed to the pack's own rules the
 way the analyzer hands it over (pulumi_policy 1.21, `_PolicyAnalyzerServicer.Analyze` /
 `AnalyzeStack`):
 
@@ -48,11 +48,11 @@ from pulumi_policy.deserialize import deserialize_properties, serialize_properti
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from orchestrator.cloudflare_mock import FakeAccount
-from orchestrator.contract import REPO_ROOT
-from orchestrator.errors import ConfigError, EdgeError
-from orchestrator.offline import UNKNOWN, project_account, run_offline
-from orchestrator.tenant_config import is_tenant_stack, load_platform_spec, load_tenant_spec
+from orchestrator.config.tenant_config import is_tenant_stack, load_platform_spec, load_tenant_spec
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.errors import ConfigError, EdgeError
+from orchestrator.offline.cloudflare_mock import FakeAccount
+from orchestrator.offline.session import UNKNOWN, project_account, run_offline
 
 PACK_DIR = REPO_ROOT / "policies"
 PACKAGE = "clawdbot_policies"
@@ -65,7 +65,7 @@ class PolicyRunError(EdgeError):
 
 
 class ResourceLike(Protocol):
-    """What the runner needs of `orchestrator.offline.RegisteredResource`."""
+    """What the runner needs of `orchestrator.offline.session.RegisteredResource`."""
 
     @property
     def type(self) -> str: ...

@@ -16,8 +16,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.contract import MIGRATIONS_DIR, contract
-from orchestrator.errors import EdgeError
+from orchestrator.core.contract import MIGRATIONS_DIR, contract
+from orchestrator.core.errors import EdgeError
 
 MIGRATION_FILE_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 # Re-exported: the resource type tokens the ignore list names (defined once, with the mock provider).
-from orchestrator.cloudflare_mock import CUSTOM_DOMAIN as CUSTOM_DOMAIN
-from orchestrator.cloudflare_mock import D1 as D1
-from orchestrator.cloudflare_mock import KV_NAMESPACE as KV_NAMESPACE
-from orchestrator.cloudflare_mock import SCRIPT as SCRIPT
+from orchestrator.offline.cloudflare_mock import CUSTOM_DOMAIN as CUSTOM_DOMAIN
+from orchestrator.offline.cloudflare_mock import D1 as D1
+from orchestrator.offline.cloudflare_mock import KV_NAMESPACE as KV_NAMESPACE
+from orchestrator.offline.cloudflare_mock import SCRIPT as SCRIPT
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.errors import ConfigError
-from orchestrator.model import PlatformSpec, TenantSpec, _FieldError
-from orchestrator.stack_file import load_stack_file
+from orchestrator.config.stack_file import load_stack_file
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError
 
 NAMESPACE = "clawdbot"
 TENANT_KEY = f"{NAMESPACE}:tenant"
