@@ -304,7 +304,7 @@ def test_tenants_remove_after_destroy_kept_the_d1_explains_instead_of_looping(en
 
 
 def test_destroy_prints_what_it_kept_and_how_to_remove_it(env: Env) -> None:
-    from orchestrator.engine.stacks import KeptResource
+    from orchestrator.fleet.ports import KeptResource
 
     env.sim.kept["prod.acme"] = (KeptResource(f"urn:pulumi:prod.acme::clawdbot::{D1_TYPE}::acme-db", D1_TYPE),)
     result = env.invoke("destroy", "--tenant", "acme", "--yes")

@@ -31,16 +31,14 @@ from orchestrator.core.errors import (
 )
 from orchestrator.engine.stacks import (
     AutomationExecutor,
-    DeployedRecord,
     FileDeployedStore,
-    Operation,
-    OpRequest,
     check_passphrase_file,
     install_hint,
     pinned_cli_version,
     pulumi_command,
     sync_stack_file,
 )
+from orchestrator.fleet.ports import DeployedRecord, Operation, OpRequest
 
 PASSPHRASE = "correct horse battery staple"
 API_TOKEN = "cf-api-token-should-never-leak"

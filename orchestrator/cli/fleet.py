@@ -21,31 +21,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import project_name, tenant_stack, tenant_stacks
+from orchestrator.config.tenant_config import project_name, tenant_flag, tenant_of, tenant_stack, tenant_stacks
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import IGNORED
 from orchestrator.engine.locks import RecoveryReport, clear_stale, fleet_lease, inspect
-from orchestrator.engine.stacks import (
-    AutomationExecutor,
-    FileDeployedStore,
-    Operation,
-    tenant_flag,
-    tenant_of,
-)
+from orchestrator.engine.stacks import AutomationExecutor, FileDeployedStore
 from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
 from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
-from orchestrator.fleet.rollout import (
-    Clearance,
-    Fleet,
-    FleetInputs,
-    FleetReport,
-    HealthGate,
-    Rendered,
-    RolloutOptions,
-    StackExecutor,
-    bundle_renderer,
-)
+from orchestrator.fleet.ports import Clearance, HealthGate, Operation, StackExecutor
+from orchestrator.fleet.rollout import Fleet, FleetInputs, FleetReport, Rendered, RolloutOptions, bundle_renderer
 
 
 @dataclass

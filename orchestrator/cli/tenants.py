@@ -18,14 +18,16 @@ from orchestrator.config.tenant_config import (
     load_tenant_spec,
     project_name,
     stack_file,
+    tenant_of,
     tenant_stack,
     tenant_stacks,
     validate_tenant,
 )
 from orchestrator.core.errors import EdgeError
 from orchestrator.engine.locks import checkpoint_resources
-from orchestrator.engine.stacks import FileDeployedStore, KeptResource, removal_commands, tenant_of
+from orchestrator.engine.stacks import FileDeployedStore, removal_commands
 from orchestrator.fleet.audit import AuditLog
+from orchestrator.fleet.ports import KeptResource
 
 
 @click.group()

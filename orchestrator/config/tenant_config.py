@@ -31,6 +31,14 @@ def tenant_stack(tenant_id: str) -> str:
     return TENANT_STACK_PREFIX + tenant_id
 
 
+def tenant_of(stack: str) -> str:
+    return stack.removeprefix(TENANT_STACK_PREFIX)
+
+
+def tenant_flag(stack: str) -> str:
+    return f"--tenant {tenant_of(stack)}"
+
+
 def is_tenant_stack(stack: str) -> bool:
     return stack.startswith(TENANT_STACK_PREFIX)
 

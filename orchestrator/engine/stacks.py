@@ -13,7 +13,6 @@ process, so `pulumi_cloudflare` is imported once per fleet run.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import json
@@ -25,9 +24,8 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.config.atomic_file import write_atomically
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import TENANT_STACK_PREFIX, project_name, stack_file
+from orchestrator.config.tenant_config import project_name, stack_file, tenant_flag, tenant_of
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import DriftReport, StepCollector, classify
 from orchestrator.core.errors import (
@@ -51,74 +49,12 @@ from orchestrator.core.errors import (
 )
 from orchestrator.engine.locks import checkpoint_resources, state_file
 from orchestrator.fleet.audit import one_line, redact
+from orchestrator.fleet.ports import DeployedRecord, KeptResource, Operation, OpRequest, StackOutcome
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_MARKERS = ("UNAVAILABLE", "connection reset", "i/o timeout", "TLS handshake timeout", "429 Too Many")
 """Engine/provider failures that a later retry may not hit (pulumi#7782: gRPC UNAVAILABLE)."""
-
-
-class Operation(StrEnum):
-    PREVIEW = "preview"
-    UP = "up"
-    REFRESH = "refresh"
-    DESTROY = "destroy"
-
-
-@dataclass(frozen=True)
-class OpRequest:
-    """One operation on one stack, as the fleet asks for it."""
-
-    stack: str
-    operation: Operation
-    drift_check: bool = False
-    """Classify drift from the engine's events (preview/refresh), instead of `--expect-no-changes`."""
-    preview_only: bool = False
-    """refresh: report what changed at Cloudflare without writing state."""
-    clear_pending_creates: bool = False
-    """refresh: drop pending creates left by a killed run (see orchestrator.engine.locks)."""
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class KeptResource:
-    """A protected resource that `destroy` left in place (its data survives on purpose)."""
-
-    urn: str
-    type: str
-
-    @property
-    def name(self) -> str:
-        return self.urn.rsplit("::", 1)[-1]
-
-    @property
-    def kind(self) -> str:
-        return "D1 database" if self.type.endswith(":D1Database") else self.type.rsplit(":", 1)[-1]
-
-
-@dataclass(frozen=True)
-class StackOutcome:
-    """A successful operation. Failures are raised as `StackError` subclasses."""
-
-    stack: str
-    operation: Operation
-    changes: Mapping[str, int] = field(default_factory=dict)
-    outputs: Mapping[str, Any] = field(default_factory=dict)
-    """Stack outputs that are not secret (secret ones are left out entirely)."""
-    drift: DriftReport | None = None
-    duration_s: float = 0.0
-    kept: tuple[KeptResource, ...] = ()
-    """destroy: protected resources left in the stack (see `kept_protected` and `removal_commands`)."""
-    advice: tuple[str, ...] = ()
-    """What the operator should do next (e.g. the commands that remove what destroy kept)."""
-
-
-def tenant_of(stack: str) -> str:
-    return stack.removeprefix(TENANT_STACK_PREFIX)
-
-
-def tenant_flag(stack: str) -> str:
-    return f"--tenant {tenant_of(stack)}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,41 +189,8 @@ def sync_stack_file(source: Path, target: Path, stack: str) -> None:
     atomic_write(target, data)
 
 
-def file_digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
-
-
 # ---------------------------------------------------------------------------------------------
 # What is deployed (read without starting the engine)
-
-
-class DeployedRecord(BaseModel):
-    """What the fleet last deployed to a stack and saw healthy.
-
-    Written only once the deployment passed its health gate (or the gate was off, or the tenant has
-    no health URL): a tenant that deployed but failed the gate has no record, so the next run
-    deploys and gates it again instead of calling it unchanged.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    stack: str
-    bundle_hash: str | None
-    """The stack's `bundle_hash` output."""
-    config_version: int | None
-    health_url: str | None
-    config_digest: str
-    """sha256 of the tenant's stack file as deployed (covers secrets and everything else)."""
-    program_digest: str
-    """Fleet-wide digest of what else shapes resources (program, components, provider versions)."""
-    render_digest: str
-    """Fleet-wide digest of the inputs of rendering (worker source, templates, contract)."""
-    state_fingerprint: str | None
-    """size:mtime of the state file right after the deploy; a different one means someone else ran."""
-    updated_at: datetime
 
 
 class DriftRecord(BaseModel):

@@ -38,69 +38,31 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from orchestrator.config.tenant_config import PLATFORM_STACK, load_platform_spec, load_tenant_spec, stack_file
+from orchestrator.config.tenant_config import (
+    PLATFORM_STACK,
+    load_platform_spec,
+    load_tenant_spec,
+    stack_file,
+    tenant_of,
+)
 from orchestrator.core import outputs as output_keys
 from orchestrator.core.drift import DriftReport
 from orchestrator.core.errors import EdgeError, SetupError, TransientStackError
-from orchestrator.engine.stacks import (
+from orchestrator.fleet.audit import AuditLog, one_line, redact
+from orchestrator.fleet.health import HealthCheck, HealthTarget
+from orchestrator.fleet.ports import (
     DeployedRecord,
+    DeployedStore,
+    HealthGate,
     KeptResource,
     Operation,
     OpRequest,
+    Preflight,
+    StackExecutor,
     StackOutcome,
-    file_digest,
-    tenant_of,
 )
-from orchestrator.fleet.audit import AuditLog, one_line, redact
-from orchestrator.fleet.health import GateResult, HealthCheck, HealthTarget
-
-# ---------------------------------------------------------------------------------------------
-# Ports: what the fleet needs from the outside world (real ones in orchestrator.engine.stacks/health)
-
-
-class StackExecutor(Protocol):
-    def run(self, request: OpRequest) -> StackOutcome: ...
-
-    def rollback(self, stack: str) -> StackOutcome: ...
-
-    def outputs(self, stack: str) -> dict[str, Any]: ...
-
-
-class DeployedStore(Protocol):
-    def get(self, stack: str) -> DeployedRecord | None: ...
-
-    def state_changed(self, record: DeployedRecord) -> bool: ...
-
-    def put(self, record: DeployedRecord) -> DeployedRecord: ...
-
-    def invalidate(self, stack: str) -> None: ...
-
-    def mark_good(self, stack: str) -> None: ...
-
-    def last_good(self, stack: str) -> DeployedRecord | None: ...
-
-    def put_drift(self, stack: str, report: DriftReport) -> None: ...
-
-    def forget(self, stack: str) -> None: ...
-
-
-HealthGate = Callable[[Sequence[HealthTarget]], GateResult]
-
-
-@dataclass(frozen=True)
-class Clearance:
-    """What the preflight found for one stack before an operation."""
-
-    blocked: str | None = None
-    """Why the stack must not run now (a live lock, pending operations before an `up`), or None."""
-    advice: tuple[str, ...] = ()
-    """What the operator should know or run; recorded in the audit log and the report."""
-
-
-Preflight = Callable[[str, Operation], Clearance]
-"""Checks a stack before an operation; may clear provably stale debris (orchestrator.engine.locks)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +124,13 @@ def _label(path: Path, roots: Sequence[Path]) -> str:
         if path.is_relative_to(root):
             return f"{index}:{path.relative_to(root)}"
     return str(path)
+
+
+def file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def tree_digest(paths: Iterable[Path], extra: Iterable[str] = (), roots: Sequence[Path] = ()) -> str:

@@ -1,0 +1,143 @@
+"""The fleet's ports: what it asks of the outside world, and the types that cross them.
+
+The fleet owns these; the adapters implement them (`orchestrator.engine.stacks`:
+`AutomationExecutor`, `FileDeployedStore`; `orchestrator.fleet.health`: the gate; the CLI wires
+the preflight). Nothing here imports an adapter, so scheduling never loads `pulumi.automation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.core.drift import DriftReport
+from orchestrator.fleet.health import GateResult, HealthTarget
+
+
+class Operation(StrEnum):
+    PREVIEW = "preview"
+    UP = "up"
+    REFRESH = "refresh"
+    DESTROY = "destroy"
+
+
+@dataclass(frozen=True)
+class OpRequest:
+    """One operation on one stack, as the fleet asks for it."""
+
+    stack: str
+    operation: Operation
+    drift_check: bool = False
+    """Classify drift from the engine's events (preview/refresh), instead of `--expect-no-changes`."""
+    preview_only: bool = False
+    """refresh: report what changed at Cloudflare without writing state."""
+    clear_pending_creates: bool = False
+    """refresh: drop pending creates left by a killed run (see orchestrator.engine.locks)."""
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class KeptResource:
+    """A protected resource that `destroy` left in place (its data survives on purpose)."""
+
+    urn: str
+    type: str
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def kind(self) -> str:
+        return "D1 database" if self.type.endswith(":D1Database") else self.type.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class StackOutcome:
+    """A successful operation. Failures are raised as `StackError` subclasses."""
+
+    stack: str
+    operation: Operation
+    changes: Mapping[str, int] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    """Stack outputs that are not secret (secret ones are left out entirely)."""
+    drift: DriftReport | None = None
+    duration_s: float = 0.0
+    kept: tuple[KeptResource, ...] = ()
+    """destroy: protected resources left in the stack (see `kept_protected` and `removal_commands`)."""
+    advice: tuple[str, ...] = ()
+    """What the operator should do next (e.g. the commands that remove what destroy kept)."""
+
+
+class DeployedRecord(BaseModel):
+    """What the fleet last deployed to a stack and saw healthy.
+
+    Written only once the deployment passed its health gate (or the gate was off, or the tenant has
+    no health URL): a tenant that deployed but failed the gate has no record, so the next run
+    deploys and gates it again instead of calling it unchanged.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stack: str
+    bundle_hash: str | None
+    """The stack's `bundle_hash` output."""
+    config_version: int | None
+    health_url: str | None
+    config_digest: str
+    """sha256 of the tenant's stack file as deployed (covers secrets and everything else)."""
+    program_digest: str
+    """Fleet-wide digest of what else shapes resources (program, components, provider versions)."""
+    render_digest: str
+    """Fleet-wide digest of the inputs of rendering (worker source, templates, contract)."""
+    state_fingerprint: str | None
+    """size:mtime of the state file right after the deploy; a different one means someone else ran."""
+    updated_at: datetime
+
+
+class StackExecutor(Protocol):
+    def run(self, request: OpRequest) -> StackOutcome: ...
+
+    def rollback(self, stack: str) -> StackOutcome: ...
+
+    def outputs(self, stack: str) -> dict[str, Any]: ...
+
+
+class DeployedStore(Protocol):
+    def get(self, stack: str) -> DeployedRecord | None: ...
+
+    def state_changed(self, record: DeployedRecord) -> bool: ...
+
+    def put(self, record: DeployedRecord) -> DeployedRecord: ...
+
+    def invalidate(self, stack: str) -> None: ...
+
+    def mark_good(self, stack: str) -> None: ...
+
+    def last_good(self, stack: str) -> DeployedRecord | None: ...
+
+    def put_drift(self, stack: str, report: DriftReport) -> None: ...
+
+    def forget(self, stack: str) -> None: ...
+
+
+HealthGate = Callable[[Sequence[HealthTarget]], GateResult]
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """What the preflight found for one stack before an operation."""
+
+    blocked: str | None = None
+    """Why the stack must not run now (a live lock, pending operations before an `up`), or None."""
+    advice: tuple[str, ...] = ()
+    """What the operator should know or run; recorded in the audit log and the report."""
+
+
+Preflight = Callable[[str, Operation], Clearance]
+"""Checks a stack before an operation; may clear provably stale debris (orchestrator.engine.locks)."""
