@@ -21,10 +21,10 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from components.tenant_edge import TYPE_TOKEN as TENANT_EDGE_TYPE
 from orchestrator.config.tenant_config import TENANT_KEY, TENANT_STACK_PREFIX
+from orchestrator.core import resource_types
 from orchestrator.core.contract import contract
 from orchestrator.core.crypto import seal_secret
 from orchestrator.core.model import NAME_PREFIX
-from orchestrator.offline import cloudflare_mock
 from orchestrator.offline.policy_runner import PACK_DIR, load_pack
 
 PACK = load_pack()
@@ -102,10 +102,10 @@ def test_pack_constants_match_the_edge_contract() -> None:
 
 @pytest.mark.parametrize(
     ("pack_name", "orchestrator_value"),
-    [("SCRIPT", cloudflare_mock.SCRIPT), ("KV_NAMESPACE", cloudflare_mock.KV_NAMESPACE),
-     ("KV_ENTRY", cloudflare_mock.KV), ("D1_DATABASE", cloudflare_mock.D1), ("ROUTE", cloudflare_mock.ROUTE),
-     ("CUSTOM_DOMAIN", cloudflare_mock.CUSTOM_DOMAIN), ("CRON_TRIGGER", cloudflare_mock.CRON),
-     ("RANDOM_BYTES", cloudflare_mock.RANDOM_BYTES), ("TENANT_EDGE", TENANT_EDGE_TYPE), ("NAME_PREFIX", NAME_PREFIX),
+    [("SCRIPT", resource_types.SCRIPT), ("KV_NAMESPACE", resource_types.KV_NAMESPACE),
+     ("KV_ENTRY", resource_types.KV), ("D1_DATABASE", resource_types.D1), ("ROUTE", resource_types.ROUTE),
+     ("CUSTOM_DOMAIN", resource_types.CUSTOM_DOMAIN), ("CRON_TRIGGER", resource_types.CRON),
+     ("RANDOM_BYTES", resource_types.RANDOM_BYTES), ("TENANT_EDGE", TENANT_EDGE_TYPE), ("NAME_PREFIX", NAME_PREFIX),
      ("STACK_CONFIG_TENANT_KEY", TENANT_KEY), ("TENANT_STACK_PREFIX", TENANT_STACK_PREFIX)],
 )  # fmt: skip
 def test_pack_type_tokens_and_names_match_the_orchestrator(pack_name: str, orchestrator_value: str) -> None:

@@ -15,7 +15,7 @@ from orchestrator.config.tenant_config import load_platform_spec, load_tenant_sp
 from orchestrator.core import crypto, outputs
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.render import render_bundle
-from orchestrator.offline.cloudflare_mock import (
+from orchestrator.core.resource_types import (
     CRON,
     CUSTOM_DOMAIN,
     D1,
@@ -25,9 +25,8 @@ from orchestrator.offline.cloudflare_mock import (
     RANDOM_BYTES,
     ROUTE,
     SCRIPT,
-    FakeAccount,
-    ProviderRejected,
 )
+from orchestrator.offline.cloudflare_mock import FakeAccount, ProviderRejected
 from orchestrator.offline.session import UNKNOWN, OfflineRun, OfflineSession, project_account, run_offline
 
 COMPONENT = "clawdbot:edge:TenantEdge"

@@ -22,7 +22,7 @@ from components.tenant_edge import READ_REPLICATION_DEFAULT
 from orchestrator.config.tenant_config import load_platform_spec, tenant_stacks
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import IGNORED, ResourceStep, classify
-from orchestrator.offline.cloudflare_mock import D1, SCRIPT
+from orchestrator.core.resource_types import D1, SCRIPT
 from orchestrator.offline.session import run_offline
 
 

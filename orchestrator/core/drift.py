@@ -15,11 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Re-exported: the resource type tokens the ignore list names (defined once, with the mock provider).
-from orchestrator.offline.cloudflare_mock import CUSTOM_DOMAIN as CUSTOM_DOMAIN
-from orchestrator.offline.cloudflare_mock import D1 as D1
-from orchestrator.offline.cloudflare_mock import KV_NAMESPACE as KV_NAMESPACE
-from orchestrator.offline.cloudflare_mock import SCRIPT as SCRIPT
+from orchestrator.core.resource_types import CUSTOM_DOMAIN, D1, KV_NAMESPACE, SCRIPT
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,18 @@ import pulumi
 
 from orchestrator.core.cron import validate_cron
 from orchestrator.core.errors import EdgeError
-
-SCRIPT = "cloudflare:index/workersScript:WorkersScript"
-KV_NAMESPACE = "cloudflare:index/workersKvNamespace:WorkersKvNamespace"
-KV = "cloudflare:index/workersKv:WorkersKv"
-D1 = "cloudflare:index/d1Database:D1Database"
-ROUTE = "cloudflare:index/workersRoute:WorkersRoute"
-CUSTOM_DOMAIN = "cloudflare:index/workersCustomDomain:WorkersCustomDomain"
-CRON = "cloudflare:index/workersCronTrigger:WorkersCronTrigger"
-DISPATCH_NAMESPACE = "cloudflare:index/workersForPlatformsDispatchNamespace:WorkersForPlatformsDispatchNamespace"
-RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
-DYNAMIC = "pulumi-python:dynamic:Resource"
+from orchestrator.core.resource_types import (
+    CRON,
+    CUSTOM_DOMAIN,
+    D1,
+    DISPATCH_NAMESPACE,
+    DYNAMIC,
+    KV,
+    KV_NAMESPACE,
+    RANDOM_BYTES,
+    ROUTE,
+    SCRIPT,
+)
 
 BINDING_KEYS: dict[str, tuple[str, ...]] = {
     "kv_namespace": ("namespaceId",),
