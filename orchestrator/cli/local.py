@@ -14,10 +14,10 @@ import time
 import click
 from rich.console import Console
 
-from orchestrator.cli.health import health_table, local_checks
 from orchestrator.config.settings import Settings
 from orchestrator.local_edge import LocalEdge, prepare_tenants, push_config
 from orchestrator.local_edge.runtime import DEFAULT_HOST, DEFAULT_PORT, RuntimeInfo, Status
+from orchestrator.ops.health import health_table, local_checks
 
 STATUS_EXIT = {"running": 0, "starting": 1, "dead": 1, "stopped": 3}
 

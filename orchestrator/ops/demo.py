@@ -16,7 +16,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator.cli.health import health_table
 from orchestrator.config.stack_file import set_value
 from orchestrator.config.tenant_config import TENANT_KEY, stack_file, tenant_stack
 from orchestrator.core.contract import REPO_ROOT, contract
@@ -24,6 +23,7 @@ from orchestrator.core.crypto import webhook_signature
 from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, push_config, tenant_request
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.runtime import RuntimeInfo
+from orchestrator.ops.health import health_table
 from orchestrator.ops.scratch import copy_examples, write_passphrase_file
 
 WEBHOOK_TENANT = "acme"
