@@ -32,9 +32,9 @@ from pathlib import Path
 
 from orchestrator.config.settings import Settings
 from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.engine.stacks import FileDeployedStore
 from orchestrator.engine.throttle import ThrottleConfig, ThrottleProxy
-from orchestrator.fleet.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.fleet.ports import DeployedRecord, Operation, OpRequest, StackOutcome
 from orchestrator.fleet.rollout import Fleet, FleetInputs, Rendered, RolloutOptions, SimulatedExecutor
 

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.config.tenant_config import tenant_stack  # noqa: E402
+from orchestrator.core.names import tenant_stack  # noqa: E402
 from orchestrator.ops.scratch import ScratchProject, synthetic_tenant  # noqa: E402
 
 COLD_SNIPPET = """

@@ -19,7 +19,6 @@ from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import (
     NAMESPACE,
     PLATFORM_KEY,
-    PLATFORM_STACK,
     SECRETS_KEY,
     load_platform_spec,
     validate,
@@ -29,6 +28,7 @@ from orchestrator.core import outputs
 from orchestrator.core.contract import health_path
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.model import PlatformSpec, fleet_prefix
+from orchestrator.core.names import PLATFORM_STACK
 from orchestrator.core.render import render_bundle
 
 BASE_URL_KEY = "cloudflare:baseUrl"

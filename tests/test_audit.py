@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.errors import EdgeError
-from orchestrator.fleet.audit import AuditLog, read_events, redact
+from orchestrator.core.masking import redact
+from orchestrator.fleet.audit import AuditLog, read_events
 
 
 def test_record_appends_one_json_line_per_event(tmp_path: Path) -> None:

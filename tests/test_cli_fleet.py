@@ -16,8 +16,8 @@ from orchestrator.cli.fleet import FleetDeps
 from orchestrator.config.settings import Settings
 from orchestrator.core.drift import DriftFinding, DriftReport
 from orchestrator.core.errors import StackError
+from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.fleet.audit import read_events
-from orchestrator.fleet.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.fleet.rollout import Rendered, SimulatedExecutor
 
 TENANTS = ("acme", "beta", "gamma")

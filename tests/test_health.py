@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from orchestrator.core.contract import health_path
-from orchestrator.fleet.health import HealthTarget, check_answer, gate, probe, wait_healthy
+from orchestrator.core.health import HealthTarget, check_answer
+from orchestrator.fleet.health import gate, probe, wait_healthy
 
 HASH = "a" * 64
 
@@ -146,7 +147,7 @@ def test_gate_passes_only_when_every_tenant_is_ok(edge: Edge) -> None:
 def test_the_gate_deadline_is_shared_by_the_whole_wave(monkeypatch: pytest.MonkeyPatch) -> None:
     """More targets than parallel pollers: the late ones get what is left of one deadline."""
     import orchestrator.fleet.health as health_module
-    from orchestrator.fleet.health import HealthCheck
+    from orchestrator.core.health import HealthCheck
 
     now = [0.0]
     lock = threading.Lock()

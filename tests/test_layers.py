@@ -25,3 +25,43 @@ def test_the_fleet_schedules_without_its_adapters(module: str) -> None:
 
 def test_the_demo_does_not_load_the_cli() -> None:
     assert not {m for m in _loaded("orchestrator.ops.demo") if m.startswith("orchestrator.cli")}
+
+
+def _sources_containing(needle: str) -> list[str]:
+    from orchestrator.core.contract import REPO_ROOT
+
+    roots = [REPO_ROOT / "orchestrator", REPO_ROOT / "components"]
+    return sorted(
+        str(path.relative_to(REPO_ROOT))
+        for root in roots
+        for path in root.rglob("*.py")
+        if needle in path.read_text(encoding="utf-8")
+    )
+
+
+@pytest.mark.parametrize(
+    ("literal", "home"),
+    [
+        ('"[secret]"', "orchestrator/core/masking.py"),
+        ('"[redacted]"', "orchestrator/core/masking.py"),
+        ('f"Pulumi.{stack}.yaml"', "orchestrator/core/names.py"),
+        ("removeprefix(TENANT_STACK_PREFIX)", "orchestrator/core/names.py"),
+    ],
+)
+def test_one_rule_lives_in_one_place(literal: str, home: str) -> None:
+    # A second copy of a mask or a stack-name rule is how two answers to one question start.
+    assert _sources_containing(literal) == [home]
+
+
+def test_every_secret_mask_is_the_core_one() -> None:
+    from orchestrator.core.contract import REPO_ROOT
+    from orchestrator.core.masking import SECRET_MASK
+    from orchestrator.offline.plan import plan_document
+    from orchestrator.offline.session import run_offline
+
+    run = run_offline(REPO_ROOT, "prod.acme")
+    run.secret_outputs.add("script_name")  # as if the program had exported it as a secret
+    document = plan_document(run)
+    assert document["outputs"]["script_name"] == SECRET_MASK
+    relay = next(b for r in document["resources"] for b in r["inputs"].get("bindings", []) if b["name"] == "RELAY_KEY")
+    assert relay["text"] == SECRET_MASK

@@ -20,11 +20,12 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from components.tenant_edge import TYPE_TOKEN as TENANT_EDGE_TYPE
-from orchestrator.config.tenant_config import TENANT_KEY, TENANT_STACK_PREFIX
+from orchestrator.config.tenant_config import TENANT_KEY
 from orchestrator.core import resource_types
 from orchestrator.core.contract import contract
 from orchestrator.core.crypto import seal_secret
 from orchestrator.core.model import NAME_PREFIX
+from orchestrator.core.names import TENANT_STACK_PREFIX
 from orchestrator.offline.policy_runner import PACK_DIR, load_pack
 
 PACK = load_pack()

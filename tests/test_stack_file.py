@@ -153,13 +153,6 @@ def test_yaml_dialect_matches_the_cli(tmp_path: Path) -> None:
     }  # fmt: skip
 
 
-def test_stack_name_from_path() -> None:
-    assert sf.stack_name_from_path("/x/Pulumi.prod.acme.yaml") == "prod.acme"
-    for bad in ("/x/Pulumi.yaml", "/x/stack.yaml", "/x/Pulumi.prod.yml"):
-        with pytest.raises(ConfigError, match="not a stack config file"):
-            sf.stack_name_from_path(bad)
-
-
 # --- key paths --------------------------------------------------------------------------------
 
 

@@ -21,9 +21,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import project_name, tenant_flag, tenant_of, tenant_stack, tenant_stacks
+from orchestrator.config.tenant_config import project_name, tenant_stacks
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import IGNORED
+from orchestrator.core.health import HealthTarget
+from orchestrator.core.names import tenant_flag, tenant_of, tenant_stack
 from orchestrator.engine.locks import RecoveryReport, clear_stale, fleet_lease, inspect
 from orchestrator.engine.stacks import AutomationExecutor, FileDeployedStore
 from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
@@ -385,9 +387,7 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
         )
         if record and record.health_url and not no_health:
             targets.append(
-                health.HealthTarget(
-                    stack, tenant_of(stack), record.health_url, record.bundle_hash, record.config_version
-                )
+                HealthTarget(stack, tenant_of(stack), record.health_url, record.bundle_hash, record.config_version)
             )
     checks = {c.target.tenant: c for c in (health.gate(targets, timeout_s=0, interval_s=1).checks if targets else ())}
     for row in rows:

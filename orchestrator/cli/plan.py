@@ -9,55 +9,9 @@ from typing import Any
 import click
 
 from orchestrator.config.settings import Settings
-from orchestrator.core.errors import ConfigError
-from orchestrator.offline.session import OfflineRun, RegisteredResource, run_offline
-
-MASK = "[secret]"
-STRUCTURAL_KEYS = frozenset({"name", "type", "namespaceId", "id", "keyName"})
-"""Inside a secret container these stay visible: they say what a binding is, never what it holds."""
-HIDDEN_INPUTS = frozenset({"__provider"})
-MAX_TEXT = 80
-
-
-def _mask(value: Any, secret: bool, key: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _mask(v, secret, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, secret, key) for v in value]
-    if secret and key not in STRUCTURAL_KEYS:
-        return MASK
-    if isinstance(value, str) and len(value) > MAX_TEXT:
-        return f"<{len(value.encode())} bytes>"
-    return value
-
-
-def _reviewable(resource: RegisteredResource) -> dict[str, Any]:
-    inputs: dict[str, Any] = {}
-    for key, value in resource.inputs.items():
-        if key in HIDDEN_INPUTS:
-            continue
-        secret = any(p == key or p.startswith(key + ".") or p.startswith(key + "[") for p in resource.secret_paths)
-        if key == "files" and isinstance(value, dict):
-            inputs[key] = sorted(value)
-            continue
-        inputs[key] = _mask(value, secret, key)
-    return inputs
-
-
-def plan_document(run: OfflineRun) -> dict[str, Any]:
-    return {
-        "stack": run.stack,
-        "resources": [
-            {
-                "type": r.type,
-                "name": r.name,
-                "protect": r.protect,
-                "inputs": _reviewable(r),
-            }
-            for r in run.resources
-        ],
-        "outputs": {k: (MASK if k in run.secret_outputs else v) for k, v in run.outputs.items()},
-    }
+from orchestrator.core.names import stack_name_from_path
+from orchestrator.offline.plan import plan_document
+from orchestrator.offline.session import run_offline
 
 
 def _short_type(type_: str) -> str:
@@ -97,10 +51,7 @@ def plan(stack: str | None, config_path: Path | None, as_json: bool) -> None:
     if (stack is None) == (config_path is None):
         raise click.UsageError("give exactly one of --stack or --config")
     if config_path is not None:
-        name = config_path.name
-        if not (name.startswith("Pulumi.") and name.endswith(".yaml")):
-            raise ConfigError(f"{config_path}: stack files are named Pulumi.<stack>.yaml")
-        project_dir, stack = config_path.parent, name[len("Pulumi.") : -len(".yaml")]
+        project_dir, stack = config_path.parent, stack_name_from_path(config_path)
     else:
         project_dir = Settings.from_env().project_dir
     assert stack is not None

@@ -13,17 +13,9 @@ from rich.table import Table
 
 from orchestrator.cli.fleet import _deps, select_stacks
 from orchestrator.config.stack_file import load_stack_file
-from orchestrator.config.tenant_config import (
-    TENANT_KEY,
-    load_tenant_spec,
-    project_name,
-    stack_file,
-    tenant_of,
-    tenant_stack,
-    tenant_stacks,
-    validate_tenant,
-)
+from orchestrator.config.tenant_config import TENANT_KEY, load_tenant_spec, project_name, tenant_stacks, validate_tenant
 from orchestrator.core.errors import EdgeError
+from orchestrator.core.names import stack_file, tenant_of, tenant_stack
 from orchestrator.engine.locks import checkpoint_resources
 from orchestrator.engine.stacks import FileDeployedStore, removal_commands
 from orchestrator.fleet.audit import AuditLog

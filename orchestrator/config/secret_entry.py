@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.config.stack_file import load_stack_file, set_secret, set_value
-from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, stack_file, tenant_stack, tenant_stacks
+from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, tenant_stacks
 from orchestrator.core.errors import ConfigError
+from orchestrator.core.names import stack_file, tenant_of, tenant_stack
 
 # Same rule as model.SecretName; checked here too so a bad NAME fails before any prompt.
 SECRET_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
@@ -112,4 +113,4 @@ def rotate_relay_keys(project_dir: Path, tenants: list[str]) -> list[Rotation]:
 
 def all_tenants(project_dir: Path) -> list[str]:
     """Tenant ids from the registry of Pulumi.prod.<tenant>.yaml files."""
-    return [stack.removeprefix(tenant_stack("")) for stack in tenant_stacks(project_dir)]
+    return [tenant_of(stack) for stack in tenant_stacks(project_dir)]

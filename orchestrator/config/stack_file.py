@@ -30,9 +30,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from orchestrator.config.atomic_file import write_atomically
 from orchestrator.config.secrets_provider import PassphraseCrypter, new_encryption_salt
 from orchestrator.core.errors import ConfigError
+from orchestrator.core.masking import SECRET_MASK
+from orchestrator.core.names import stack_name_from_path
 
 SECURE = "secure"
-MASK = "[secret]"
 PASSPHRASE_PROVIDERS = (None, "", "passphrase")
 
 Segment = str | int
@@ -182,13 +183,6 @@ class _StackDocument(BaseModel):
     config: dict[str, Any] | None = None
 
 
-def stack_name_from_path(path: str | os.PathLike[str]) -> str:
-    name = Path(path).name
-    if not (name.startswith("Pulumi.") and name.endswith(".yaml")) or name == "Pulumi.yaml":
-        raise ConfigError(f"{path}: not a stack config file (expected Pulumi.<stack>.yaml)")
-    return name[len("Pulumi.") : -len(".yaml")]
-
-
 def _read_document(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -285,7 +279,7 @@ class StackFile:
     def masked_config(self) -> dict[str, Any]:
         """The config with every secret replaced by `[secret]` (for plans and logs)."""
         return {
-            root: _map_secure(value, lambda _segs, _ct: MASK, [])
+            root: _map_secure(value, lambda _segs, _ct: SECRET_MASK, [])
             for root, value in (self.document.get("config") or {}).items()
         }
 

@@ -16,41 +16,18 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError
+from orchestrator.core.names import PLATFORM_STACK, TENANT_STACK_PREFIX, stack_file, stack_name_from_path, tenant_stack
 
 NAMESPACE = "clawdbot"
 TENANT_KEY = f"{NAMESPACE}:tenant"
 SECRETS_KEY = f"{NAMESPACE}:secrets"
 PLATFORM_KEY = f"{NAMESPACE}:platform"
-PLATFORM_STACK = "prod"
-TENANT_STACK_PREFIX = f"{PLATFORM_STACK}."
-
 Spec = TypeVar("Spec", bound=BaseModel)
-
-
-def tenant_stack(tenant_id: str) -> str:
-    return TENANT_STACK_PREFIX + tenant_id
-
-
-def tenant_of(stack: str) -> str:
-    return stack.removeprefix(TENANT_STACK_PREFIX)
-
-
-def tenant_flag(stack: str) -> str:
-    return f"--tenant {tenant_of(stack)}"
-
-
-def is_tenant_stack(stack: str) -> bool:
-    return stack.startswith(TENANT_STACK_PREFIX)
-
-
-def stack_file(project_dir: Path, stack: str) -> Path:
-    return project_dir / f"Pulumi.{stack}.yaml"
 
 
 def tenant_stacks(project_dir: Path) -> list[str]:
     """The tenant registry: one `Pulumi.prod.<tenant>.yaml` per tenant (never `pulumi stack ls`)."""
-    prefix, suffix = f"Pulumi.{TENANT_STACK_PREFIX}", ".yaml"
-    return sorted(p.name[len("Pulumi.") : -len(suffix)] for p in project_dir.glob(f"{prefix}*{suffix}"))
+    return sorted(stack_name_from_path(p) for p in project_dir.glob(f"Pulumi.{TENANT_STACK_PREFIX}*.yaml"))
 
 
 def _key_path(root: str, loc: Iterable[str | int]) -> str:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.config.atomic_file import write_atomically
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import project_name, stack_file, tenant_flag, tenant_of
+from orchestrator.config.tenant_config import project_name
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import DriftReport, StepCollector, classify
 from orchestrator.core.errors import (
@@ -47,8 +47,9 @@ from orchestrator.core.errors import (
     StackMissingError,
     TransientStackError,
 )
+from orchestrator.core.masking import SECRET_MASK, one_line, redact
+from orchestrator.core.names import stack_file, tenant_flag, tenant_of
 from orchestrator.engine.locks import checkpoint_resources, state_file
-from orchestrator.fleet.audit import one_line, redact
 from orchestrator.fleet.ports import DeployedRecord, KeptResource, Operation, OpRequest, StackOutcome
 
 log = logging.getLogger(__name__)
@@ -384,10 +385,6 @@ def default_program() -> PulumiProgram:
     module = importlib.import_module("orchestrator.program")
     program: PulumiProgram = module.pulumi_program
     return program
-
-
-SECRET_MASK = "[secret]"
-"""How `pulumi stack output --json` prints a secret output without `--show-secrets`."""
 
 
 def runtime_options() -> dict[str, str]:

@@ -2,8 +2,8 @@
 
 Who ran what against which tenant, with which bundle, and how it ended. The log is only ever
 appended to (O_APPEND, one write per line, so concurrent writers never interleave a line) and
-created 0600. Free text (`detail`) passes through `redact`, is cut to one bounded line, and never
-carries config values: callers put error summaries there, not payloads.
+created 0600. Free text (`detail`) passes through `redact` (`orchestrator.core.masking`), is cut to
+one bounded line, and never carries config values: callers put error summaries there, not payloads.
 """
 
 from __future__ import annotations
@@ -12,51 +12,16 @@ import fcntl
 import getpass
 import json
 import os
-import re
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.core.errors import EdgeError
-
-MAX_DETAIL = 400
-"""Longest `detail` kept; an audit line is a summary, the operator reads logs for the rest."""
-
-SENSITIVE_ENV = (
-    "CLOUDFLARE_API_TOKEN",
-    "CLOUDFLARE_API_KEY",
-    "CLOUDFLARE_API_USER_SERVICE_KEY",
-    "PULUMI_CONFIG_PASSPHRASE",
-    "PULUMI_ACCESS_TOKEN",
-)
-"""Environment variables whose values must never be written anywhere, even by accident."""
-
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
-_AUTH_HEADER = re.compile(r"(?i)(authorization|x-auth-key|x-edge-health-token)(\s*[:=]\s*)\S+")
-_REDACTED = "[redacted]"
-
-
-def redact(text: str, environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> str:
-    """Remove credential-looking material and the values of known secret env vars from `text`."""
-    env = os.environ if environ is None else environ
-    out = _BEARER.sub(lambda m: m.group(1) + _REDACTED, text)
-    out = _AUTH_HEADER.sub(lambda m: m.group(1) + m.group(2) + _REDACTED, out)
-    values = [env.get(name, "") for name in SENSITIVE_ENV] + list(extra)
-    # Longest first so a value that contains another is not left half-masked.
-    for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
-        out = out.replace(value, _REDACTED)
-    return out
-
-
-def one_line(text: str, limit: int = MAX_DETAIL) -> str:
-    """Collapse whitespace to one line and cut it to `limit` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+from orchestrator.core.masking import one_line, redact
 
 
 class AuditEvent(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.core.drift import DriftReport
-from orchestrator.fleet.health import GateResult, HealthTarget
+from orchestrator.core.health import GateResult, HealthTarget
 
 
 class Operation(StrEnum):

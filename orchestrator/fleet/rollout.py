@@ -40,18 +40,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config.tenant_config import (
-    PLATFORM_STACK,
-    load_platform_spec,
-    load_tenant_spec,
-    stack_file,
-    tenant_of,
-)
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
 from orchestrator.core import outputs as output_keys
 from orchestrator.core.drift import DriftReport
 from orchestrator.core.errors import EdgeError, SetupError, TransientStackError
-from orchestrator.fleet.audit import AuditLog, one_line, redact
-from orchestrator.fleet.health import HealthCheck, HealthTarget
+from orchestrator.core.health import HealthCheck, HealthTarget
+from orchestrator.core.masking import one_line, redact
+from orchestrator.core.names import PLATFORM_STACK, stack_file, tenant_of
+from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.ports import (
     DeployedRecord,
     DeployedStore,

@@ -16,17 +16,11 @@ from pathlib import Path
 
 from orchestrator.config.secrets_provider import read_passphrase_file
 from orchestrator.config.stack_file import read_config
-from orchestrator.config.tenant_config import (
-    SECRETS_KEY,
-    load_platform_spec,
-    load_tenant_spec,
-    stack_file,
-    tenant_stack,
-    tenant_stacks,
-)
+from orchestrator.config.tenant_config import SECRETS_KEY, load_platform_spec, load_tenant_spec, tenant_stacks
 from orchestrator.core import crypto
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.model import TenantSpec
+from orchestrator.core.names import stack_file, tenant_stack
 from orchestrator.core.render import EdgeBundle, render_bundle
 from orchestrator.local_edge.keys import relay_key_b64
 from orchestrator.local_edge.layout import StateLayout

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config.tenant_config import tenant_stack
 from orchestrator.core import crypto
 from orchestrator.core.contract import config_kv_key, health_path
 from orchestrator.core.errors import ConfigError, CryptoError
+from orchestrator.core.health import HealthCheck, HealthTarget, check_answer
 from orchestrator.core.model import host_for
-from orchestrator.fleet.health import HealthCheck, HealthTarget, check_answer
+from orchestrator.core.names import tenant_stack
 from orchestrator.local_edge.client import ROUTE_OVERRIDE_HEADER, ControlClient, EdgeClient, EdgeResponse
 from orchestrator.local_edge.deploy import load_bundles, select_stacks
 from orchestrator.local_edge.errors import LocalEdgeError

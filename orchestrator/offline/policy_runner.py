@@ -48,9 +48,10 @@ from pulumi_policy.deserialize import deserialize_properties, serialize_properti
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from orchestrator.config.tenant_config import is_tenant_stack, load_platform_spec, load_tenant_spec
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.errors import ConfigError, EdgeError
+from orchestrator.core.names import is_tenant_stack
 from orchestrator.offline.cloudflare_mock import FakeAccount
 from orchestrator.offline.session import UNKNOWN, project_account, run_offline
 

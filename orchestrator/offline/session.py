@@ -17,13 +17,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from orchestrator.config.tenant_config import (
-    SECRETS_KEY,
-    TENANT_KEY,
-    project_name,
-    read_stack_config,
-    tenant_stacks,
-)
+from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, project_name, read_stack_config, tenant_stacks
 from orchestrator.core.errors import ConfigError, EdgeError
 from orchestrator.offline.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
 from orchestrator.program import run_program

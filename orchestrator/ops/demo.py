@@ -17,9 +17,10 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator.config.stack_file import set_value
-from orchestrator.config.tenant_config import TENANT_KEY, stack_file, tenant_stack
+from orchestrator.config.tenant_config import TENANT_KEY
 from orchestrator.core.contract import REPO_ROOT, contract
 from orchestrator.core.crypto import webhook_signature
+from orchestrator.core.names import stack_file, tenant_stack
 from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, push_config, tenant_request
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.runtime import RuntimeInfo

@@ -22,8 +22,9 @@ from orchestrator.backup.custody import reused_passphrase_message, same_passphra
 from orchestrator.backup.marker import read_marker
 from orchestrator.config.secrets_provider import read_passphrase_file
 from orchestrator.config.settings import Settings
-from orchestrator.config.stack_file import load_stack_file, stack_name_from_path
+from orchestrator.config.stack_file import load_stack_file
 from orchestrator.core.errors import EdgeError
+from orchestrator.core.names import stack_name_from_path
 
 CLI_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)")
 INSTALL_HINT = "install it with scripts/setup-vps.sh (pinned, checksum-verified)"

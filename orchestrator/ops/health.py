@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from rich.table import Table
 
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import tenant_stack
 from orchestrator.core.contract import health_path
-from orchestrator.fleet.health import HealthCheck, HealthTarget, probe
+from orchestrator.core.health import HealthCheck, HealthTarget
+from orchestrator.core.names import tenant_stack
+from orchestrator.fleet.health import probe
 from orchestrator.local_edge import LocalEdge, probe_local
 from orchestrator.local_edge.deploy import load_bundles, select_stacks
 

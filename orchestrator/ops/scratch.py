@@ -18,14 +18,8 @@ from typing import Any
 
 from orchestrator.config.secrets_provider import new_encryption_salt
 from orchestrator.config.stack_file import load_stack_file, set_secrets, set_value
-from orchestrator.config.tenant_config import (
-    PLATFORM_STACK,
-    SECRETS_KEY,
-    TENANT_KEY,
-    stack_file,
-    tenant_stack,
-    tenant_stacks,
-)
+from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, tenant_stacks
+from orchestrator.core.names import PLATFORM_STACK, stack_file, tenant_stack
 
 PROJECT_FILES = ("Pulumi.yaml", f"Pulumi.{PLATFORM_STACK}.yaml")
 

@@ -1,0 +1,43 @@
+"""Stack names and the files they live in: one parser for `prod.<tenant>` and `Pulumi.<stack>.yaml`.
+
+`prod` is the platform stack; every tenant is `prod.<tenant>` with its config in
+`Pulumi.prod.<tenant>.yaml` (DESIGN.md, "Stacks and config"). Everything that turns a tenant into a
+stack, a stack into a tenant or a file into a stack goes through here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.core.errors import ConfigError
+
+PLATFORM_STACK = "prod"
+TENANT_STACK_PREFIX = f"{PLATFORM_STACK}."
+
+
+def tenant_stack(tenant_id: str) -> str:
+    return TENANT_STACK_PREFIX + tenant_id
+
+
+def tenant_of(stack: str) -> str:
+    return stack.removeprefix(TENANT_STACK_PREFIX)
+
+
+def tenant_flag(stack: str) -> str:
+    return f"--tenant {tenant_of(stack)}"
+
+
+def is_tenant_stack(stack: str) -> bool:
+    return stack.startswith(TENANT_STACK_PREFIX)
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    return project_dir / f"Pulumi.{stack}.yaml"
+
+
+def stack_name_from_path(path: str | os.PathLike[str]) -> str:
+    name = Path(path).name
+    if not (name.startswith("Pulumi.") and name.endswith(".yaml")) or name == "Pulumi.yaml":
+        raise ConfigError(f"{path}: not a stack config file (expected Pulumi.<stack>.yaml)")
+    return name[len("Pulumi.") : -len(".yaml")]
