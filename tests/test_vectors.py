@@ -15,6 +15,7 @@ import pytest
 from orchestrator.core import crypto
 from orchestrator.core.contract import REPO_ROOT, VECTORS_PATH
 from orchestrator.core.errors import CryptoError
+from orchestrator.testing import vectors as vectors_tool
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def vectors() -> dict[str, Any]:
 
 def test_committed_vectors_are_up_to_date() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator.core.crypto", "vectors", "--check"],
+        [sys.executable, "-m", "orchestrator.testing", "vectors", "--check"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -36,18 +37,18 @@ def test_committed_vectors_are_up_to_date() -> None:
 
 def test_check_fails_on_stale_or_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "vectors.json"
-    assert crypto.main(["vectors", "--check", "--path", str(path)]) == 1
-    assert "is missing; run `python -m orchestrator.core.crypto vectors`" in capsys.readouterr().err
-    assert crypto.main(["vectors", "--path", str(path)]) == 0
-    assert crypto.main(["vectors", "--check", "--path", str(path)]) == 0
+    assert vectors_tool.main(["vectors", "--check", "--path", str(path)]) == 1
+    assert "is missing; run `python -m orchestrator.testing vectors`" in capsys.readouterr().err
+    assert vectors_tool.main(["vectors", "--path", str(path)]) == 0
+    assert vectors_tool.main(["vectors", "--check", "--path", str(path)]) == 0
     path.write_text(path.read_text(encoding="utf-8").replace('"acme"', '"acmf"', 1), encoding="utf-8")
-    assert crypto.main(["vectors", "--check", "--path", str(path)]) == 1
+    assert vectors_tool.main(["vectors", "--check", "--path", str(path)]) == 1
     assert "is out of date" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["vectors.json"]  # no temp file left behind
 
 
 def test_generation_is_deterministic() -> None:
-    assert crypto.vectors_text() == crypto.vectors_text()
+    assert vectors_tool.vectors_text() == vectors_tool.vectors_text()
 
 
 def test_schema(vectors: dict[str, Any]) -> None:
@@ -56,7 +57,7 @@ def test_schema(vectors: dict[str, Any]) -> None:
         "envelopes", "configs", "health_tokens", "webhooks", "rejects",
     ]  # fmt: skip
     assert (vectors["v"], vectors["tenant"]) == (1, "acme")
-    assert vectors["generated_by"] == "python -m orchestrator.core.crypto vectors"
+    assert vectors["generated_by"] == "python -m orchestrator.testing vectors"
     assert set(vectors["derived_keys_hex"]) == {"secret-envelope", "envelope-nonce", "config-mac", "health-token"}
     assert all(set(e) == {"name", "plaintext", "kv_value"} for e in vectors["envelopes"])
     assert all(set(c) == {"payload", "payload_text", "kv_value"} for c in vectors["configs"])

@@ -1,5 +1,5 @@
 // Crypto parity with the Python side: the Worker (in workerd) must derive, decrypt and verify exactly what
-// `python -m orchestrator.core.crypto vectors` wrote to contract/vectors.json, and reject every tampered variant.
+// `python -m orchestrator.testing vectors` wrote to contract/vectors.json, and reject every tampered variant.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import { contract, makeEmbedded, startEdge } from './helpers/edge.mjs';
 import { deriveKey, healthToken, sealEnvelope, signConfig, webhookSignature } from './helpers/sign.mjs';
 
 const VECTORS_PATH = process.env.EDGE_VECTORS ?? fileURLToPath(new URL('../../contract/vectors.json', import.meta.url));
-const missing = existsSync(VECTORS_PATH) ? false : `${VECTORS_PATH} not found: run \`python -m orchestrator.core.crypto vectors\``;
+const missing = existsSync(VECTORS_PATH) ? false : `${VECTORS_PATH} not found: run \`python -m orchestrator.testing vectors\``;
 const V = missing ? null : JSON.parse(readFileSync(VECTORS_PATH, 'utf8'));
 
 describe('crypto parity with contract/vectors.json', { skip: missing }, () => {

@@ -1,0 +1,4 @@
+"""Test tooling shipped with the package, never imported by the program (precedent: `click.testing`).
+
+- `vectors`: the shared Python↔Worker test vectors (`python -m orchestrator.testing vectors`).
+"""
