@@ -8,6 +8,7 @@ secret is a placeholder (and still travels as a Pulumi secret).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -207,8 +208,21 @@ class OfflineSession:
         return f"stack {self.stack}: {found[0]}" if found else None
 
     def run(self) -> OfflineRun:
-        """Evaluate the program; raise ConfigError or ProviderRejected as `pulumi up` would fail."""
-        _drop_reported_failures(asyncio.get_event_loop())
+        """Evaluate the program; raise ConfigError or ProviderRejected as `pulumi up` would fail.
+
+        Leaves no global state behind: the SDK keeps its settings, config and root resource in
+        ContextVars, so the run happens in a copy of the current context (as the Automation API's
+        inline server runs each program), and the event loop's exception handler is put back.
+        """
+        loop = asyncio.get_event_loop()
+        previous_handler = loop.get_exception_handler()
+        _drop_reported_failures(loop)
+        try:
+            return contextvars.copy_context().run(self._run)
+        finally:
+            loop.set_exception_handler(previous_handler)
+
+    def _run(self) -> OfflineRun:
         pulumi.runtime.set_mocks(
             self.mocks,
             project=project_name(self.project_dir),
