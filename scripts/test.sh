@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh machine: installs what it needs, then runs lint,
-# types, the Worker's tests in workerd, the policy pack over every tenant, and pytest.
+# the import layers, types, the Worker's tests in workerd, the policy pack over every tenant, and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,8 @@ step "installing the Worker's npm packages (worker_src/package-lock.json)"
 step "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+step "import layers (import-linter contracts in pyproject.toml)"
+.venv/bin/lint-imports
 step "mypy (strict)"
 .venv/bin/mypy orchestrator components policies/clawdbot_policies tests bench __main__.py
 step "Worker tests in workerd (Miniflare)"
