@@ -9,14 +9,13 @@ import pytest
 from pulumi.automation import EngineEvent
 
 from orchestrator.core.drift import (
-    D1,
     IGNORED,
-    SCRIPT,
     ResourceStep,
     StepCollector,
     classify,
     step_from_event,
 )
+from orchestrator.core.resource_types import D1, SCRIPT
 
 URN = f"urn:pulumi:prod.acme::clawdbot::clawdbot:index:TenantEdge${SCRIPT}::acme-worker"
 D1_URN = f"urn:pulumi:prod.acme::clawdbot::clawdbot:index:TenantEdge${D1}::acme-db"
