@@ -35,8 +35,11 @@ from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.engine.stacks import FileDeployedStore
 from orchestrator.engine.throttle import ThrottleConfig, ThrottleProxy
+from orchestrator.fleet.changes import FleetInputs, Rendered
 from orchestrator.fleet.ports import DeployedRecord, Operation, OpRequest, StackOutcome
-from orchestrator.fleet.rollout import Fleet, FleetInputs, Rendered, RolloutOptions, SimulatedExecutor
+from orchestrator.fleet.report import RolloutOptions
+from orchestrator.fleet.rollout import Fleet
+from orchestrator.testing.simulated import SimulatedExecutor
 
 TOKEN = "Bearer bench-token"
 

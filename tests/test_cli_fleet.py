@@ -18,7 +18,8 @@ from orchestrator.core.drift import DriftFinding, DriftReport
 from orchestrator.core.errors import StackError
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.fleet.audit import read_events
-from orchestrator.fleet.rollout import Rendered, SimulatedExecutor
+from orchestrator.fleet.changes import Rendered
+from orchestrator.testing.simulated import SimulatedExecutor
 
 TENANTS = ("acme", "beta", "gamma")
 

@@ -16,17 +16,11 @@ from orchestrator.core.errors import SetupError, StackError, TransientStackError
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.engine.stacks import FileDeployedStore
 from orchestrator.fleet.audit import AuditLog, read_events
+from orchestrator.fleet.changes import FleetInputs, Rendered, program_modules
 from orchestrator.fleet.ports import Clearance, KeptResource, Operation, Preflight
-from orchestrator.fleet.rollout import (
-    Fleet,
-    FleetInputs,
-    Rendered,
-    Result,
-    RolloutOptions,
-    SimulatedExecutor,
-    plan_waves,
-    program_modules,
-)
+from orchestrator.fleet.report import Result, RolloutOptions
+from orchestrator.fleet.rollout import Fleet, plan_waves
+from orchestrator.testing.simulated import SimulatedExecutor
 
 D1 = "cloudflare:index/d1Database:D1Database"
 

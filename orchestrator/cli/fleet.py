@@ -31,8 +31,10 @@ from orchestrator.engine.stacks import AutomationExecutor, FileDeployedStore
 from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
 from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
+from orchestrator.fleet.changes import FleetInputs, Rendered, bundle_renderer
 from orchestrator.fleet.ports import Clearance, HealthGate, Operation, StackExecutor
-from orchestrator.fleet.rollout import Fleet, FleetInputs, FleetReport, Rendered, RolloutOptions, bundle_renderer
+from orchestrator.fleet.report import FleetReport, RolloutOptions
+from orchestrator.fleet.rollout import Fleet
 
 
 @dataclass

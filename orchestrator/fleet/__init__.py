@@ -1,6 +1,10 @@
 """Many tenant stacks at once: what changed, in which order, and whether it came up healthy.
 
-- `rollout`: change detection, waves with a canary and a health gate, the report;
-- `health`: the `/_edge/health` probe and the gate's verdict;
+- `ports`: what the fleet asks of the outside world, and the types that cross (the engine implements them);
+- `changes`: change detection from digests, without the engine;
+- `runner`: one operation on many stacks (preflight, retries, bounded concurrency, audit);
+- `rollout`: `up` in waves with a canary, the health gate and rollback;
+- `report`: the run's options and its per-tenant report;
+- `health`: the `/_edge/health` poller and the gate (the verdict is `orchestrator.core.health`);
 - `audit`: the append-only audit log of fleet operations (never a secret).
 """

@@ -1,4 +1,5 @@
 """Test tooling shipped with the package, never imported by the program (precedent: `click.testing`).
 
-- `vectors`: the shared Python↔Worker test vectors (`python -m orchestrator.testing vectors`).
+- `vectors`: the shared Python↔Worker test vectors (`python -m orchestrator.testing vectors`);
+- `simulated`: a `StackExecutor` with latency and failure models, for tests, benches and rehearsals.
 """

@@ -1,0 +1,219 @@
+"""What changed: the digests that let a fleet run skip a tenant without starting the engine.
+
+Change detection never starts the engine: a stack is skipped when its stack file, the fleet-wide
+program digest and the rendered bundle equal what the fleet recorded at its last `up` that passed
+the health gate, and the state file has not changed since (someone else running `pulumi`
+invalidates the record). A deployment that has not passed its gate has no record.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.metadata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
+from orchestrator.core.errors import EdgeError
+from orchestrator.core.names import PLATFORM_STACK, stack_file
+from orchestrator.fleet.ports import (
+    DeployedRecord,
+)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What a tenant should look like, as cheap digests (no rendering)."""
+
+    stack: str
+    config_digest: str
+    program_digest: str
+    render_digest: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    bundle_hash: str
+    config_version: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Change detection
+
+
+@dataclass(frozen=True)
+class Decision:
+    changed: bool
+    reason: str
+    refreshed: DeployedRecord | None = None
+    """Unchanged after a re-render: the record with the current render digest (next run: fast path)."""
+
+
+def decide(
+    desired: Desired,
+    record: DeployedRecord | None,
+    *,
+    state_changed: Callable[[DeployedRecord], bool],
+    render: Callable[[], Rendered],
+) -> Decision:
+    """Does this stack need an `up`? Renders only when nothing cheaper can answer."""
+    if record is None:
+        return Decision(True, "not deployed by the fleet yet")
+    if state_changed(record):
+        return Decision(True, "state changed outside the fleet since the last deploy")
+    if record.config_digest != desired.config_digest:
+        return Decision(True, "stack config changed")
+    if record.program_digest != desired.program_digest:
+        return Decision(True, "program, components, platform config or provider version changed")
+    if record.render_digest == desired.render_digest:
+        return Decision(False, "unchanged")
+    rendered = render()
+    if rendered.bundle_hash != record.bundle_hash or rendered.config_version != record.config_version:
+        return Decision(True, "rendered bundle changed")
+    refreshed = record.model_copy(update={"render_digest": desired.render_digest})
+    return Decision(False, "unchanged (re-rendered: same bundle)", refreshed)
+
+
+def _label(path: Path, roots: Sequence[Path]) -> str:
+    """A path relative to the first root holding it, so moving the checkout redeploys nobody."""
+    for index, root in enumerate(roots):
+        if path.is_relative_to(root):
+            return f"{index}:{path.relative_to(root)}"
+    return str(path)
+
+
+def file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def tree_digest(paths: Iterable[Path], extra: Iterable[str] = (), roots: Sequence[Path] = ()) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(set(paths)):
+        digest.update(_label(path, roots).encode() + b"\0")
+        digest.update((file_digest(path) or "missing").encode() + b"\0")
+    for item in extra:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _files(root: Path, *patterns: str) -> list[Path]:
+    return [p for pattern in patterns for p in root.glob(pattern) if p.is_file() and "__pycache__" not in p.parts]
+
+
+PROGRAM_ENTRY = "orchestrator.program"
+CODE_PACKAGES = ("components", "orchestrator")
+"""The repo's own packages; everything else the program imports is pinned by version."""
+
+
+def _module_file(repo_root: Path, name: str) -> Path | None:
+    parts = name.split(".")
+    if not name or parts[0] not in CODE_PACKAGES:
+        return None
+    base = repo_root.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(tree: ast.AST, package: str) -> Iterable[str]:
+    """Every module name an import statement (or a literal `import_module`) may load."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            yield node.args[0].value
+
+
+def program_modules(repo_root: Path, entry: str = PROGRAM_ENTRY) -> list[Path]:
+    """The files of every repo module (components/, orchestrator/) that `entry` imports, transitively.
+
+    Read from the source rather than from `sys.modules`: it covers imports inside functions that have
+    not run yet, and leaves out modules this process loaded for other reasons (the CLI, the fleet),
+    whose edits must not redeploy every tenant. Package `__init__` files count (they run on import).
+    """
+    found: dict[str, Path] = {}
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        path = _module_file(repo_root, name)
+        if path is None:
+            continue
+        found[name] = path
+        parts = name.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        package = name if path.name == "__init__.py" else ".".join(parts[:-1])
+        todo.extend(_imported_names(ast.parse(path.read_bytes(), filename=str(path)), package))
+    return sorted(found.values())
+
+
+@dataclass(frozen=True)
+class FleetInputs:
+    """Fleet-wide digests, computed once per run."""
+
+    program_digest: str
+    render_digest: str
+
+    @classmethod
+    def compute(cls, project_dir: Path, repo_root: Path) -> FleetInputs:
+        versions = [
+            f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in ("pulumi", "pulumi-cloudflare", "pulumi-random")
+        ]
+        # Worker source, templates and the contract shape resources only through the rendered bundle,
+        # whose hash the render digest below guards; they need not redeploy everyone by themselves.
+        program = [
+            *_files(repo_root, "components/**/*.py"),
+            *program_modules(repo_root),
+            project_dir / "Pulumi.yaml",
+            stack_file(project_dir, PLATFORM_STACK),
+        ]
+        # Generous on purpose: a render-input change only costs a re-render, never a deploy.
+        render = _files(
+            repo_root, "orchestrator/**/*.py", "worker_src/src/**/*", "worker_src/migrations/*", "contract/*"
+        )
+        roots = (repo_root, project_dir)
+        return cls(tree_digest(program, versions, roots), tree_digest(render, roots=roots))
+
+    def desired(self, project_dir: Path, stack: str) -> Desired:
+        path = stack_file(project_dir, stack)
+        digest = file_digest(path)
+        if digest is None:
+            raise EdgeError(f"stack {stack}: no stack file {path}")
+        return Desired(stack, digest, self.program_digest, self.render_digest)
+
+
+def bundle_renderer(project_dir: Path) -> Callable[[str], Rendered]:
+    """Render a tenant's bundle with the lead's pure modules (imported on first use)."""
+    from orchestrator.core.render import render_bundle
+
+    platform = cache(lambda: load_platform_spec(project_dir))
+
+    def render(stack: str) -> Rendered:
+        bundle = render_bundle(load_tenant_spec(project_dir, stack), platform())
+        return Rendered(bundle.bundle_hash, bundle.config_version)
+
+    return render

@@ -1,0 +1,260 @@
+"""Running one operation on many stacks: each through preflight, the executor (with retries), the audit log.
+
+A setup error (no CLI, unsafe modes) stops the run, since every other stack would fail alike; any
+other failure stays with its tenant. An `up` keeps its deployed record pending until the rollout
+(`orchestrator.fleet.rollout`) has seen the tenant healthy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.core import outputs as output_keys
+from orchestrator.core.errors import EdgeError, SetupError, TransientStackError
+from orchestrator.core.masking import one_line, redact
+from orchestrator.core.names import tenant_of
+from orchestrator.fleet.audit import AuditLog
+from orchestrator.fleet.changes import Desired, Rendered
+from orchestrator.fleet.ports import (
+    DeployedRecord,
+    DeployedStore,
+    HealthGate,
+    Operation,
+    OpRequest,
+    Preflight,
+    StackExecutor,
+    StackOutcome,
+)
+from orchestrator.fleet.report import Result, RolloutOptions, TenantResult
+
+Progress = Callable[[str, str | None, str], None]
+"""(event, stack or None, detail): `start`, `done`, `wave`, `gate`, `halt`, `skip`."""
+
+
+def _no_progress(event: str, stack: str | None, detail: str) -> None:
+    return None
+
+
+class StackRunner:
+    """Runs one operation on each of many stacks: preflight, retries, bounded concurrency, audit.
+
+    All collaborators are injected (the ports, `orchestrator.fleet.ports`). `Fleet` adds the rollout.
+    """
+
+    def __init__(
+        self,
+        executor: StackExecutor,
+        store: DeployedStore,
+        *,
+        desired: Callable[[str], Desired],
+        render: Callable[[str], Rendered],
+        gate: HealthGate,
+        audit: AuditLog | None = None,
+        preflight: Preflight | None = None,
+        progress: Progress = _no_progress,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.executor = executor
+        self.store = store
+        self.desired = desired
+        self.render = render
+        self.gate = gate
+        self.audit = audit
+        self.preflight = preflight
+        self.progress = progress
+        self.sleep = sleep
+        self._outputs: dict[str, Mapping[str, Any]] = {}
+        self._pending: dict[str, DeployedRecord] = {}
+        """Records of deployments that have not passed their health gate yet (written after it)."""
+        self._lock = threading.Lock()
+
+    # -- running stacks -------------------------------------------------------------------
+
+    def _run_all(
+        self, stacks: list[str], options: RolloutOptions, *, wave: int | None
+    ) -> tuple[list[TenantResult], str | None]:
+        """Run the stacks with bounded concurrency; a setup error stops the rest (returned as reason)."""
+        out: dict[str, TenantResult] = {}
+        stop: list[str] = []
+
+        def task(stack: str) -> None:
+            if stop:
+                return  # halted while queued: reported as not run
+            try:
+                result = self._run_one(stack, options, wave)
+            except SetupError as exc:
+                # The VPS cannot run stacks (CLI gone, unsafe modes): every other stack would fail alike.
+                reason = f"setup error: {_detail(exc)}"
+                self._record(stack, options.operation.value, "failed", detail=str(exc))
+                result = TenantResult(stack, options.operation.value, Result.FAILED, wave, detail=_detail(exc))
+                with self._lock:
+                    stop.append(reason)
+            with self._lock:
+                out[stack] = result
+
+        with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="stack") as pool:
+            futures = [pool.submit(task, s) for s in stacks]
+            for future in as_completed(futures):
+                future.result()
+                if stop:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    break
+        reason = stop[0] if stop else None
+        for stack in stacks:
+            if stack not in out:
+                out[stack] = TenantResult(
+                    stack, options.operation.value, Result.NOT_RUN, wave, detail=f"not run: {reason}"
+                )
+        return [out[s] for s in stacks], reason
+
+    def _run_one(self, stack: str, options: RolloutOptions, wave: int | None) -> TenantResult:
+        op = options.operation
+        advice: tuple[str, ...] = ()
+        if self.preflight is not None:
+            clearance = self.preflight(stack, op)
+            advice = clearance.advice
+            if advice:
+                verdict = "blocked" if clearance.blocked else "warning"
+                self._record(stack, "preflight", verdict, detail="; ".join(advice))
+            if clearance.blocked:
+                self._record(stack, op.value, "failed", detail=clearance.blocked)
+                return TenantResult(
+                    stack, op.value, Result.FAILED, wave, detail=_detail(clearance.blocked), advice=advice
+                )
+        result = self._attempt(stack, options, wave)
+        return replace(result, advice=advice + result.advice) if advice else result
+
+    def _attempt(self, stack: str, options: RolloutOptions, wave: int | None) -> TenantResult:
+        op = options.operation
+        request = OpRequest(
+            stack,
+            op,
+            drift_check=options.drift_check,
+            preview_only=options.preview_only,
+            clear_pending_creates=options.clear_pending_creates,
+            message=f"clawdbot fleet {op.value}",
+        )
+        self.progress("start", stack, op.value)
+        started = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                outcome = self.executor.run(request)
+                break
+            except TransientStackError as exc:
+                if attempts > options.retries:
+                    return self._failed(stack, op, wave, exc, attempts, started)
+                self.progress("retry", stack, _detail(exc, 120))
+                self.sleep(options.retry_delay_s * 2 ** (attempts - 1))
+            except SetupError:
+                raise
+            except EdgeError as exc:
+                return self._failed(stack, op, wave, exc, attempts, started)
+            except Exception as exc:  # a bug must not take the other tenants down with it
+                return self._failed(
+                    stack,
+                    op,
+                    wave,
+                    EdgeError(f"stack {stack}: unexpected {type(exc).__name__}: {exc}"),
+                    attempts,
+                    started,
+                )
+        return self._succeeded(outcome, options, wave, attempts, started)
+
+    def _failed(
+        self, stack: str, op: Operation, wave: int | None, exc: Exception, attempts: int, started: float
+    ) -> TenantResult:
+        self._record(stack, op.value, "failed", detail=str(exc))
+        self.progress("done", stack, "failed")
+        return TenantResult(
+            stack,
+            op.value,
+            Result.FAILED,
+            wave,
+            detail=_detail(exc),
+            attempts=attempts,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _succeeded(
+        self, outcome: StackOutcome, options: RolloutOptions, wave: int | None, attempts: int, started: float
+    ) -> TenantResult:
+        stack, op = outcome.stack, options.operation
+        bundle_hash = outcome.outputs.get(output_keys.BUNDLE_HASH)
+        bundle_hash = bundle_hash if isinstance(bundle_hash, str) else None
+        result, detail = Result.OK, ""
+        if op is Operation.UP:
+            outputs = {**outcome.outputs, output_keys.BUNDLE_HASH: bundle_hash}
+            try:
+                # The old record no longer describes the stack; the new one waits for the gate.
+                self.store.invalidate(stack)
+                record = _record_for(stack, outputs, None, self.desired(stack))
+            except (EdgeError, OSError) as exc:
+                detail = f"deployed, but its record cannot be written ({_detail(exc, 160)})"
+            else:
+                with self._lock:
+                    self._pending[stack] = record
+            with self._lock:
+                self._outputs[stack] = outputs
+        elif op is Operation.DESTROY:
+            self.store.forget(stack)
+            if outcome.kept:
+                detail = "kept protected " + ", ".join(f"{k.kind} {k.name}" for k in outcome.kept)
+        if outcome.drift is not None:
+            self.store.put_drift(stack, outcome.drift)
+            result = Result.DRIFTED if outcome.drift.drifted else Result.NO_DRIFT
+            detail = outcome.drift.describe()
+        self._record(stack, op.value, result.value, bundle_hash=bundle_hash, detail=detail or None)
+        self.progress("done", stack, result.value)
+        return TenantResult(
+            stack,
+            op.value,
+            result,
+            wave,
+            bundle_hash,
+            detail,
+            outcome.changes,
+            attempts,
+            time.monotonic() - started,
+            outcome.advice,
+        )
+
+    def _record(
+        self, stack: str, operation: str, result: str, *, bundle_hash: str | None = None, detail: str | None = None
+    ) -> None:
+        if self.audit is not None:
+            tenant = None if stack == "fleet" else tenant_of(stack)
+            self.audit.record(
+                stack=stack, tenant=tenant, operation=operation, result=result, bundle_hash=bundle_hash, detail=detail
+            )
+
+
+def _detail(exc: BaseException | str, limit: int | None = None) -> str:
+    """Exception text as it may appear in a report: redacted, one bounded line."""
+    text = redact(str(exc))
+    return one_line(text) if limit is None else one_line(text, limit)
+
+
+def _record_for(stack: str, outputs: Mapping[str, Any], config_digest: str | None, desired: Desired) -> DeployedRecord:
+    """The record of a deployment from its outputs; `config_digest` None: the current stack file's."""
+    bundle_hash = outputs.get(output_keys.BUNDLE_HASH)
+    version = outputs.get(output_keys.CONFIG_VERSION)
+    url = outputs.get(output_keys.HEALTH_URL)
+    return DeployedRecord(
+        stack=stack,
+        bundle_hash=bundle_hash if isinstance(bundle_hash, str) else None,
+        config_version=version if isinstance(version, int) else None,
+        health_url=url if isinstance(url, str) else None,
+        config_digest=config_digest or desired.config_digest,
+        program_digest=desired.program_digest,
+        render_digest=desired.render_digest,
+        state_fingerprint=None,
+        updated_at=datetime.now(UTC),
+    )
