@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Provision a Debian/Ubuntu VPS to run Clawdbot edge. Idempotent: re-running changes only what
-# is missing or different, and never replaces an existing passphrase.
+# is missing or different, and never replaces an existing passphrase or stack file.
 #
 #   sudo scripts/setup-vps.sh                 # provision this machine
 #   scripts/setup-vps.sh --dry-run            # print every step, change nothing
-#   scripts/setup-vps.sh --root /tmp/vps      # lay out files under a target root (CI); skips
-#                                             # apt, useradd, chown, downloads and systemctl
+#   scripts/setup-vps.sh --root /tmp/vps      # lay out files under a target root (CI, images)
 #
-# The application is copied from the git-tracked files of this checkout only: a stray .env,
-# a local venv or other untracked files never reach the VPS's app directory.
+# Layout (also written to /etc/clawdbot/clawdbot.env, which the units and the CLI read):
+#   /opt/clawdbot/app       the code: git-tracked files of this checkout, root-owned, read-only
+#   /opt/clawdbot/{venv,node,pulumi}  Python venv, Node.js, Pulumi CLI (pinned, sha256-checked)
+#   /etc/clawdbot/          clawdbot.env, passphrase, backup-passphrase, r2.env, alert.env
+#   /var/lib/clawdbot/      the service user's: project/ (Pulumi.yaml, Pulumi.prod.yaml, the tenant
+#                           registry), state/, work/, pulumi-home/, local-edge/, audit log
+#
+# Every download (Node.js, the Pulumi CLI, provider plugins) is checked against a SHA-256 pinned
+# in this repository before use; without a pin the run refuses before changing anything, and a
+# dry run reports it and exits 1.
 #
 # Secrets: the state passphrase and the backup passphrase are generated from /dev/urandom
 # straight into 0600 files and are never printed. Copy the backup passphrase OFF this machine
@@ -16,17 +23,22 @@
 set -euo pipefail
 
 readonly PULUMI_VERSION="3.272.0"
+readonly NODE_VERSION="22.22.0"
 readonly SERVICE_USER_DEFAULT="clawdbot"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly SCRIPT_DIR
 REPO_DIR="$(cd "${SCRIPT_DIR}/.." && pwd)"
 readonly REPO_DIR
-readonly PIN_FILE="${SCRIPT_DIR}/pulumi-cli.sha256"
+readonly PULUMI_PINS="${SCRIPT_DIR}/pulumi-cli.sha256"
+readonly NODE_PINS="${SCRIPT_DIR}/node.sha256"
+readonly PLUGIN_PINS="${SCRIPT_DIR}/pulumi-plugins.sha256"
 
 DRY_RUN=0
 ROOT=""
+MIRROR=""
 SERVICE_USER="${SERVICE_USER_DEFAULT}"
+PROBLEMS=()
 
 # Temporary files and directories: removed on every exit path (success, die, set -e, signals).
 TMP_DIR=""
@@ -45,39 +57,40 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The script's private scratch directory (created on first use, in this shell: never call it in $(...)).
-ensure_tmp_dir() {
-  if [[ -z "${TMP_DIR}" ]]; then
-    TMP_DIR="$(mktemp -d)"
-  fi
-}
+# shellcheck source=vps/lib.sh
+source "${SCRIPT_DIR}/vps/lib.sh"
 
 usage() {
   cat <<USAGE
-Usage: setup-vps.sh [--dry-run] [--root DIR] [--user NAME]
+Usage: setup-vps.sh [--dry-run] [--root DIR] [--user NAME] [--mirror DIR|URL]
 
 Provision this VPS for Clawdbot edge: service user, the application (git-tracked files of this
-checkout), Python venv and npm packages, the Pulumi CLI v${PULUMI_VERSION} (sha256-verified against
-scripts/pulumi-cli.sha256), state directory (0700), passphrase files (0600, from /dev/urandom,
-never shown) and the systemd timers for drift, health and backups. Safe to run again.
+checkout, read-only), Python venv and npm packages, Node.js v${NODE_VERSION}, the Pulumi CLI
+v${PULUMI_VERSION} and the provider plugins the installed SDKs declare (each download checked
+against the sha256 pinned in scripts/*.sha256), the writable project directory with the platform
+stack, state directory (0700), passphrase files (0600, from /dev/urandom, never shown), the
+layout env file and the hardened systemd units. Safe to run again.
 
-  --dry-run    print what would be done; change nothing
-  --root DIR   install the file layout under DIR instead of / (for CI and image builds);
-               system steps (apt, useradd, chown, venv and npm installs, downloads,
-               systemctl) are skipped
-  --user NAME  service user (default: ${SERVICE_USER_DEFAULT}); the systemd units run as it
-  -h, --help   this text
+  --dry-run         print what would be done; change nothing. Exits 1 when a real run would
+                    refuse (e.g. a download without a pinned sha256)
+  --root DIR        install the file layout under DIR instead of / (for CI and image builds);
+                    system steps (apt, useradd, chown, venv and npm installs, plugin installs,
+                    systemctl) are skipped, and so are downloads unless --mirror is given
+  --user NAME       service user (default: ${SERVICE_USER_DEFAULT}); the systemd units run as it
+  --mirror DIR|URL  take the archives (same file names) from a local directory or an https
+                    mirror instead of nodejs.org / get.pulumi.com; the pins are checked all the same
+  -h, --help        this text
+
+Fill a missing Pulumi pin with: scripts/pin-pulumi.sh (cross-checks two upstream sources).
 USAGE
 }
-
-die() { echo "setup-vps: error: $*" >&2; exit 1; }
-say() { echo "setup-vps: $*"; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dry-run) DRY_RUN=1; shift ;;
     --root) [[ $# -ge 2 ]] || die "--root needs a directory"; ROOT="$2"; shift 2 ;;
     --user) [[ $# -ge 2 ]] || die "--user needs a name"; SERVICE_USER="$2"; shift 2 ;;
+    --mirror) [[ $# -ge 2 ]] || die "--mirror needs a directory or https URL"; MIRROR="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -88,6 +101,9 @@ if [[ -n "${ROOT}" ]]; then
   ROOT="${ROOT%/}"
 fi
 [[ "${SERVICE_USER}" =~ ^[a-z_][a-z0-9_-]*$ ]] || die "--user ${SERVICE_USER} is not a valid user name"
+if [[ -n "${MIRROR}" && "${MIRROR}" != https://* ]]; then
+  [[ "${MIRROR}" == /* && -d "${MIRROR}" ]] || die "--mirror must be an existing absolute directory or an https:// URL (got ${MIRROR})"
+fi
 
 # System steps only make sense on the real machine, as root.
 SYSTEM=1
@@ -95,94 +111,61 @@ SYSTEM=1
 if [[ "${SYSTEM}" -eq 1 && "${DRY_RUN}" -eq 0 && "${EUID}" -ne 0 ]]; then
   die "run as root (sudo), or use --dry-run / --root DIR"
 fi
+# Under --root, downloads happen only from a mirror (CI and image builds stage the archives).
+DOWNLOADS=1
+[[ "${SYSTEM}" -eq 0 && -z "${MIRROR}" ]] && DOWNLOADS=0
 
 readonly ETC_DIR="/etc/clawdbot"
+readonly ENV_FILE="${ETC_DIR}/clawdbot.env"
 readonly DATA_DIR="/var/lib/clawdbot"
 readonly STATE_DIR="${DATA_DIR}/state"
+readonly PROJECT_DIR="${DATA_DIR}/project"
+readonly PULUMI_HOME_DIR="${DATA_DIR}/pulumi-home"
 readonly OPT_DIR="/opt/clawdbot"
 readonly APP_DIR="${OPT_DIR}/app"
 readonly VENV_DIR="${OPT_DIR}/venv"
+readonly NODE_DIR="${OPT_DIR}/node"
+readonly PULUMI_DIR="${OPT_DIR}/pulumi"
 readonly UNIT_DIR="/etc/systemd/system"
 
-# Run a command, or print it under --dry-run.
-run() {
+case "$(uname -m)" in
+  x86_64|amd64) NODE_ARCH="x64"; PULUMI_ARCH="x64"; PLUGIN_ARCH="amd64" ;;
+  aarch64|arm64) NODE_ARCH="arm64"; PULUMI_ARCH="arm64"; PLUGIN_ARCH="arm64" ;;
+  *) die "no Node.js / Pulumi build for $(uname -m)" ;;
+esac
+readonly NODE_ARCHIVE="node-v${NODE_VERSION}-linux-${NODE_ARCH}.tar.xz"
+readonly PULUMI_ARCHIVE="pulumi-v${PULUMI_VERSION}-linux-${PULUMI_ARCH}.tar.gz"
+
+# Refuse (or, in a dry run, report) before anything changes.
+refuse() {
   if [[ "${DRY_RUN}" -eq 1 ]]; then
-    echo "would run: $*"
+    echo "would refuse: $*"
+    PROBLEMS+=("$*")
   else
-    "$@"
+    die "$*"
   fi
 }
 
-# System-only command: skipped (and said so) under --root.
-sys_run() {
-  if [[ "${SYSTEM}" -eq 0 ]]; then
-    echo "skipped (target root): $*"
-  else
-    run "$@"
-  fi
-}
-
-ensure_dir() {  # ensure_dir PATH MODE [OWNER]
-  local path="${ROOT}$1" mode="$2" owner="${3:-}"
-  if [[ ! -d "${path}" ]]; then
-    run install -d -m "${mode}" "${path}"
-  else
-    run chmod "${mode}" "${path}"
-  fi
-  if [[ -n "${owner}" ]]; then
-    sys_run chown "${owner}" "${path}"
-  fi
-}
-
-# A new random passphrase in a 0600 file. Nothing is echoed: the value goes from /dev/urandom
-# through base64 into a temp file created under umask 077, then renamed into place.
-ensure_secret_file() {  # ensure_secret_file PATH OWNER
-  local path="${ROOT}$1" owner="$2"
-  if [[ -s "${path}" ]]; then
-    run chmod 0600 "${path}"
-    say "kept existing ${path}"
-  elif [[ "${DRY_RUN}" -eq 1 ]]; then
-    echo "would create ${path} (0600, 32 random bytes from /dev/urandom, base64)"
-  else
-    local tmp
-    tmp="$(umask 077 && mktemp "${path}.XXXXXX")"
-    CLEANUP+=("${tmp}")
-    # Never leave a half-written passphrase behind: the temp file goes if any step fails.
-    { head -c 32 /dev/urandom | base64 -w0 > "${tmp}" && chmod 0600 "${tmp}" && mv -f "${tmp}" "${path}"; } \
-      || { rm -f "${tmp}"; die "could not write ${path}"; }
-    say "created ${path} (0600)"
-  fi
-  sys_run chown "${owner}" "${path}"
-}
-
-# A file copied from the repo; replaced only when its content differs.
-ensure_file() {  # ensure_file SOURCE TARGET MODE
-  local source="$1" target="${ROOT}$2" mode="$3"
-  if [[ -f "${target}" ]] && cmp -s "${source}" "${target}"; then
-    run chmod "${mode}" "${target}"
-    return 0
-  fi
-  run install -m "${mode}" "${source}" "${target}"
-}
-
-# Written once, then left to the operator (it holds their settings).
-ensure_template() {  # ensure_template TARGET MODE <<CONTENT
-  local target="${ROOT}$1" mode="$2" content
-  content="$(cat)"
-  if [[ -e "${target}" ]]; then
-    say "kept existing ${target}"
-  elif [[ "${DRY_RUN}" -eq 1 ]]; then
-    echo "would create ${target} (${mode})"
-  else
-    (umask 077 && printf '%s\n' "${content}" > "${target}")
-    chmod "${mode}" "${target}"
+step_preflight() {
+  say "preflight: pinned downloads"
+  [[ "${DOWNLOADS}" -eq 1 ]] || { echo "skipped (target root, no --mirror): downloads and their pins"; return 0; }
+  local problem
+  problem="$(pin_problem "${NODE_PINS}" "${NODE_ARCHIVE}")"
+  [[ -z "${problem}" ]] || refuse "${problem} (take it from https://nodejs.org/dist/v${NODE_VERSION}/SHASUMS256.txt)"
+  problem="$(pin_problem "${PULUMI_PINS}" "${PULUMI_ARCHIVE}")"
+  [[ -z "${problem}" ]] || refuse "${problem} (fill it with scripts/pin-pulumi.sh, then review and commit)"
+  # Plugins are installed on the real machine only (their versions come from the venv).
+  if [[ "${SYSTEM}" -eq 1 ]] \
+    && ! grep -Eq "^[0-9a-f]{64}  pulumi-resource-.*-linux-${PLUGIN_ARCH}\.tar\.gz$" "${PLUGIN_PINS}"; then
+    refuse "no provider plugin pinned for linux-${PLUGIN_ARCH} in ${PLUGIN_PINS} (fill it with scripts/pin-pulumi.sh)"
   fi
 }
 
 step_packages() {
   say "packages"
   sys_run apt-get update
-  sys_run apt-get install -y --no-install-recommends python3 python3-venv ca-certificates curl git nodejs npm
+  # No Debian nodejs/npm: bookworm ships Node 18, the Worker's lock needs 20+ (see step_node).
+  sys_run apt-get install -y --no-install-recommends python3 python3-venv ca-certificates curl git xz-utils
 }
 
 step_user() {
@@ -196,14 +179,14 @@ step_user() {
 
 step_dirs() {
   say "directories"
-  local owner="${SERVICE_USER}:${SERVICE_USER}"
+  local owner="${SERVICE_USER}:${SERVICE_USER}" dir
   # Parents are only created when missing; their modes are the system's business.
   run mkdir -p "${ROOT}/etc" "${ROOT}/var/lib" "${ROOT}/opt" "${ROOT}${UNIT_DIR}"
   ensure_dir "${ETC_DIR}" 0750 "root:${SERVICE_USER}"
   ensure_dir "${DATA_DIR}" 0700 "${owner}"
-  ensure_dir "${STATE_DIR}" 0700 "${owner}"
-  ensure_dir "${DATA_DIR}/work" 0700 "${owner}"
-  ensure_dir "${DATA_DIR}/pulumi-home" 0700 "${owner}"
+  for dir in state project work pulumi-home local-edge; do
+    ensure_dir "${DATA_DIR}/${dir}" 0700 "${owner}"
+  done
   ensure_dir "${OPT_DIR}" 0755
 }
 
@@ -211,25 +194,39 @@ step_secrets() {
   say "passphrases (never displayed)"
   ensure_secret_file "${ETC_DIR}/passphrase" "${SERVICE_USER}:${SERVICE_USER}"
   ensure_secret_file "${ETC_DIR}/backup-passphrase" "${SERVICE_USER}:${SERVICE_USER}"
-  ensure_template "${ETC_DIR}/clawdbot.env" 0644 <<ENV
-# Clawdbot edge settings (read by the systemd units). No secret values here: only file paths.
-PULUMI_HOME=${DATA_DIR}/pulumi-home
-PULUMI_BACKEND_URL=file://${STATE_DIR}
-PULUMI_CONFIG_PASSPHRASE_FILE=${ETC_DIR}/passphrase
-CLAWDBOT_PROJECT_DIR=${APP_DIR}
-CLAWDBOT_STATE_DIR=${STATE_DIR}
-CLAWDBOT_PASSPHRASE_FILE=${ETC_DIR}/passphrase
-CLAWDBOT_BACKUP_PASSPHRASE_FILE=${ETC_DIR}/backup-passphrase
-CLAWDBOT_WORK_ROOT=${DATA_DIR}/work
-CLAWDBOT_AUDIT_LOG=${DATA_DIR}/audit.jsonl
-CLAWDBOT_BACKUP_MARKER=${DATA_DIR}/last-backup.json
-CLAWDBOT_R2_ENDPOINT=https://ACCOUNT_ID.r2.cloudflarestorage.com
-CLAWDBOT_R2_BUCKET=clawdbot-backups
-ENV
   ensure_template "${ETC_DIR}/r2.env" 0600 <<ENV
 # R2 API token (Object Read & Write on the backup bucket only). Read by systemd as root.
 AWS_ACCESS_KEY_ID=
 AWS_SECRET_ACCESS_KEY=
+ENV
+}
+
+# The layout: setup-vps.sh owns these keys (the units' paths depend on them) and resets them on
+# every run; every other line of the file is the operator's and is kept.
+step_env_file() {
+  say "layout env file ${ROOT}${ENV_FILE}"
+  ensure_tmp_dir
+  cat > "${TMP_DIR}/env-defaults" <<ENV
+CLAWDBOT_R2_ENDPOINT=https://ACCOUNT_ID.r2.cloudflarestorage.com
+CLAWDBOT_R2_BUCKET=clawdbot-backups
+ENV
+  merge_env_file "${ENV_FILE}" "${TMP_DIR}/env-defaults" \
+    "# Clawdbot edge layout, read by the systemd units and the CLI. No secret values: only paths.
+# setup-vps.sh resets the layout keys on every run; add your own settings (R2) below them." <<ENV
+CLAWDBOT_CODE_DIR=${APP_DIR}
+CLAWDBOT_PROJECT_DIR=${PROJECT_DIR}
+CLAWDBOT_STATE_DIR=${STATE_DIR}
+PULUMI_BACKEND_URL=file://${STATE_DIR}
+CLAWDBOT_PASSPHRASE_FILE=${ETC_DIR}/passphrase
+PULUMI_CONFIG_PASSPHRASE_FILE=${ETC_DIR}/passphrase
+CLAWDBOT_BACKUP_PASSPHRASE_FILE=${ETC_DIR}/backup-passphrase
+CLAWDBOT_WORK_ROOT=${DATA_DIR}/work
+CLAWDBOT_AUDIT_LOG=${DATA_DIR}/audit.jsonl
+CLAWDBOT_BACKUP_MARKER=${DATA_DIR}/last-backup.json
+CLAWDBOT_LOCAL_EDGE_DIR=${DATA_DIR}/local-edge
+CLAWDBOT_PULUMI_ROOT=${PULUMI_DIR}
+PULUMI_HOME=${PULUMI_HOME_DIR}
+PULUMI_SKIP_UPDATE_CHECK=true
 ENV
 }
 
@@ -247,6 +244,8 @@ tracked_files() {
     done
 }
 
+# The code goes to a fresh directory that replaces the old one, so files deleted from the
+# repository do not linger; nobody but root can write it.
 copy_app() {
   local target="${ROOT}${APP_DIR}" list count
   git -c safe.directory="${REPO_DIR}" -C "${REPO_DIR}" rev-parse --is-inside-work-tree >/dev/null 2>&1 \
@@ -258,19 +257,51 @@ copy_app() {
   count="$(tr -cd '\0' < "${list}" | wc -c)"
   [[ "${count}" -gt 0 ]] || die "git lists no tracked files in ${REPO_DIR}"
   if [[ "${DRY_RUN}" -eq 1 ]]; then
-    echo "would copy ${count} git-tracked files of ${REPO_DIR} to ${target} (never Pulumi.*.yaml or untracked files)"
+    echo "would copy ${count} git-tracked files of ${REPO_DIR} to ${target} (read-only; never Pulumi.*.yaml or untracked files)"
     return 0
   fi
-  mkdir -p "${target}"
-  tar -C "${REPO_DIR}" --null --no-recursion -T "${list}" -cf - | tar -C "${target}" -xf -
+  rm -rf -- "${target}.new" "${target}.old"
+  mkdir -p "${target}.new"
+  CLEANUP+=("${target}.new")
+  tar -C "${REPO_DIR}" --null --no-recursion -T "${list}" -cf - | tar -C "${target}.new" --no-same-owner -xf -
+  chmod -R u+rwX,go+rX,go-w "${target}.new"
+  if [[ -d "${target}" ]]; then
+    mv -- "${target}" "${target}.old"
+  fi
+  mv -- "${target}.new" "${target}"
+  rm -rf -- "${target}.old"
   say "copied ${count} git-tracked files to ${target}"
 }
 
 step_app() {
-  say "application and Python venv"
+  say "application (read-only)"
   copy_app
+  sys_run chown -R root:root "${ROOT}${APP_DIR}"
+}
+
+step_node() {
+  say "Node.js v${NODE_VERSION} (${NODE_ARCHIVE})"
+  install_archive "${NODE_PINS}" "${NODE_ARCHIVE}" \
+    "https://nodejs.org/dist/v${NODE_VERSION}/${NODE_ARCHIVE}" "${NODE_DIR}" bin/node --strip-components=1
+  local tool
+  for tool in node npm npx; do
+    sys_run ln -sfn "${NODE_DIR}/bin/${tool}" "/usr/local/bin/${tool}"
+  done
+}
+
+step_pulumi() {
+  say "Pulumi CLI v${PULUMI_VERSION} (${PULUMI_ARCHIVE})"
+  # The archive holds pulumi/{pulumi,pulumi-language-python,...}; CLAWDBOT_PULUMI_ROOT wants bin/.
+  install_archive "${PULUMI_PINS}" "${PULUMI_ARCHIVE}" \
+    "https://get.pulumi.com/releases/sdk/${PULUMI_ARCHIVE}" "${PULUMI_DIR}" bin/pulumi \
+    --transform 's,^pulumi/,bin/,'
+  sys_run ln -sfn "${PULUMI_DIR}/bin/pulumi" /usr/local/bin/pulumi
+}
+
+step_venv() {
+  say "Python venv and the Worker's npm packages"
   if [[ "${SYSTEM}" -eq 0 ]]; then
-    echo "skipped (target root): venv ${VENV_DIR}, pip install, npm ci, chown ${APP_DIR}"
+    echo "skipped (target root): venv ${VENV_DIR}, pip install, npm ci in ${APP_DIR}/worker_src"
     return 0
   fi
   if [[ ! -x "${VENV_DIR}/bin/python" ]]; then
@@ -278,60 +309,64 @@ step_app() {
   fi
   run "${VENV_DIR}/bin/pip" install --quiet --require-virtualenv -r "${APP_DIR}/requirements.txt"
   if [[ -f "${REPO_DIR}/worker_src/package-lock.json" ]]; then
-    run npm ci --prefix "${APP_DIR}/worker_src" --no-audit --no-fund
+    run env PATH="${NODE_DIR}/bin:${PATH}" npm ci --prefix "${APP_DIR}/worker_src" --no-audit --no-fund
   fi
-  run chown -R "root:${SERVICE_USER}" "${APP_DIR}"
 }
 
-pulumi_arch() {
-  case "$(uname -m)" in
-    x86_64|amd64) echo "x64" ;;
-    aarch64|arm64) echo "arm64" ;;
-    *) die "no Pulumi CLI build for $(uname -m)" ;;
-  esac
-}
-
-step_pulumi() {
-  local archive want installed
-  archive="pulumi-v${PULUMI_VERSION}-linux-$(pulumi_arch).tar.gz"
-  say "Pulumi CLI v${PULUMI_VERSION} (${archive})"
-  want="$(awk -v name="${archive}" '$2 == name && $1 ~ /^[0-9a-f]{64}$/ { print $1 }' "${PIN_FILE}")"
-  installed="$("${ROOT}${OPT_DIR}/pulumi/pulumi" version 2>/dev/null || true)"
-  if [[ "${installed}" == "v${PULUMI_VERSION}" ]]; then
-    say "Pulumi CLI v${PULUMI_VERSION} already installed"
-    return 0
-  fi
+# The provider plugins, installed once here (the fleet's runs then find them in PULUMI_HOME), at
+# the exact versions the installed SDKs declare in their pulumi-plugin.json: the same metadata
+# the Python language host reads (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go,
+# determinePluginDependency).
+step_plugins() {
+  say "provider plugins (exact versions from the installed SDKs)"
   if [[ "${SYSTEM}" -eq 0 ]]; then
-    echo "skipped (target root): download ${archive}, verify sha256, unpack to ${OPT_DIR}/pulumi"
+    echo "skipped (target root): pulumi plugin install for each SDK's pulumi-plugin.json into ${PULUMI_HOME_DIR}"
     return 0
   fi
-  if [[ -z "${want}" ]]; then
-    if [[ "${DRY_RUN}" -eq 1 ]]; then
-      echo "would refuse: no pinned sha256 for ${archive} in ${PIN_FILE}"
-      return 0
-    fi
-    die "no pinned sha256 for ${archive} in ${PIN_FILE}: add the line from the release's" \
-      "pulumi-${PULUMI_VERSION}-checksums.txt (cross-checked on two sources) and run again"
-  fi
-  if [[ "${DRY_RUN}" -eq 1 ]]; then
-    echo "would download https://get.pulumi.com/releases/sdk/${archive}, check sha256 ${want}," \
-      "unpack to ${OPT_DIR}/pulumi and link /usr/local/bin/pulumi"
+  if [[ "${DRY_RUN}" -eq 1 && ! -x "${VENV_DIR}/bin/python" ]]; then
+    echo "would install the plugins the venv's SDKs declare, each checked against ${PLUGIN_PINS}"
     return 0
   fi
+  local kind name version archive dest problem
   ensure_tmp_dir
-  local tmp="${TMP_DIR}/pulumi"
-  mkdir -p "${tmp}"
-  curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
-    -o "${tmp}/${archive}" "https://get.pulumi.com/releases/sdk/${archive}"
-  (cd "${tmp}" && printf '%s  %s\n' "${want}" "${archive}" | sha256sum --check --status) \
-    || die "sha256 of ${archive} does not match the pin in ${PIN_FILE}; refusing to install"
-  tar -xzf "${tmp}/${archive}" -C "${tmp}"
-  rm -rf "${OPT_DIR}/pulumi.new"
-  mv "${tmp}/pulumi" "${OPT_DIR}/pulumi.new"
-  rm -rf "${OPT_DIR}/pulumi"
-  mv "${OPT_DIR}/pulumi.new" "${OPT_DIR}/pulumi"
-  ln -sfn "${OPT_DIR}/pulumi/pulumi" /usr/local/bin/pulumi
-  say "installed $("${OPT_DIR}/pulumi/pulumi" version)"
+  "${VENV_DIR}/bin/python" "${SCRIPT_DIR}/vps/provider_plugins.py" > "${TMP_DIR}/plugins"
+  [[ -s "${TMP_DIR}/plugins" ]] || die "the venv's SDKs declare no provider plugin: is ${VENV_DIR} complete?"
+  while read -r kind name version; do
+    archive="pulumi-${kind}-${name}-v${version}-linux-${PLUGIN_ARCH}.tar.gz"
+    if [[ -d "${PULUMI_HOME_DIR}/plugins/${kind}-${name}-v${version}" ]]; then
+      say "plugin ${kind} ${name} v${version} already installed"
+      continue
+    fi
+    if [[ "${DRY_RUN}" -eq 1 ]]; then
+      problem="$(pin_problem "${PLUGIN_PINS}" "${archive}")"
+      [[ -z "${problem}" ]] || refuse "${problem} (fill it with scripts/pin-pulumi.sh)"
+      echo "would download ${archive}, check its sha256, pulumi plugin install ${kind} ${name} ${version} --file it"
+      continue
+    fi
+    dest="${TMP_DIR}/${archive}"
+    fetch_verified "${PLUGIN_PINS}" "${archive}" \
+      "https://get.pulumi.com/releases/plugins/${archive}" "${dest}"
+    PULUMI_HOME="${PULUMI_HOME_DIR}" PULUMI_SKIP_UPDATE_CHECK=true \
+      "${PULUMI_DIR}/bin/pulumi" plugin install "${kind}" "${name}" "${version}" --file "${dest}"
+  done < "${TMP_DIR}/plugins"
+  run chown -R "${SERVICE_USER}:${SERVICE_USER}" "${PULUMI_HOME_DIR}"
+}
+
+# The project directory the CLI and units use (CLAWDBOT_PROJECT_DIR): Pulumi.yaml from the code,
+# the platform stack copied once (then it is the operator's), and the tenant registry that
+# `tenants add` fills. Owned by the service user, so registry and secret edits can be written.
+step_project() {
+  say "project directory ${ROOT}${PROJECT_DIR}"
+  local owner="${SERVICE_USER}:${SERVICE_USER}" platform="${ROOT}${PROJECT_DIR}/Pulumi.prod.yaml"
+  ensure_file "${REPO_DIR}/Pulumi.yaml" "${PROJECT_DIR}/Pulumi.yaml" 0644
+  if [[ -e "${platform}" ]]; then
+    say "kept existing ${platform}"
+  else
+    git -c safe.directory="${REPO_DIR}" -C "${REPO_DIR}" ls-files --error-unmatch Pulumi.prod.yaml >/dev/null 2>&1 \
+      || die "Pulumi.prod.yaml (the platform stack) is not tracked in ${REPO_DIR}"
+    run install -m 0600 "${REPO_DIR}/Pulumi.prod.yaml" "${platform}"
+  fi
+  sys_run chown "${owner}" "${ROOT}${PROJECT_DIR}/Pulumi.yaml" "${platform}"
 }
 
 # A unit file with its service user set to --user (the repo's units say clawdbot).
@@ -346,13 +381,17 @@ render_unit() {  # render_unit SOURCE OUTPUT
 
 step_units() {
   say "systemd units (User=${SERVICE_USER})"
-  local unit rendered
+  local unit rendered dropin="clawdbot-.service.d"
   ensure_tmp_dir
   mkdir -p "${TMP_DIR}/units"
   for unit in "${SCRIPT_DIR}"/systemd/*.service "${SCRIPT_DIR}"/systemd/*.timer; do
     rendered="${TMP_DIR}/units/$(basename "${unit}")"
     render_unit "${unit}" "${rendered}"
     ensure_file "${rendered}" "${UNIT_DIR}/$(basename "${unit}")" 0644
+  done
+  ensure_dir "${UNIT_DIR}/${dropin}" 0755
+  for unit in "${SCRIPT_DIR}/systemd/${dropin}"/*.conf; do
+    ensure_file "${unit}" "${UNIT_DIR}/${dropin}/$(basename "${unit}")" 0644
   done
   sys_run systemctl daemon-reload
   for unit in "${SCRIPT_DIR}"/systemd/*.timer; do
@@ -363,15 +402,27 @@ step_units() {
 main() {
   [[ "${DRY_RUN}" -eq 1 ]] && say "dry run: nothing will be changed"
   [[ -n "${ROOT}" ]] && say "target root: ${ROOT}"
+  step_preflight
   step_packages
   step_user
   step_dirs
   step_secrets
+  step_env_file
   step_app
+  step_node
   step_pulumi
+  step_venv
+  step_plugins
+  step_project
   step_units
-  say "done. Next: fill ${ETC_DIR}/r2.env, copy ${ETC_DIR}/backup-passphrase off this machine," \
-    "then run: sudo -u ${SERVICE_USER} ${VENV_DIR}/bin/python -m orchestrator doctor"
+  if [[ "${#PROBLEMS[@]}" -gt 0 ]]; then
+    echo "setup-vps: dry run: a real run would refuse (${#PROBLEMS[@]} problem(s)):" >&2
+    printf '  - %s\n' "${PROBLEMS[@]}" >&2
+    exit 1
+  fi
+  say "done. Next: set account_id in ${PROJECT_DIR}/Pulumi.prod.yaml, fill ${ETC_DIR}/r2.env," \
+    "copy ${ETC_DIR}/backup-passphrase off this machine, then check the host with:"
+  echo "  sudo -u ${SERVICE_USER} sh -c 'cd ${APP_DIR} && set -a && . ${ENV_FILE} && exec ${VENV_DIR}/bin/python -m orchestrator doctor'"
 }
 
 main

@@ -1,8 +1,10 @@
-"""scripts/setup-vps.sh in --root / --dry-run mode, shellcheck, and the systemd units it installs."""
+"""scripts/setup-vps.sh in --root / --dry-run mode: the layout, the env file, idempotency, shellcheck.
+
+Downloads and their pins: test_setup_downloads.py; the units: test_systemd_units.py.
+"""
 
 from __future__ import annotations
 
-import configparser
 import os
 import shutil
 import stat
@@ -11,14 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from vps_setup import GIT_ENV, SCRIPT, SCRIPTS, UNITS, read_env_file, run, scratch_checkout, tracked_checkout
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-SCRIPT = SCRIPTS / "setup-vps.sh"
-UNITS = SCRIPTS / "systemd"
+from orchestrator.config.settings import Settings
 
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60, check=False)
+SHELL_SCRIPTS = [SCRIPT, SCRIPTS / "vps" / "lib.sh", SCRIPTS / "alert-hook.sh", SCRIPTS / "pin-pulumi.sh"]
 
 
 def modes(root: Path) -> dict[str, int]:
@@ -34,11 +33,18 @@ def _shellcheck() -> str:
     return found
 
 
-def test_shellcheck_clean() -> None:
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_shellcheck_clean(script: Path) -> None:
     result = subprocess.run(
-        [_shellcheck(), "--severity=style", str(SCRIPT)], capture_output=True, text=True, check=False
-    )
+        [_shellcheck(), "--severity=style", "--external-sources", str(script)],
+        capture_output=True, text=True, check=False, cwd=script.parent,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout
+
+
+def unit_files() -> list[Path]:
+    """Every file under scripts/systemd (units and the shared drop-in), relative to it."""
+    return sorted(p.relative_to(UNITS) for p in UNITS.rglob("*") if p.is_file())
 
 
 def test_target_root_lays_out_files_with_safe_modes(tmp_path: Path) -> None:
@@ -55,11 +61,17 @@ def test_target_root_lays_out_files_with_safe_modes(tmp_path: Path) -> None:
         "var/lib/clawdbot": 0o700,
         "var/lib/clawdbot/state": 0o700,
         "var/lib/clawdbot/work": 0o700,
+        "var/lib/clawdbot/project": 0o700,
+        "var/lib/clawdbot/project/Pulumi.yaml": 0o644,
+        "var/lib/clawdbot/project/Pulumi.prod.yaml": 0o600,
+        "var/lib/clawdbot/pulumi-home": 0o700,
+        "var/lib/clawdbot/local-edge": 0o700,
+        "etc/systemd/system/clawdbot-.service.d": 0o755,
     }
     assert {k: got[k] for k in expected} == expected
-    for unit in UNITS.iterdir():
-        installed = root / "etc/systemd/system" / unit.name
-        assert installed.read_bytes() == unit.read_bytes()
+    for unit in unit_files():
+        installed = root / "etc/systemd/system" / unit
+        assert installed.read_bytes() == (UNITS / unit).read_bytes()
     assert "skipped (target root): systemctl enable --now clawdbot-backup.timer" in result.stdout
 
 
@@ -67,9 +79,9 @@ def test_user_option_reaches_the_systemd_units(tmp_path: Path) -> None:
     root = tmp_path / "vps"
     result = run("--root", str(root), "--user", "edgeops")
     assert result.returncode == 0, result.stderr
-    for unit in UNITS.iterdir():
-        installed = (root / "etc/systemd/system" / unit.name).read_text()
-        expected = unit.read_text().replace("User=clawdbot\n", "User=edgeops\n")
+    for unit in unit_files():
+        installed = (root / "etc/systemd/system" / unit).read_text()
+        expected = (UNITS / unit).read_text().replace("User=clawdbot\n", "User=edgeops\n")
         expected = expected.replace("Group=clawdbot\n", "Group=edgeops\n")
         assert installed == expected
         if unit.suffix == ".service":
@@ -77,29 +89,18 @@ def test_user_option_reaches_the_systemd_units(tmp_path: Path) -> None:
     assert "skipped (target root): chown edgeops:edgeops" in result.stdout
 
 
-def _scratch_checkout(tmp_path: Path, track: list[str]) -> Path:
-    """A git work tree holding a copy of scripts/ plus a few files; only `track` is added to the index."""
-    repo = tmp_path / "checkout"
-    shutil.copytree(SCRIPTS, repo / "scripts")
-    (repo / "requirements.txt").write_text("pulumi\n")
-    (repo / "app.py").write_text("print('app')\n")
-    (repo / "Pulumi.yaml").write_text("name: clawdbot\n")
-    (repo / "Pulumi.prod.acme.yaml").write_text("config: {}\n")  # tracked example: never copied
-    (repo / "gone.txt").write_text("tracked, then deleted from the work tree\n")
-    (repo / ".env").write_text("CLOUDFLARE_API_TOKEN=do-not-ship\n")  # untracked
-    (repo / "notes").mkdir()
-    (repo / "notes" / "scratch.txt").write_text("untracked\n")
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
-    if track:
-        subprocess.run(["git", "-C", str(repo), "add", "--", *track], check=True, env=env)
-    (repo / "gone.txt").unlink()
-    return repo
-
-
 def test_app_dir_gets_only_git_tracked_files(tmp_path: Path) -> None:
-    repo = _scratch_checkout(
-        tmp_path, ["scripts", "requirements.txt", "app.py", "Pulumi.yaml", "Pulumi.prod.acme.yaml", "gone.txt"]
+    repo = scratch_checkout(
+        tmp_path,
+        [
+            "scripts",
+            "requirements.txt",
+            "app.py",
+            "Pulumi.yaml",
+            "Pulumi.prod.yaml",
+            "Pulumi.prod.acme.yaml",
+            "gone.txt",
+        ],
     )
     root = tmp_path / "vps"
     result = subprocess.run(
@@ -132,7 +133,7 @@ def test_real_checkout_copies_the_application(tmp_path: Path) -> None:
 
 
 def test_temporary_files_are_removed_when_the_script_dies(tmp_path: Path) -> None:
-    repo = _scratch_checkout(tmp_path, [])  # a checkout where git tracks nothing: dies after mktemp
+    repo = scratch_checkout(tmp_path, [])  # a checkout where git tracks nothing: dies after mktemp
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     result = subprocess.run(
@@ -161,7 +162,9 @@ def test_second_run_is_idempotent_and_keeps_operator_files(tmp_path: Path) -> No
     assert run("--root", str(root)).returncode == 0
     passphrase = (root / "etc/clawdbot/passphrase").read_bytes()
     env = root / "etc/clawdbot/clawdbot.env"
-    env.write_text(env.read_text() + "CLAWDBOT_R2_BUCKET=mine\n")
+    env.write_text(env.read_text().replace("CLAWDBOT_R2_BUCKET=clawdbot-backups", "CLAWDBOT_R2_BUCKET=mine"))
+    platform = root / "var/lib/clawdbot/project/Pulumi.prod.yaml"
+    platform.write_text("# the operator's platform stack\n")
     (root / "var/lib/clawdbot/state").chmod(0o755)  # drifted: put back
     unit = root / "etc/systemd/system/clawdbot-backup.timer"
     unit.write_text("stale\n")
@@ -171,7 +174,8 @@ def test_second_run_is_idempotent_and_keeps_operator_files(tmp_path: Path) -> No
     assert again.returncode == 0, again.stderr
     assert (root / "etc/clawdbot/passphrase").read_bytes() == passphrase
     assert "kept existing" in again.stdout
-    assert env.read_text().endswith("CLAWDBOT_R2_BUCKET=mine\n")
+    assert read_env_file(env)["CLAWDBOT_R2_BUCKET"] == "mine"
+    assert platform.read_text() == "# the operator's platform stack\n"
     assert unit.read_bytes() == (UNITS / "clawdbot-backup.timer").read_bytes()
     after = modes(root)
     assert after["var/lib/clawdbot/state"] == 0o700
@@ -186,13 +190,17 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert "would create" in result.stdout and "passphrase (0600, 32 random bytes from /dev/urandom" in result.stdout
 
 
-def test_dry_run_on_this_machine_plans_the_pinned_cli(tmp_path: Path) -> None:
+def test_dry_run_on_this_machine_reports_the_missing_pulumi_pins(tmp_path: Path) -> None:
+    """scripts/pulumi-cli.sha256 is empty until someone runs pin-pulumi.sh: a real run would refuse."""
     if any(Path(p).exists() for p in ("/etc/clawdbot", "/var/lib/clawdbot", "/opt/clawdbot")):
         pytest.skip("this machine already has a Clawdbot install")
     result = run("--dry-run")
-    assert result.returncode == 0, result.stderr
-    assert "Pulumi CLI v3.272.0" in result.stdout
+    assert result.returncode == 1, result.stdout
+    assert "would refuse: no pinned sha256 for pulumi-v3.272.0-linux-" in result.stdout
+    assert "a real run would refuse (2 problem(s))" in result.stderr and "pin-pulumi.sh" in result.stderr
+    # The plan is still shown in full, and nothing was touched.
     assert "would run: systemctl enable --now clawdbot-health.timer" in result.stdout
+    assert "Node.js v22.22.0" in result.stdout and "would download" in result.stdout
     assert not Path("/etc/clawdbot").exists()
 
 
@@ -203,6 +211,9 @@ def test_dry_run_on_this_machine_plans_the_pinned_cli(tmp_path: Path) -> None:
         (["--bogus"], "unknown argument: --bogus"),
         (["--user", "Bad User"], "is not a valid user name"),
         (["--root"], "--root needs a directory"),
+        (["--mirror", "relative/dir"], "--mirror must be an existing absolute directory or an https:// URL"),
+        (["--mirror", "http://mirror.example/"], "--mirror must be an existing absolute directory or an https:// URL"),
+        (["--mirror"], "--mirror needs a directory or https URL"),
     ],
 )
 def test_bad_arguments(args: list[str], message: str) -> None:
@@ -230,40 +241,133 @@ def test_cli_pin_matches_the_sdk_pin() -> None:
     assert f"# version: {sdk}" in (SCRIPTS / "pulumi-cli.sha256").read_text()
 
 
-def _unit(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read(path)
-    return parser
+# ---------------------------------------------------------------------------------------------
+# The layout env file: one contract for the units and the CLI (see /work/notes/vps-note.md)
+
+LAYOUT = {
+    "CLAWDBOT_CODE_DIR": "/opt/clawdbot/app",
+    "CLAWDBOT_PROJECT_DIR": "/var/lib/clawdbot/project",
+    "CLAWDBOT_STATE_DIR": "/var/lib/clawdbot/state",
+    "PULUMI_BACKEND_URL": "file:///var/lib/clawdbot/state",
+    "CLAWDBOT_PASSPHRASE_FILE": "/etc/clawdbot/passphrase",
+    "PULUMI_CONFIG_PASSPHRASE_FILE": "/etc/clawdbot/passphrase",
+    "CLAWDBOT_BACKUP_PASSPHRASE_FILE": "/etc/clawdbot/backup-passphrase",
+    "CLAWDBOT_WORK_ROOT": "/var/lib/clawdbot/work",
+    "CLAWDBOT_AUDIT_LOG": "/var/lib/clawdbot/audit.jsonl",
+    "CLAWDBOT_BACKUP_MARKER": "/var/lib/clawdbot/last-backup.json",
+    "CLAWDBOT_LOCAL_EDGE_DIR": "/var/lib/clawdbot/local-edge",
+    "CLAWDBOT_PULUMI_ROOT": "/opt/clawdbot/pulumi",
+    "PULUMI_HOME": "/var/lib/clawdbot/pulumi-home",
+    "PULUMI_SKIP_UPDATE_CHECK": "true",
+}
 
 
-@pytest.mark.parametrize("name", ["drift", "health", "backup"])
-def test_each_timer_has_a_hardened_service(name: str) -> None:
-    timer = _unit(UNITS / f"clawdbot-{name}.timer")
-    assert timer["Install"]["WantedBy"] == "timers.target"
-    assert timer.has_section("Timer")
-    service = _unit(UNITS / f"clawdbot-{name}.service")["Service"]
-    assert service["User"] == "clawdbot"
-    python, dash_m, module, *command = service["ExecStart"].split()
-    assert (python, dash_m, module) == ("/opt/clawdbot/venv/bin/python", "-m", "orchestrator")
-    assert service["UMask"] == "0077" and service["ProtectSystem"] == "strict"
-    assert service["EnvironmentFile"].startswith("/etc/clawdbot/")
-    _parses_with_the_real_cli(command)
+def test_env_file_holds_the_layout_in_the_shared_format(tmp_path: Path) -> None:
+    root = tmp_path / "vps"
+    assert run("--root", str(root)).returncode == 0
+    values = read_env_file(root / "etc/clawdbot/clawdbot.env")  # asserts the strict format line by line
+    assert {k: values[k] for k in LAYOUT} == LAYOUT
+    assert set(values) - set(LAYOUT) == {"CLAWDBOT_R2_ENDPOINT", "CLAWDBOT_R2_BUCKET"}
 
 
-def _parses_with_the_real_cli(args: list[str]) -> None:
-    """Parse (never run) a unit's command line with the real CLI: catches renamed commands/options."""
-    import click
+def test_the_cli_settings_read_the_layout(tmp_path: Path) -> None:
+    """Settings.from_env over the env file lands every path where the units grant write access."""
+    root = tmp_path / "vps"
+    assert run("--root", str(root)).returncode == 0
+    settings = Settings.from_env(read_env_file(root / "etc/clawdbot/clawdbot.env"))
+    assert settings.project_dir == Path(LAYOUT["CLAWDBOT_PROJECT_DIR"])
+    assert settings.passphrase_file == Path(LAYOUT["CLAWDBOT_PASSPHRASE_FILE"])
+    assert settings.backend_url == LAYOUT["PULUMI_BACKEND_URL"]  # the CLI's and the raw `pulumi` CLI's agree
+    assert settings.pulumi_root == Path(LAYOUT["CLAWDBOT_PULUMI_ROOT"])
+    writable = [settings.state_dir, settings.work_root, settings.audit_log, settings.local_edge_dir]
+    writable += [settings.backup_marker, settings.project_dir, Path(LAYOUT["PULUMI_HOME"])]
+    assert all(path.is_relative_to("/var/lib/clawdbot") for path in writable)
 
-    from orchestrator.cli import cli
 
-    command: click.Command = cli
-    context = click.Context(cli, info_name="orchestrator")
-    name, rest = "orchestrator", list(args)
-    # The units pass no group-level options, so the first word under a group names its subcommand.
-    while isinstance(command, click.Group):
-        name, *rest = rest
-        sub = command.get_command(context, name)
-        assert sub is not None, f"{name} is not an orchestrator command"
-        command, context = sub, click.Context(sub, info_name=name, parent=context)
-    command.make_context(name, rest, parent=context.parent)
+def test_operator_lines_are_kept_and_layout_keys_reset(tmp_path: Path) -> None:
+    root = tmp_path / "vps"
+    assert run("--root", str(root)).returncode == 0
+    env = root / "etc/clawdbot/clawdbot.env"
+    text = env.read_text().replace("CLAWDBOT_STATE_DIR=/var/lib/clawdbot/state", "CLAWDBOT_STATE_DIR=/srv/elsewhere")
+    env.write_text(text + "# mine\nCLAWDBOT_BACKUP_MAX_AGE_HOURS=30\n")
+    again = run("--root", str(root))
+    assert again.returncode == 0, again.stderr
+    assert "CLAWDBOT_STATE_DIR reset to /var/lib/clawdbot/state" in again.stdout
+    values = read_env_file(env)
+    assert values["CLAWDBOT_STATE_DIR"] == "/var/lib/clawdbot/state"
+    assert values["CLAWDBOT_BACKUP_MAX_AGE_HOURS"] == "30" and "# mine\n" in env.read_text()
+
+
+def test_a_missing_layout_key_is_added_back(tmp_path: Path) -> None:
+    root = tmp_path / "vps"
+    assert run("--root", str(root)).returncode == 0
+    env = root / "etc/clawdbot/clawdbot.env"
+    env.write_text("".join(line for line in env.read_text().splitlines(True) if "PULUMI_HOME=" not in line))
+    assert run("--root", str(root)).returncode == 0
+    assert read_env_file(env)["PULUMI_HOME"] == LAYOUT["PULUMI_HOME"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('CLAWDBOT_R2_BUCKET="quoted"', "not a plain KEY=VALUE line"),  # systemd strips quotes, a plain parser not
+        ("CLAWDBOT_R2_BUCKET=a b", "not a plain KEY=VALUE line"),
+        ("CLAWDBOT_R2_BUCKET=$HOME", "not a plain KEY=VALUE line"),
+        ("export CLAWDBOT_R2_BUCKET=x", "not a plain KEY=VALUE line"),
+        ("CLAWDBOT_R2_BUCKET=x # comment", "not a plain KEY=VALUE line"),
+        ("CLAWDBOT_R2_ENDPOINT=https://other", "CLAWDBOT_R2_ENDPOINT is set twice"),
+    ],
+)
+def test_env_lines_read_differently_by_systemd_and_the_cli_are_refused(tmp_path: Path, line: str, message: str) -> None:
+    root = tmp_path / "vps"
+    assert run("--root", str(root)).returncode == 0
+    env = root / "etc/clawdbot/clawdbot.env"
+    before = env.read_text() + line + "\n"
+    env.write_text(before)
+    result = run("--root", str(root))
+    assert result.returncode == 1
+    number = before.count("\n")
+    assert f"clawdbot.env:{number}: " in result.stderr and message in result.stderr
+    assert env.read_text() == before  # nothing rewritten
+
+
+def test_code_is_read_only_and_the_project_dir_is_the_service_users(tmp_path: Path) -> None:
+    root = tmp_path / "vps"
+    result = run("--root", str(root))
+    app = root / "opt/clawdbot/app"
+    writable = [p for p in app.rglob("*") if stat.S_IMODE(p.lstat().st_mode) & 0o022 and not p.is_symlink()]
+    assert writable == []
+    assert "skipped (target root): chown -R root:root" in result.stdout
+    assert f"skipped (target root): chown clawdbot:clawdbot {root}/var/lib/clawdbot/project\n" in result.stdout
+
+
+def test_a_file_deleted_from_the_repo_leaves_the_app_dir(tmp_path: Path) -> None:
+    repo = tracked_checkout(tmp_path)
+    root = tmp_path / "vps"
+    setup = repo / "scripts" / "setup-vps.sh"
+    assert subprocess.run(["bash", str(setup), "--root", str(root)], capture_output=True, check=False).returncode == 0
+    assert (root / "opt/clawdbot/app/app.py").is_file()
+    subprocess.run(["git", "-C", str(repo), "rm", "-qf", "app.py"], check=True, capture_output=True, env=GIT_ENV)
+    assert subprocess.run(["bash", str(setup), "--root", str(root)], capture_output=True, check=False).returncode == 0
+    assert not (root / "opt/clawdbot/app/app.py").exists()
+    assert sorted(p.name for p in (root / "opt/clawdbot").iterdir()) == ["app"]  # no app.new / app.old
+
+
+def test_plan_works_in_the_laid_out_project_dir(tmp_path: Path) -> None:
+    """The platform stack is there, so `plan` and `tenants list` work before any tenant exists."""
+    root = tmp_path / "vps"
+    assert run("--root", str(root)).returncode == 0
+    values = read_env_file(root / "etc/clawdbot/clawdbot.env")
+    env = {**os.environ, **{k: v.replace("/var/lib/", f"{root}/var/lib/") for k, v in values.items()}}
+    env["CLAWDBOT_PASSPHRASE_FILE"] = str(root / "etc/clawdbot/passphrase")
+    env.pop("PULUMI_CONFIG_PASSPHRASE_FILE")
+    outputs = []
+    for args in (["plan", "--stack", "prod"], ["tenants", "list", "--json"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "orchestrator", *args],
+            capture_output=True, text=True, timeout=120, check=False, env=env, cwd=SCRIPTS.parent,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        outputs.append(result.stdout)
+    assert "+ Platform clawdbot-prod" in outputs[0]
