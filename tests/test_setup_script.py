@@ -353,21 +353,30 @@ def test_a_file_deleted_from_the_repo_leaves_the_app_dir(tmp_path: Path) -> None
     assert sorted(p.name for p in (root / "opt/clawdbot").iterdir()) == ["app"]  # no app.new / app.old
 
 
-def test_plan_works_in_the_laid_out_project_dir(tmp_path: Path) -> None:
-    """The platform stack is there, so `plan` and `tenants list` work before any tenant exists."""
+def test_the_cli_works_in_the_laid_out_project_dir(tmp_path: Path) -> None:
+    """With the env file's layout: plan the platform stack, register a tenant, set a secret, plan it."""
     root = tmp_path / "vps"
     assert run("--root", str(root)).returncode == 0
     values = read_env_file(root / "etc/clawdbot/clawdbot.env")
     env = {**os.environ, **{k: v.replace("/var/lib/", f"{root}/var/lib/") for k, v in values.items()}}
     env["CLAWDBOT_PASSPHRASE_FILE"] = str(root / "etc/clawdbot/passphrase")
     env.pop("PULUMI_CONFIG_PASSPHRASE_FILE")
+    zone = ["--zone-id", "0123456789abcdef0123456789abcdef", "--zone-name", "acme.example.com"]
+    steps: list[tuple[list[str], str | None]] = [
+        (["plan", "--stack", "prod"], None),
+        (["tenants", "add", "acme", *zone, "--route", "shop.acme.example.com/*"], None),
+        (["secrets", "set", "acme", "WEBHOOK_SECRET", "--add"], "not-a-real-secret\n"),
+        (["plan", "--stack", "prod.acme"], None),
+    ]
     outputs = []
-    for args in (["plan", "--stack", "prod"], ["tenants", "list", "--json"]):
+    for args, stdin in steps:
         result = subprocess.run(
-            [sys.executable, "-m", "orchestrator", *args],
+            [sys.executable, "-m", "orchestrator", *args], input=stdin,
             capture_output=True, text=True, timeout=120, check=False, env=env, cwd=SCRIPTS.parent,
         )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 0, f"{args}: {result.stderr}"
         assert "Traceback" not in result.stderr
         outputs.append(result.stdout)
     assert "+ Platform clawdbot-prod" in outputs[0]
+    assert (root / "var/lib/clawdbot/project/Pulumi.prod.acme.yaml").is_file()
+    assert "not-a-real-secret" not in "".join(outputs)
