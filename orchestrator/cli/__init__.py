@@ -1,46 +1,93 @@
 """`python -m orchestrator`: the thin command-line door to the control plane.
 
-Each command group lives in its own module and registers itself here; library errors
-(`orchestrator.core.errors.EdgeError`) become `Error: …` and exit 1, usage errors exit 2 (click).
+Each command group lives in its own module, named in `COMMANDS` and imported only when it runs
+(`cli/lazy.py`: most commands never evaluate the program, so they never pay for importing the
+Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) become
+`Error: …` and exit 1, usage errors exit 2 (click).
 """
 
 from __future__ import annotations
 
 import click
 
-from orchestrator.cli import backup as _backup
-from orchestrator.cli import demo as _demo
-from orchestrator.cli import doctor as _doctor
-from orchestrator.cli import fleet as _fleet
-from orchestrator.cli import health as _health
-from orchestrator.cli import local as _local
-from orchestrator.cli import plan as _plan
-from orchestrator.cli import policy as _policy
-from orchestrator.cli import secrets as _secrets
-from orchestrator.cli import tenants as _tenants
-from orchestrator.cli.errors import EdgeGroup
+from orchestrator.cli.lazy import LazyCommand, LazyGroup
+
+_FLEET = "orchestrator.cli.fleet"
+
+COMMANDS: dict[str, LazyCommand] = {
+    "backup": LazyCommand(
+        "orchestrator.cli.backup:backup",
+        "Encrypted backups of the Pulumi state and stack configs to S3-compatible storage (R2).",
+    ),
+    "demo": LazyCommand(
+        "orchestrator.cli.demo:demo", "Walk through the local edge with the example tenants (about a minute)."
+    ),
+    "destroy": LazyCommand(
+        f"{_FLEET}:destroy",
+        "Delete every Cloudflare resource of the selected tenants except protected ones (their D1 databases).",
+    ),
+    "doctor": LazyCommand(
+        "orchestrator.cli.doctor:doctor",
+        "Check the Pulumi CLI version, the state directory (0700) and passphrase file (0600), that the backup "
+        "passphrase file is 0600 and differs from the state passphrase, that every stack's encryptionsalt opens "
+        "with the passphrase (the file backend silently skips those that do not), free disk, and how old the last "
+        "completed backup is.",
+    ),
+    "drift": LazyCommand(
+        f"{_FLEET}:drift", "Detect drift: refresh --preview-only per tenant, classified from engine events."
+    ),
+    "health": LazyCommand(
+        "orchestrator.cli.health:health",
+        "Probe each tenant's health endpoint and show a fleet table; exit 1 if any is not ok.",
+    ),
+    "local": LazyCommand(
+        "orchestrator.cli.local:local",
+        "Run every tenant's edge on this machine: one workerd process, routed by hostname.",
+    ),
+    "outputs": LazyCommand(
+        f"{_FLEET}:outputs",
+        "A tenant's stack outputs as last deployed (secret outputs masked; needs the Pulumi CLI).",
+    ),
+    "plan": LazyCommand(
+        "orchestrator.cli.plan:plan", "Show what a stack would register, without credentials or the Pulumi CLI."
+    ),
+    "policy": LazyCommand("orchestrator.cli.policy:policy", "Run the CrossGuard policy pack (policies/) in-process."),
+    "preview": LazyCommand(
+        f"{_FLEET}:preview", "Show what `up` would change for the selected tenants (no changes made)."
+    ),
+    "recover": LazyCommand(
+        f"{_FLEET}:recover",
+        "Clear stale locks left by a killed run and say exactly what else to run (pending operations).",
+    ),
+    "refresh": LazyCommand(
+        f"{_FLEET}:refresh",
+        "Read the real state of the selected tenants' resources from Cloudflare (3+ API calls per Worker).",
+    ),
+    "secrets": LazyCommand(
+        "orchestrator.cli.secrets:secrets",
+        "Enter tenant secrets and rotate relay keys, offline, in the Pulumi.prod.<tenant>.yaml files.",
+    ),
+    "status": LazyCommand(
+        f"{_FLEET}:status",
+        "Per tenant: last update, deployed bundle hash, last drift check and live health (no engine).",
+    ),
+    "tenants": LazyCommand(
+        "orchestrator.cli.tenants:tenants",
+        "List, inspect, register and unregister tenants (no Pulumi engine involved).",
+    ),
+    "up": LazyCommand(
+        f"{_FLEET}:up", "Deploy changed tenants: a canary, then waves, with a health gate between waves."
+    ),
+}
 
 
-@click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Clawdbot edge: run a fleet of per-tenant Cloudflare edges from your own server.
 
     Tenants are the Pulumi.prod.<tenant>.yaml files of the project directory
     (CLAWDBOT_PROJECT_DIR, default: this checkout).
     """
-
-
-cli.add_command(_plan.plan)
-cli.add_command(_local.local)
-cli.add_command(_demo.demo)
-cli.add_command(_health.health)
-for _command in _fleet.COMMANDS:
-    cli.add_command(_command)
-cli.add_command(_policy.policy)
-cli.add_command(_tenants.tenants)
-cli.add_command(_backup.backup)
-cli.add_command(_doctor.doctor)
-cli.add_command(_secrets.secrets)
 
 
 def main() -> None:

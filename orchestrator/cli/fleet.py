@@ -465,4 +465,3 @@ def outputs(tenant: str, as_json: bool) -> None:
     Console(width=160).print(table)
 
 
-COMMANDS = (preview, up, refresh, destroy, drift, status, recover, outputs)
