@@ -463,5 +463,3 @@ def outputs(tenant: str, as_json: bool) -> None:
     for key, value in sorted(values.items()):
         table.add_row(key, value if isinstance(value, str) else json.dumps(value))
     Console(width=160).print(table)
-
-
