@@ -26,7 +26,8 @@ from orchestrator.core.contract import contract
 from orchestrator.core.crypto import seal_secret
 from orchestrator.core.model import NAME_PREFIX
 from orchestrator.core.names import TENANT_STACK_PREFIX
-from orchestrator.offline.policy_runner import PACK_DIR, load_pack
+from orchestrator.core.pack import PACK_DIR
+from orchestrator.offline.policy_runner import load_pack
 
 PACK = load_pack()
 secretlike = importlib.import_module("clawdbot_policies.secretlike")
@@ -77,7 +78,7 @@ RELAY = {"name": "RELAY_KEY", "type": "secret_text", "text": "a2V5"}
 
 def test_pack_lists_every_rule_once_with_kebab_names_and_one_sentence() -> None:
     names = [p.name for p in PACK.policies]
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names)) == 13
     for policy in PACK.policies:
         assert policy.name == policy.name.lower() and " " not in policy.name
         assert policy.description.endswith(".") and policy.description.count(". ") == 0

@@ -26,13 +26,14 @@ from orchestrator.offline.policy_runner import (
     load_pack,
     parse_policy_config,
     policy_resources,
+    reconcile_config,
 )
 from orchestrator.offline.session import UNKNOWN
 
 KV = "cloudflare:index/workersKvNamespace:WorkersKvNamespace"
 KV_ENTRY = "cloudflare:index/workersKv:WorkersKv"
 D1 = "cloudflare:index/d1Database:D1Database"
-ACME = {"tenantId": "acme", "zoneId": "a" * 32, "zoneName": "acme.example.com", "environment": "prod"}
+ACME = {"tenantId": "acme", "zoneId": "a" * 32, "zoneName": "acme.example.com", "environment": "prod", "fleet": {}}
 
 
 def res(stack: str, type_: str, name: str, inputs: dict[str, object], **kw: object) -> StaticResource:
@@ -73,7 +74,7 @@ def test_enforcement_level_overrides_and_disable() -> None:
         evaluate(db, stack="prod.acme", context=ACME, overrides={"d1-protected": {"enforcementLevel": "disabled"}})
         == []
     )
-    with pytest.raises(PolicyRunError, match="policy d1-protected: unknown config property 'maxSize'"):
+    with pytest.raises(PolicyRunError, match="d1-protected: unknown config property 'maxSize'"):
         evaluate(db, stack="prod.acme", context=ACME, overrides={"d1-protected": {"maxSize": 1}})
 
 
@@ -108,7 +109,9 @@ def _zone(name: str) -> dict[str, str]:
 def test_cli_passes_the_example_tenants() -> None:
     result = CliRunner().invoke(cli, ["policy", "check", "--all"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"Policy pack clawdbot-edge@v{load_pack().version} (12 policies)\n")
+    assert result.output.startswith(
+        f"Policy pack clawdbot-edge@v{load_pack().version} ({len(load_pack().policies)} policies)\n"
+    )
     assert "prod.acme: " in result.output and "failed" not in result.output and "[mandatory]" not in result.output
 
 
@@ -212,16 +215,93 @@ def test_policy_config_sets_allowed_names_for_policy_check(tmp_path: Path) -> No
     ("document", "message"),
     [
         ({"no-such-policy": "advisory"}, "no policy 'no-such-policy' in pack clawdbot-edge"),
-        ({"kv-secrets-encrypted": {"allowedName": ["x"]}}, "unknown config property 'allowedName'"),
-        ({"kv-secrets-encrypted": {"allowedNames": "x"}}, "'allowedNames' must be a JSON array"),
-        ({"kv-secrets-encrypted": {"allowedNames": [1]}}, "every item of 'allowedNames' must be a JSON string"),
+        (
+            {"kv-secrets-encrypted": {"allowedName": ["x"]}},
+            "kv-secrets-encrypted: unknown config property 'allowedName'",
+        ),
+        ({"d1-protected": {"maxSize": 1}}, "d1-protected: unknown config property 'maxSize' (it takes none)"),
+        (
+            {"kv-secrets-encrypted": {"allowedNames": "x"}},
+            "kv-secrets-encrypted: allowedNames: 'x' is not of type 'array'",
+        ),
+        (
+            {"kv-secrets-encrypted": {"allowedNames": [1]}},
+            "kv-secrets-encrypted: allowedNames[0]: 1 is not of type 'string'",
+        ),
+        (
+            {"no-plaintext-secret-bindings": {"secretWords": ["ok", None]}},
+            "secretWords[1]: None is not of type 'string'",
+        ),
+        # Schema bounds, as the engine's gojsonschema check (pkg/resource/analyzer/config.go).
+        (
+            {"compatibility-date-fresh": {"maxAgeDays": -5}},
+            "compatibility-date-fresh: maxAgeDays: -5 is less than the minimum of 1",
+        ),
+        (
+            {"compatibility-date-fresh": {"maxAgeDays": 0}},
+            "compatibility-date-fresh: maxAgeDays: 0 is less than the minimum of 1",
+        ),
+        (
+            {"compatibility-date-fresh": {"maxAgeDays": "30"}},
+            "compatibility-date-fresh: maxAgeDays: '30' is not of type 'integer'",
+        ),
+        (
+            {"compatibility-date-fresh": {"maxAgeDays": True}},
+            "compatibility-date-fresh: maxAgeDays: True is not of type 'integer'",
+        ),
+        (
+            {"cron-schedules-limit": {"maxSchedules": 2.5}},
+            "cron-schedules-limit: maxSchedules: 2.5 is not of type 'integer'",
+        ),
+        (
+            {"cron-schedules-limit": {"maxSchedules": -1}},
+            "cron-schedules-limit: maxSchedules: -1 is less than the minimum of 0",
+        ),
+        (
+            {"script-size-limit": {"maxCompressedBytes": 0}},
+            "script-size-limit: maxCompressedBytes: 0 is less than the minimum of 1",
+        ),
+        ({"hostname-ownership": {"fleet": []}}, "hostname-ownership: fleet: [] is not of type 'object'"),
+        (
+            {"hostname-ownership": {"fleet": {"acme": {"routes": []}}}},
+            "hostname-ownership: fleet.acme: 'zoneName' is a required property",
+        ),
+        (
+            {"hostname-ownership": {"fleet": {"acme": {"zoneName": "a.example", "routes": "x/*"}}}},
+            "fleet.acme.routes: 'x/*' is not of type 'array'",
+        ),
+        ({"tenant-isolation": {"tenantId": 7}}, "tenant-isolation: tenantId: 7 is not of type 'string'"),
         ({"kv-secrets-encrypted": "sometimes"}, "enforcementLevel 'sometimes' is not one of"),
         (["kv-secrets-encrypted"], "expected a JSON object"),
     ],
 )
 def test_policy_config_is_checked_before_anything_runs(document: object, message: str) -> None:
-    with pytest.raises(PolicyRunError, match=message):
+    with pytest.raises(PolicyRunError) as caught:
+        parse_policy_config(document, load_pack(), "policy config cfg.json")
+    line = str(caught.value)
+    assert line.startswith("policy config cfg.json: ") and message in line and "\n" not in line, line
+
+
+def test_every_policy_default_passes_its_own_schema() -> None:
+    for policy in load_pack().policies:
+        reconcile_config(policy, {}, {})  # raises when a default breaks its schema
+
+
+def test_a_config_with_several_faults_names_the_first_and_counts_the_rest() -> None:
+    document = {"kv-secrets-encrypted": {"allowedNames": [1, 2, 3]}}
+    with pytest.raises(PolicyRunError, match=r"allowedNames\[0\]: 1 is not of type 'string' \(and 2 more\)$"):
         parse_policy_config(document, load_pack())
+
+
+def test_cli_refuses_an_out_of_range_policy_config_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({"compatibility-date-fresh": {"maxAgeDays": -5}}))
+    result = CliRunner().invoke(cli, ["policy", "check", "--stack", "prod.acme", "--policy-config", str(config)])
+    assert result.exit_code == 2
+    assert f"policy config {config}: compatibility-date-fresh: maxAgeDays: -5 is less than the minimum of 1" in (
+        result.output
+    )
+    assert "prod.acme: ok" not in result.output
 
 
 def test_policy_config_all_sets_every_level_unless_a_policy_has_its_own() -> None:

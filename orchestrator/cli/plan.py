@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from orchestrator.config.ownership import check_registered_ownership
 from orchestrator.config.settings import Settings
-from orchestrator.core.names import stack_name_from_path
+from orchestrator.config.tenant_config import load_tenant_spec
+from orchestrator.core.names import is_tenant_stack, stack_name_from_path
 from orchestrator.offline.plan import plan_document
 from orchestrator.offline.session import run_offline
 
@@ -46,7 +48,8 @@ def plan(stack: str | None, config_path: Path | None, as_json: bool) -> None:
 
     Runs the real Pulumi program under mocks that answer like the Cloudflare provider and
     refuse what Cloudflare would refuse. Secret values are never read: they show as [secret].
-    Exits 1 with a one-line error when the stack's config is invalid.
+    Exits 1 with a one-line error when the stack's config is invalid, or when its zone, a route
+    or a custom domain reaches a hostname another registered tenant owns.
     """
     if (stack is None) == (config_path is None):
         raise click.UsageError("give exactly one of --stack or --config")
@@ -55,5 +58,7 @@ def plan(stack: str | None, config_path: Path | None, as_json: bool) -> None:
     else:
         project_dir = Settings.from_env().project_dir
     assert stack is not None
+    if is_tenant_stack(stack):
+        check_registered_ownership(project_dir, load_tenant_spec(project_dir, stack))
     document = plan_document(run_offline(project_dir, stack))
     click.echo(json.dumps(document, indent=2, ensure_ascii=False) if as_json else _render_text(document))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from orchestrator.config.ownership import fleet_policy_config
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import tenant_stacks
 from orchestrator.offline.policy_runner import PolicyRunError, StackResult, check_stacks, load_pack, load_policy_config
@@ -115,3 +116,25 @@ def check(
         _print_text(results)
     if any(r.failed for r in results):
         raise SystemExit(1)
+
+
+@policy.command("fleet-config")
+@click.option(
+    "--project-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Pulumi project directory (default: CLAWDBOT_PROJECT_DIR or this checkout).",
+)
+def fleet_config(project_dir: Path | None) -> None:
+    """Print the policy config that gives the pack the fleet's hostnames, as JSON.
+
+    One stack cannot see the others, so `hostname-ownership` learns every registered tenant's
+    zone, routes and custom domains from this config. Pass it to the real CLI:
+
+        python -m orchestrator policy fleet-config > fleet-policy.json
+        pulumi preview --stack prod.acme --policy-pack policies --policy-pack-config fleet-policy.json
+
+    `policy check` computes the same config itself.
+    """
+    project = project_dir or Settings.from_env().project_dir
+    click.echo(json.dumps(fleet_policy_config(project), indent=2, sort_keys=True))

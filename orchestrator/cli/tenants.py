@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli.fleet import _deps, select_stacks
+from orchestrator.config.ownership import check_registered_ownership
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.config.tenant_config import TENANT_KEY, load_tenant_spec, project_name, tenant_stacks, validate_tenant
 from orchestrator.core.errors import EdgeError
@@ -104,7 +105,7 @@ def add(
     }
     if d1_location_hint:
         raw["d1_location_hint"] = d1_location_hint
-    validate_tenant(stack, raw, [])
+    check_registered_ownership(settings.project_dir, validate_tenant(stack, raw, []))
     path = stack_file(settings.project_dir, stack)
     text = f"# Tenant {tenant}: registered with `python -m orchestrator tenants add`.\n" + yaml.safe_dump(
         {"config": {TENANT_KEY: raw}}, sort_keys=False

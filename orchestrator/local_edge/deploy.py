@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.config.ownership import check_ownership, registry_hosts
 from orchestrator.config.secrets_provider import read_passphrase_file
 from orchestrator.config.stack_file import read_config
 from orchestrator.config.tenant_config import SECRETS_KEY, load_platform_spec, load_tenant_spec, tenant_stacks
@@ -54,8 +55,12 @@ def select_stacks(project_dir: Path, tenants: Sequence[str] | None) -> list[str]
 
 
 def load_bundles(project_dir: Path, stacks: Sequence[str]) -> list[tuple[TenantSpec, EdgeBundle]]:
+    """Validated specs and bundles; a tenant reaching another's hostname is refused (one runtime routes all)."""
     platform = load_platform_spec(project_dir)
     specs = [load_tenant_spec(project_dir, stack) for stack in stacks]
+    fleet = registry_hosts(project_dir)
+    for spec in specs:
+        check_ownership(spec, fleet)
     return [(spec, render_bundle(spec, platform)) for spec in specs]
 
 

@@ -19,20 +19,17 @@ here as well: KV titles unique over the whole fleet (same `kv-titles-unique` rul
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import json
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, partial
 from inspect import isawaitable
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol, cast
 
 import yaml
 from google.protobuf import json_format, struct_pb2
+from jsonschema import Draft7Validator
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
@@ -48,15 +45,14 @@ from pulumi_policy.deserialize import deserialize_properties, serialize_properti
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
+from orchestrator.config.ownership import OWNERSHIP_POLICY, fleet_policy_config
 from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
-from orchestrator.core.contract import REPO_ROOT
-from orchestrator.core.errors import ConfigError, EdgeError
+from orchestrator.core.errors import ConfigError, EdgeError, SetupError
 from orchestrator.core.names import is_tenant_stack
+from orchestrator.core.pack import PACK_DIR, pack_module
 from orchestrator.offline.cloudflare_mock import FakeAccount
 from orchestrator.offline.session import UNKNOWN, project_account, run_offline
 
-PACK_DIR = REPO_ROOT / "policies"
-PACKAGE = "clawdbot_policies"
 CROSS_STACK_POLICIES = ("kv-titles-unique",)
 """Stack policies also run over the union of all stacks: Cloudflare enforces them per account."""
 
@@ -166,25 +162,6 @@ class StackResult:
         return self.error is not None or any(v.mandatory for v in self.violations)
 
 
-def _import_pack_package(pack_dir: Path) -> ModuleType:
-    # Loaded by path under the same name the analyzer uses (the pack dir is its sys.path[0]),
-    # so the orchestrator never imports `policies` as a package of this repo.
-    if PACKAGE in sys.modules:
-        return sys.modules[PACKAGE]
-    init = pack_dir / PACKAGE / "__init__.py"
-    spec = importlib.util.spec_from_file_location(PACKAGE, init, submodule_search_locations=[str(init.parent)])
-    if spec is None or spec.loader is None:
-        raise PolicyRunError(f"policy pack {pack_dir}: no {PACKAGE} package")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACKAGE] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception:
-        del sys.modules[PACKAGE]
-        raise
-    return module
-
-
 @cache
 def load_pack(pack_dir: Path = PACK_DIR) -> Pack:
     """The pack's policies, its name (set in code) and version (PulumiPolicy.yaml, as the CLI reports it)."""
@@ -194,8 +171,10 @@ def load_pack(pack_dir: Path = PACK_DIR) -> Pack:
         raise PolicyRunError(
             f"policy pack {pack_dir}: cannot read PulumiPolicy.yaml ({exc.__class__.__name__})"
         ) from None
-    _import_pack_package(pack_dir)
-    module = importlib.import_module(f"{PACKAGE}.pack")
+    try:
+        module = pack_module("pack", pack_dir)
+    except SetupError as exc:
+        raise PolicyRunError(str(exc)) from None
     return Pack(
         name=module.PACK_NAME,
         version=str(meta.get("version", "0.0.1")),
@@ -227,9 +206,10 @@ def _struct_round_trip(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def reconcile_config(
-    policy: Policy, context: Mapping[str, Any], overrides: Mapping[str, Any] | None
+    policy: Policy, context: Mapping[str, Any], overrides: Mapping[str, Any] | None, source: str = "policy config"
 ) -> tuple[EnforcementLevel | None, dict[str, Any]]:
-    """Defaults from the schema, then the stack context, then overrides (engine config.go order)."""
+    """Defaults from the schema, then the stack context, then overrides (engine config.go order),
+    validated against the policy's schema as the engine validates the result."""
     schema = policy.config_schema.properties if policy.config_schema else {}
     props = {k: v["default"] for k, v in schema.items() if "default" in v}
     props.update({k: v for k, v in context.items() if k in schema})
@@ -240,29 +220,42 @@ def reconcile_config(
         elif key in schema:
             props[key] = value
         else:
-            raise PolicyRunError(f"policy {policy.name}: unknown config property {key!r} (known: {', '.join(schema)})")
+            known = f"known: {', '.join(schema)}" if schema else "it takes none"
+            raise PolicyRunError(f"{source}: {policy.name}: unknown config property {key!r} ({known})")
+    validate_config(policy, props, source)
     return level, _struct_round_trip(props)
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "array": (list,),
-    "boolean": (bool,),
-    "integer": (int,),
-    "number": (int, float),
-    "object": (dict,),
-    "string": (str,),
-}
+MAX_REASON = 160
+"""Longest schema complaint quoted in an error (jsonschema echoes the value it refused)."""
 
 
-def _check_type(policy: Policy, key: str, value: Any) -> None:
-    schema = policy.config_schema.properties.get(key, {}) if policy.config_schema else {}
-    expected = _JSON_TYPES.get(str(schema.get("type")))
-    wrong_bool = isinstance(value, bool) and schema.get("type") in ("integer", "number")
-    if expected is not None and (not isinstance(value, expected) or wrong_bool):
-        raise PolicyRunError(f"policy {policy.name}: config property {key!r} must be a JSON {schema['type']}")
-    items = _JSON_TYPES.get(str((schema.get("items") or {}).get("type")))
-    if items is not None and isinstance(value, list) and not all(isinstance(v, items) for v in value):
-        raise PolicyRunError(f"policy {policy.name}: every item of {key!r} must be a JSON {schema['items']['type']}")
+@cache
+def config_validator(policy: Policy) -> Draft7Validator:
+    """The schema the engine checks a policy's reconciled config against: pulumi/pulumi
+    pkg/resource/analyzer/config.go `convertSchema` wraps the policy's properties and required
+    list in `{"type": "object", ...}`, and `validatePolicyConfig` runs gojsonschema over it."""
+    schema = policy.config_schema
+    document: dict[str, Any] = {"type": "object"}
+    if schema is not None and schema.properties:
+        document["properties"] = schema.properties
+    if schema is not None and schema.required:
+        document["required"] = list(schema.required)
+    Draft7Validator.check_schema(document)
+    return Draft7Validator(document)
+
+
+def validate_config(policy: Policy, props: Mapping[str, Any], source: str) -> None:
+    """Refuse config the engine would refuse, in one line naming the policy and the field."""
+    errors = sorted(config_validator(policy).iter_errors(dict(props)), key=lambda e: [str(p) for p in e.path])
+    if not errors:
+        return
+    first = errors[0]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.path).lstrip(".") or "(config)"
+    reason = " ".join(first.message.split())
+    reason = reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise PolicyRunError(f"{source}: {policy.name}: {field}: {reason}{more}")
 
 
 def parse_policy_config(document: Any, pack: Pack, source: str = "policy config") -> dict[str, dict[str, Any]]:
@@ -270,7 +263,8 @@ def parse_policy_config(document: Any, pack: Pack, source: str = "policy config"
 
     `{"<policy>": "<level>" | {"enforcementLevel": "<level>", "<property>": value, ...}}`, plus
     `"all": "<level>"` for every policy that does not set its own level. Policy names, levels,
-    property names and JSON types are checked here, so a typo fails before anything runs.
+    property names and each policy's config schema (jsonschema, as the engine) are checked here,
+    so a typo or an out-of-range value fails before anything runs.
     """
     if not isinstance(document, dict):
         raise PolicyRunError(f"{source}: expected a JSON object of policy name -> level or settings")
@@ -288,16 +282,13 @@ def parse_policy_config(document: Any, pack: Pack, source: str = "policy config"
             value = {"enforcementLevel": value}
         if not isinstance(value, dict):
             raise PolicyRunError(f"{source}: {name} must be an enforcement level or an object of settings")
-        for key, item in value.items():
-            if key != "enforcementLevel":
-                _check_type(policy, key, item)
         overrides[name] = dict(value)
     for name in names:
         entry = overrides.setdefault(name, {})
         if pack_level is not None:
             entry.setdefault("enforcementLevel", pack_level)
         try:
-            reconcile_config(names[name], {}, entry)
+            reconcile_config(names[name], {}, entry, source)
         except ValueError:
             raise PolicyRunError(
                 f"{source}: {name}: enforcementLevel {entry.get('enforcementLevel')!r} is not one of "
@@ -500,12 +491,26 @@ def platform_environment(project_dir: Path) -> str | None:
         return None
 
 
-def stack_context(project_dir: Path, stack: str, environment: str | None) -> dict[str, Any]:
-    """Tenant id, zone and environment (the platform stack's) for `stack`, from its validated config."""
+@dataclass(frozen=True)
+class FleetFacts:
+    """What every stack's check shares: the platform's environment and the registry's hostnames."""
+
+    environment: str | None
+    hostnames: Mapping[str, Any]
+    """`hostname-ownership`'s `fleet` config (what `policy fleet-config` prints)."""
+
+    @classmethod
+    def read(cls, project_dir: Path) -> FleetFacts:
+        return cls(platform_environment(project_dir), fleet_policy_config(project_dir)[OWNERSHIP_POLICY])
+
+
+def stack_context(project_dir: Path, stack: str, fleet: FleetFacts) -> dict[str, Any]:
+    """Tenant id, zone, environment (the platform stack's) and the fleet's hostnames for `stack`."""
     if not is_tenant_stack(stack):
-        return {"environment": environment} if environment else {}
+        return {"environment": fleet.environment} if fleet.environment else {}
     spec = load_tenant_spec(project_dir, stack)
-    return tenant_policy_config(spec.id, spec.zone.id, spec.zone.name, spec.allow_apex_catch_all, environment)
+    context = tenant_policy_config(spec.id, spec.zone.id, spec.zone.name, spec.allow_apex_catch_all, fleet.environment)
+    return {**context, **fleet.hostnames}
 
 
 def check_stack(
@@ -519,7 +524,7 @@ def check_stack(
     return _check_stack(
         project_dir,
         stack,
-        platform_environment(project_dir),
+        FleetFacts.read(project_dir),
         preview=preview,
         overrides=overrides,
         runner=runner or offline_runner(project_dir),
@@ -529,7 +534,7 @@ def check_stack(
 def _check_stack(
     project_dir: Path,
     stack: str,
-    environment: str | None,
+    fleet: FleetFacts,
     *,
     preview: bool,
     overrides: Mapping[str, Mapping[str, Any]] | None,
@@ -537,7 +542,7 @@ def _check_stack(
 ) -> tuple[StackResult, Sequence[ResourceLike]]:
     result = StackResult(stack)
     try:
-        context = stack_context(project_dir, stack, environment)
+        context = stack_context(project_dir, stack, fleet)
         resources = runner(project_dir, stack, preview)
     except EdgeError as exc:
         result.error = str(exc)
@@ -556,14 +561,12 @@ def check_stacks(
     runner: OfflineRunner | None = None,
 ) -> list[StackResult]:
     """Check each stack, then the account-wide rules over all of them together."""
-    environment = platform_environment(project_dir)
+    fleet = FleetFacts.read(project_dir)
     runner = runner or offline_runner(project_dir)
     results: list[StackResult] = []
     everything: list[ResourceLike] = []
     for stack in stacks:
-        result, resources = _check_stack(
-            project_dir, stack, environment, preview=preview, overrides=overrides, runner=runner
-        )
+        result, resources = _check_stack(project_dir, stack, fleet, preview=preview, overrides=overrides, runner=runner)
         results.append(result)
         everything.extend(resources)
     if len(stacks) > 1:

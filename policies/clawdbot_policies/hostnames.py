@@ -201,10 +201,11 @@ def _zone_conflict(mine: TenantHosts, other: TenantHosts) -> str | None:
         return None
     if zone == theirs:
         return f"zone {zone} is also declared by tenant {other.tenant}; a zone belongs to one tenant"
+    nest = "one tenant's zone may not nest in another's"
     if _within_zone(zone, theirs):
-        return f"zone {zone} lies inside zone {theirs}, which belongs to tenant {other.tenant}"
+        return f"zone {zone} lies inside zone {theirs} of tenant {other.tenant}; {nest}"
     if _within_zone(theirs, zone):
-        return f"zone {zone} contains zone {theirs}, which belongs to tenant {other.tenant}"
+        return f"zone {zone} contains zone {theirs} of tenant {other.tenant}; {nest}"
     return None
 
 

@@ -6,6 +6,7 @@ from pulumi_policy import EnforcementLevel, Policy
 
 from .rules.durability import d1_protected, kv_titles_unique
 from .rules.limits import compatibility_date_fresh, cron_schedules_limit, script_size_limit
+from .rules.ownership import hostname_ownership
 from .rules.relay_key import relay_key_binding
 from .rules.secrets import kv_secrets_encrypted, no_plaintext_secret_bindings
 from .rules.tenancy import tenant_isolation, tenant_resource_naming
@@ -23,6 +24,7 @@ POLICIES: list[Policy] = [
     tenant_isolation,
     routes_in_tenant_zone,
     no_apex_catch_all_route,
+    hostname_ownership,
     d1_protected,
     kv_titles_unique,
     compatibility_date_fresh,

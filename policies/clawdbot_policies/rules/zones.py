@@ -2,7 +2,9 @@
 
 A route on somebody else's zone would hijack their traffic (Cloudflare routes by pattern), and a
 catch-all on the zone apex sends every request on the zone - including paths the tenant serves
-elsewhere - through the Worker, so it needs an explicit `allow_apex_catch_all`.
+elsewhere - through the Worker, so it needs an explicit `allow_apex_catch_all`. A stack that
+declares another tenant's zone (or a zone nesting with it) passes these checks by construction;
+`hostname-ownership` (rules/ownership.py) refuses it against the whole fleet.
 """
 
 from __future__ import annotations
