@@ -26,6 +26,7 @@ from functools import cache
 from typing import Any
 
 from . import constants as c
+from .hostnames import within_zone
 
 CONTEXT_SCHEMA: dict[str, dict[str, Any]] = {
     "tenantId": {"type": "string", "description": "Tenant id; default: clawdbot:tenant.id or the stack name."},
@@ -52,8 +53,7 @@ class TenantContext:
         return f"tenant {self.tenant_id}" if self.tenant_id else "this stack"
 
     def contains_host(self, host: str) -> bool:
-        zone = self.zone_name
-        return zone is not None and (host == zone or host.endswith("." + zone))
+        return self.zone_name is not None and within_zone(host, self.zone_name)
 
 
 def stack_from_urn(urn: str) -> str | None:

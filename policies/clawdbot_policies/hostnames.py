@@ -143,8 +143,9 @@ class Conflict:
     """One line that names the other tenant."""
 
 
-def _within_zone(zone: str, host_zone: str) -> bool:
-    return zone == host_zone or zone.endswith("." + host_zone)
+def within_zone(host: str, zone: str) -> bool:
+    """`host` is `zone` or a name under it (both normalised)."""
+    return host == zone or host.endswith("." + zone)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class _Zones:
             z
             for z in self.owners
             if z != top
-            and (top is None or _within_zone(z, top))
+            and (top is None or within_zone(z, top))
             and any(hosts.meet(part) is not None for part in zone_hosts(z))
         ]
         return [top, *sorted(deeper)]
@@ -190,7 +191,7 @@ class _Zones:
 
 
 def _nested(a: str, b: str) -> bool:
-    return a != b and (_within_zone(a, b) or _within_zone(b, a))
+    return a != b and (within_zone(a, b) or within_zone(b, a))
 
 
 def _zone_conflict(mine: TenantHosts, other: TenantHosts) -> str | None:
@@ -202,9 +203,9 @@ def _zone_conflict(mine: TenantHosts, other: TenantHosts) -> str | None:
     if zone == theirs:
         return f"zone {zone} is also declared by tenant {other.tenant}; a zone belongs to one tenant"
     nest = "one tenant's zone may not nest in another's"
-    if _within_zone(zone, theirs):
+    if within_zone(zone, theirs):
         return f"zone {zone} lies inside zone {theirs} of tenant {other.tenant}; {nest}"
-    if _within_zone(theirs, zone):
+    if within_zone(theirs, zone):
         return f"zone {zone} contains zone {theirs} of tenant {other.tenant}; {nest}"
     return None
 
