@@ -4,8 +4,9 @@ it declares; the clean baseline and the example tenants pass.
 Two kinds of fixtures (tests/fixtures/policy/):
 - corpus/*.json: component misuses, as edits of what TenantEdge registers for acme
   (acme_resources.json), run through the same in-process analyzer path as `policy check`;
-- configs/*.yaml: tenant stack files that pass TenantSpec and the provider mocks, run through the
-  real program (orchestrator.offline.session) and then the pack.
+- configs/*.yaml: tenant stack files that pass TenantSpec and the provider mocks, registered next
+  to the example tenants (acme, globex), run through the real program (orchestrator.offline.session)
+  and then the pack; `# expect: error: ...` marks a file the stack-file check refuses first.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def test_corpus_case_is_caught_by_its_rule(case: Path) -> None:
 
 
 def _project_with(tmp_path: Path, tenant_file: Path) -> tuple[Path, str]:
-    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+    # The example tenants are registered too: every case is checked against a fleet.
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.prod.acme.yaml", "Pulumi.prod.globex.yaml"):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     document = yaml.safe_load(tenant_file.read_text(encoding="utf-8"))
     tenant = document["config"]["clawdbot:tenant"]
