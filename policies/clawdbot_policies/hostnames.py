@@ -39,9 +39,15 @@ def _ascii_label(label: str) -> str:
         return label.lower()  # not a valid IDN label: compared as written
 
 
+_IDNA_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+"""Full stops IDNA reads as label separators (RFC 3490 section 3.1)."""
+_PORT = re.compile(r":\d+$")
+
+
 def normalize_host(host: str) -> str:
-    """`Shop.ACME.example.com.` -> `shop.acme.example.com`; `bücher.de` -> `xn--bcher-kva.de`."""
-    host = host.strip().rstrip(".")
+    """`Shop.ACME.example.com.` -> `shop.acme.example.com`; `bücher.de` -> `xn--bcher-kva.de`;
+    a `:port` is dropped (a route pattern matches the host whatever the port)."""
+    host = _PORT.sub("", host.strip().translate(_IDNA_DOTS)).rstrip(".")
     return ".".join(_ascii_label(label) for label in host.split("."))
 
 
