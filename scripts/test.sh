@@ -10,8 +10,8 @@ if [ ! -x .venv/bin/python ]; then
   step "creating .venv"
   python3 -m venv .venv
 fi
-step "installing Python packages (requirements.txt)"
-.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+step "installing Python packages (requirements.txt, requirements-dev.txt)"
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 step "installing the Worker's npm packages (worker_src/package-lock.json)"
 (cd worker_src && npm ci --no-audit --no-fund --loglevel=error)
 

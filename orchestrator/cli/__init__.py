@@ -8,6 +8,10 @@ Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) 
 
 from __future__ import annotations
 
+import os
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
 import click
 
 from orchestrator.cli.lazy import LazyCommand, LazyGroup
@@ -81,13 +85,38 @@ COMMANDS: dict[str, LazyCommand] = {
 }
 
 
+def _version() -> str:
+    try:
+        return version("clawdbot-edge")
+    except PackageNotFoundError:  # a checkout that was never installed: its pyproject says
+        import tomllib
+
+        from orchestrator.core.contract import REPO_ROOT
+
+        with (REPO_ROOT / "pyproject.toml").open("rb") as f:
+            found: str = tomllib.load(f)["project"]["version"]
+        return found
+
+
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.version_option(_version(), "--version", "-V", prog_name="clawdbot-edge", message="%(prog)s %(version)s")
+@click.option(
+    "--project-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="CLAWDBOT_PROJECT_DIR",
+    show_envvar=True,
+    help="Directory with Pulumi.yaml and the Pulumi.<stack>.yaml files. Default: this checkout, or the "
+    "current directory for an installed package.",
+)
+def cli(project_dir: Path | None) -> None:
     """Clawdbot edge: run a fleet of per-tenant Cloudflare edges from your own server.
 
-    Tenants are the Pulumi.prod.<tenant>.yaml files of the project directory
-    (CLAWDBOT_PROJECT_DIR, default: this checkout).
+    Tenants are the Pulumi.prod.<tenant>.yaml files of the project directory. Shell completion:
+    `eval "$(_CLAWDBOT_EDGE_COMPLETE=bash_source clawdbot-edge)"` (zsh_source, fish_source likewise).
     """
+    if project_dir is not None:
+        # Every layer reads its locations through Settings.from_env(); the flag joins them there.
+        os.environ["CLAWDBOT_PROJECT_DIR"] = str(project_dir.resolve())
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.contract import IN_CHECKOUT, REPO_ROOT
 
 ENV_PREFIX = "CLAWDBOT_"
 
@@ -27,8 +27,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    project_dir: Path = REPO_ROOT
-    """Directory holding Pulumi.yaml and the Pulumi.<stack>.yaml files (the tenant registry)."""
+    project_dir: Path = Field(default_factory=lambda: REPO_ROOT if IN_CHECKOUT else Path.cwd())
+    """Directory holding Pulumi.yaml and the Pulumi.<stack>.yaml files (the tenant registry): the checkout
+    when run from one, else the current directory, as for the Pulumi CLI (`--project-dir` overrides)."""
     state_dir: Path = _default_home() / "state"
     """Pulumi self-managed backend (`file://<state_dir>`), kept 0700."""
     passphrase_file: Path = _default_home() / "passphrase"

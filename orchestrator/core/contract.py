@@ -10,7 +10,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+_HERE = Path(__file__).resolve()
+IN_CHECKOUT = (_HERE.parents[2] / "contract" / "edge-contract.json").is_file()
+"""Running from a checkout of the repository (tests, demo, `pulumi up`), not an installed wheel."""
+REPO_ROOT = _HERE.parents[2] if IN_CHECKOUT else _HERE.parents[1] / "_assets"
+"""Where the program's files live: the contract, worker sources and migrations, the policy pack and the
+Pulumi project files. In a checkout that is its root; an installed wheel carries copies of them
+under `orchestrator/_assets/` (pyproject.toml's force-include), so the same paths hold either way."""
 CONTRACT_PATH = REPO_ROOT / "contract" / "edge-contract.json"
 VECTORS_PATH = REPO_ROOT / "contract" / "vectors.json"
 WORKER_SRC = REPO_ROOT / "worker_src"
