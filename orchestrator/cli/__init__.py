@@ -8,12 +8,16 @@ Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) 
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
+from orchestrator.cli.errors import INTERRUPTED
 from orchestrator.cli.lazy import LazyCommand, LazyGroup
 
 _FLEET = "orchestrator.cli.fleet"
@@ -120,4 +124,25 @@ def cli(project_dir: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="python -m orchestrator")
+    """Run the CLI; exit statuses as in `cli/errors.py`, errors as JSON on stdout when `--json` was asked."""
+    as_json = "--json" in sys.argv[1:]
+    try:
+        code = cli.main(prog_name="python -m orchestrator", standalone_mode=False)
+    except click.Abort as exc:  # Ctrl-C while click parses or loads a command, or a declined prompt
+        # click.confirm raises Abort "from None": the interrupt is still its __context__
+        interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        _fail("interrupted" if interrupted else "aborted", INTERRUPTED if interrupted else 1, as_json)
+    except click.ClickException as exc:
+        if not as_json:
+            exc.show()
+            sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code, as_json)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, as_json: bool) -> NoReturn:
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": code}))
+    else:
+        click.echo(f"Error: {message}" if code != INTERRUPTED else "Interrupted.", err=True)
+    sys.exit(code)

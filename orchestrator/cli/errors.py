@@ -1,32 +1,58 @@
-"""How the CLI reports domain errors: `Error: <message>` and exit status 1 (usage errors stay 2).
+"""How the CLI reports failures: one `Error: <message>` line and the exit status of the README's table.
 
+0 ok · 1 a tenant failed or drifted, or a domain or OS error · 2 usage error · 130 interrupted (Ctrl-C).
 A leaf module, so command groups can use it without importing the whole CLI.
 """
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from orchestrator.core.errors import EdgeError
 
+INTERRUPTED = 130
+"""128 + SIGINT, what a shell reports for a command stopped with Ctrl-C."""
+
+
+def os_error_line(exc: OSError) -> str:
+    """`permission denied: /etc/clawdbot/passphrase` rather than a traceback (read-only, full disk, ...)."""
+    reason = (exc.strerror or errno.errorcode.get(exc.errno or 0, "") or str(exc)).lower()
+    where = exc.filename if exc.filename is not None else ""
+    return f"{reason}: {where}" if where else reason
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Domain and OS errors become `Error: …` (exit 1); Ctrl-C exits 130 without a traceback."""
+    try:
+        yield
+    except EdgeError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        raise click.exceptions.Exit(INTERRUPTED) from None
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:  # the reader went away (`| head`): click's own quiet exit
+            raise
+        raise click.ClickException(os_error_line(exc)) from None
+
 
 class EdgeGroup(click.Group):
-    """Turns domain errors from any subcommand into click's `Error: …` with exit 1."""
+    """Reports failures of any subcommand as `translated` says."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with translated():
             return super().invoke(ctx)
-        except EdgeError as exc:
-            raise click.ClickException(str(exc)) from None
 
 
 class EdgeCommand(click.Command):
     """The same for a command that is not part of a group."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with translated():
             return super().invoke(ctx)
-        except EdgeError as exc:
-            raise click.ClickException(str(exc)) from None
