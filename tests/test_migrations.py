@@ -204,3 +204,39 @@ def test_provider_survives_pulumis_serialization_into_a_fresh_process(d1: tuple[
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == ["0001_a.sql"]
     assert "a" in {r[0] for r in fake.connection(DB).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+TRAILING = {
+    "statement without ; then a -- comment": "CREATE TABLE a (x INTEGER) -- the end, no semicolon",
+    "-- comment on the last line, no newline": "CREATE TABLE a (x INTEGER);\n-- the end",
+    "-- comment after ; on the same line": "CREATE TABLE a (x INTEGER); -- the end",
+    "-- comment line holding a ;": "CREATE TABLE a (x INTEGER);\n-- the end; really",
+    "CRLF and a trailing comment": "CREATE TABLE a (x INTEGER);\r\n-- the end\r\n",
+    "block comment last": "CREATE TABLE a (x INTEGER);\n/* the end */",
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRAILING))
+def test_a_file_ending_in_a_comment_keeps_its_bookkeeping_row(case: str, d1: tuple[FakeD1, str]) -> None:
+    # Issue 11, item 7: the row used to be appended after the file with a `;`; what the file ends
+    # with could swallow or break it. Through the real HTTP shape, then recorded exactly once.
+    fake, _ = d1
+    migration = _migration("0001_a.sql", TRAILING[case])
+    created = D1MigrationsProvider().create(_props([migration]))
+    assert _outs(created)["applied_now"] == ["0001_a.sql"]
+    conn = fake.connection(DB)
+    assert [r[0] for r in conn.execute("SELECT name FROM d1_migrations")] == ["0001_a.sql"]
+    assert "a" in {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    sent = fake.requests[-1]["body"]["sql"]
+    assert sent.startswith("INSERT INTO d1_migrations (name) VALUES ('0001_a.sql');\n"), sent
+    again = D1MigrationsProvider().update(created.id, _outs(created), _props([migration]))
+    assert _outs(again)["applied_now"] == []
+
+
+def test_a_failing_migration_leaves_no_bookkeeping_row_even_though_the_row_goes_first() -> None:
+    executor = SqliteExecutor()
+    bad = _migration("0001_a.sql", "CREATE TABLE a (x INTEGER);\nINSERT INTO missing_table VALUES (1);")
+    with pytest.raises(sqlite3.Error):
+        apply_migrations(executor, [bad], "db")
+    assert executor.query("SELECT name FROM d1_migrations") == []
+    assert "a" not in executor.tables()

@@ -508,3 +508,19 @@ def test_cancel_runs_pulumi_cancel_for_the_stack(settings: Settings) -> None:
     executor(settings, cli).cancel("prod.acme")
     argv = last(cli, "cancel")
     assert "--yes" in argv and argv[argv.index("--stack") + 1] == "prod.acme"
+
+
+def test_up_drops_secret_outputs_that_the_sdk_read_in_plaintext(settings: Settings) -> None:
+    # Issue 11, item 11. Upstream fact (pulumi 3.272.0, pulumi/automation/_stack.py `Stack.up`:
+    # `outputs = self.outputs()` after the update; _local_workspace.py `stack_outputs` runs
+    # `stack output --json --show-secrets`): the plaintext of a secret output does reach this
+    # process. What we promise is that it goes no further than the SDK's return value.
+    cli = FakeCli()
+    cli.outputs = {"bundle_hash": ("ab" * 32, False), "relay_key": ("super-secret-relay", True)}
+    outcome = executor(settings, cli).run(OpRequest("prod.acme", Operation.UP))
+    argvs = [args for args, _, _ in cli.calls]
+    assert ["stack", "output", "--json", "--show-secrets", "--stack", "prod.acme"] in argvs
+    assert outcome.outputs == {"bundle_hash": "ab" * 32}
+    assert "super-secret-relay" not in repr(outcome)
+    work = settings.work_root / "prod.acme"
+    assert all("super-secret-relay" not in p.read_text() for p in work.rglob("*") if p.is_file())

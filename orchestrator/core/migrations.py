@@ -49,11 +49,16 @@ def create_table_sql() -> str:
 
 
 def apply_sql(migration: Migration) -> str:
-    """One query string: the migration and its bookkeeping row, so D1 commits both or neither."""
+    """One query string: the bookkeeping row, then the migration, so D1 commits both or neither.
+
+    The row goes first: appended after the file's text it could be swallowed by what the file ends
+    with (a last statement without `;` followed by a `--` comment, an unterminated `/*`). The
+    trailing newline ends a final `--` comment. (wrangler appends after a newline instead,
+    packages/wrangler/src/d1/migrations/helpers.ts `buildMigrationQuery`; the order within the one
+    request does not matter for atomicity.)
+    """
     # The name is constrained by MIGRATION_FILE_RE, so inlining it cannot inject SQL.
-    return (
-        f"{migration.sql.rstrip().rstrip(';')};\nINSERT INTO {migrations_table()} (name) VALUES ('{migration.name}');"
-    )
+    return f"INSERT INTO {migrations_table()} (name) VALUES ('{migration.name}');\n{migration.sql}\n"
 
 
 def load_migrations(directory: Path) -> tuple[Migration, ...]:

@@ -559,6 +559,9 @@ class AutomationExecutor:
             drift = classify(collector.steps, changes) if request.drift_check else None
             return StackOutcome(name, op, changes, {}, drift)
         if op is Operation.UP:
+            # show_secrets=False keeps config secrets out of the summary (`stack history` without
+            # --show-secrets); the outputs are another matter: the SDK always reads them with
+            # --show-secrets after the update, and we drop the secret ones here.
             result = stack.up(
                 parallel=self.parallel, on_output=output, message=request.message, color="never", show_secrets=False
             )

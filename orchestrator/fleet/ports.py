@@ -65,7 +65,12 @@ class StackOutcome:
     operation: Operation
     changes: Mapping[str, int] = field(default_factory=dict)
     outputs: Mapping[str, Any] = field(default_factory=dict)
-    """Stack outputs that are not secret (secret ones are left out entirely)."""
+    """Stack outputs that are not secret; secret ones are dropped before the outcome is built.
+
+    Dropped, not never seen: after an update `Stack.up()` runs `stack output --show-secrets`
+    (pulumi/automation/_stack.py `up` -> `LocalWorkspace.stack_outputs`), so a secret output's
+    plaintext passes through the executor's memory. The program exports none (tests/test_program.py).
+    """
     drift: DriftReport | None = None
     duration_s: float = 0.0
     kept: tuple[KeptResource, ...] = ()
