@@ -18,3 +18,9 @@ def endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's PULUMI_CONFIG_PASSPHRASE would make every stack command refuse (by design)."""
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)

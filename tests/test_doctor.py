@@ -77,6 +77,7 @@ def test_healthy_vps_passes_with_one_line_per_check(vps: Path, monkeypatch: pyte
         "ok    pulumi cli",
         "ok    state dir",
         "ok    passphrase file",
+        "ok    passphrase variable",
         "ok    backup passphrase",
         "ok    stack prod",
         "ok    stack prod.acme",

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name, tenant_stacks
 from orchestrator.core.contract import REPO_ROOT
@@ -158,6 +159,7 @@ def run_operation(
 ) -> None:
     deps = _deps()
     settings = deps.settings()
+    check_passphrase_env(settings.passphrase_file)
     project = project_name(settings.project_dir)
     audit = AuditLog(settings.audit_log)
     store = FileDeployedStore(settings, project)
@@ -369,6 +371,7 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
     """Per tenant: last update, deployed bundle hash, last drift check and live health (no engine)."""
     deps = _deps()
     settings = deps.settings()
+    check_passphrase_env(settings.passphrase_file)
     stacks = (
         select_stacks(settings.project_dir, tenants, all_) if (tenants or all_) else tenant_stacks(settings.project_dir)
     )
@@ -421,6 +424,7 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
 def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
     """Clear stale locks left by a killed run and say exactly what else to run (pending operations)."""
     settings = _deps().settings()
+    check_passphrase_env(settings.passphrase_file)
     stacks = select_stacks(settings.project_dir, tenants, all_)
     project = project_name(settings.project_dir)
     audit = AuditLog(settings.audit_log)
@@ -452,6 +456,7 @@ def outputs(tenant: str, as_json: bool) -> None:
     """A tenant's stack outputs as last deployed (secret outputs masked; needs the Pulumi CLI)."""
     deps = _deps()
     settings = deps.settings()
+    check_passphrase_env(settings.passphrase_file)
     (stack,) = select_stacks(settings.project_dir, (tenant,), False)
     values = deps.executor(settings, None).outputs(stack)
     if as_json:

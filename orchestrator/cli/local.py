@@ -14,6 +14,7 @@ import time
 import click
 from rich.console import Console
 
+from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.local_edge import LocalEdge, prepare_tenants, push_config
 from orchestrator.local_edge.runtime import DEFAULT_HOST, DEFAULT_PORT, RuntimeInfo, Status
@@ -77,6 +78,7 @@ def up(tenants: tuple[str, ...], host: str, port: int, config_ttl: int | None, t
     it is cleaned up and restarted with its data intact.
     """
     settings = Settings.from_env()
+    check_passphrase_env(settings.passphrase_file)
     edge = _edge(settings)
     prepared = prepare_tenants(
         settings.project_dir,
@@ -174,6 +176,7 @@ def push_config_(tenant: str) -> None:
     changed config under the same version. It serves the new version after its cache TTL.
     """
     settings = Settings.from_env()
+    check_passphrase_env(settings.passphrase_file)
     result = push_config(_edge(settings), settings.project_dir, tenant)
     if not result.changed:
         click.echo(f"tenant {tenant}: KV already holds config version {result.version}; nothing pushed")

@@ -12,7 +12,7 @@ import click
 
 from orchestrator.cli.errors import EdgeGroup
 from orchestrator.config.secret_entry import all_tenants, check_secret_name, rotate_relay_keys, set_tenant_secret
-from orchestrator.config.secrets_provider import read_passphrase_file
+from orchestrator.config.secrets_provider import check_passphrase_env, read_state_passphrase
 from orchestrator.config.settings import Settings
 
 
@@ -41,7 +41,7 @@ def set_(ctx: click.Context, tenant: str, name: str, add: bool) -> None:
         )
     check_secret_name(tenant, name)  # fail before asking for the value
     settings = Settings.from_env()
-    passphrase = read_passphrase_file(settings.passphrase_file)
+    passphrase = read_state_passphrase(settings.passphrase_file)
     value = _read_value(name)
     written = set_tenant_secret(settings.project_dir, tenant, name, value, passphrase, add=add)
     if written.added_to_secret_names:
@@ -69,7 +69,9 @@ def rotate(tenants: tuple[str, ...], all_: bool) -> None:
     """
     if bool(tenants) == all_:
         raise click.UsageError("name one or more tenants, or pass --all (not both)")
-    project_dir = Settings.from_env().project_dir
+    settings = Settings.from_env()
+    check_passphrase_env(settings.passphrase_file)
+    project_dir = settings.project_dir
     chosen = all_tenants(project_dir) if all_ else list(tenants)
     for rotation in rotate_relay_keys(project_dir, chosen):
         click.echo(

@@ -18,15 +18,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import stat
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from orchestrator.core.errors import ConfigError, CryptoError, PassphraseError, PermissionsError
+from orchestrator.core.errors import ConfigError, CryptoError, EdgeError, PassphraseError, PermissionsError, SetupError
 
 PBKDF2_ITERATIONS = 1_000_000
 KEY_BYTES = 32
@@ -164,3 +166,38 @@ def read_passphrase_file(path: str | os.PathLike[str]) -> str:
     if not passphrase:
         raise ConfigError(f"passphrase file {file} is empty")
     return passphrase
+
+
+PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
+"""Read by the Pulumi CLI *before* PULUMI_CONFIG_PASSPHRASE_FILE, even when set to the empty string."""
+
+
+def check_passphrase_env(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> None:
+    """Refuse an inherited PULUMI_CONFIG_PASSPHRASE that differs from the passphrase file.
+
+    pulumi/pulumi pkg/secrets/passphrase/manager.go `readPassphrase`: the variable wins whenever it
+    is set (`os.LookupEnv`), verbatim; the file is only read when it is unset, and trimmed. The
+    Automation API passes our environment on to every CLI it starts. So with both set, the CLI may
+    unlock stacks with another passphrase than the one our tools encrypt with. Equal (the variable
+    equals the file's trimmed content) is harmless; anything else is refused, naming both sources
+    and neither value.
+    """
+    env = os.environ if environ is None else environ
+    if PASSPHRASE_ENV not in env:
+        return
+    state = "set to the empty string" if not env[PASSPHRASE_ENV] else "set"
+    try:
+        same = hmac.compare_digest(env[PASSPHRASE_ENV].encode(), read_passphrase_file(path).encode())
+    except EdgeError as exc:
+        raise SetupError(f"{PASSPHRASE_ENV} is {state} and the passphrase file cannot be compared: {exc}") from None
+    if not same:
+        raise SetupError(
+            f"{PASSPHRASE_ENV} is {state} and differs from the passphrase file {path}; the Pulumi CLI reads the "
+            f"variable first, so it would unlock stacks with another passphrase: unset {PASSPHRASE_ENV}"
+        )
+
+
+def read_state_passphrase(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> str:
+    """The state passphrase from its file, after `check_passphrase_env`."""
+    check_passphrase_env(path, environ)
+    return read_passphrase_file(path)

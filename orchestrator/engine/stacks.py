@@ -34,6 +34,7 @@ from pulumi.automation import errors as auto_errors
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.config.atomic_file import write_atomically
+from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name
 from orchestrator.core.contract import REPO_ROOT
@@ -420,6 +421,7 @@ class AutomationExecutor:
         # The CLI first: without it nothing else matters, and its error says how to install it.
         self.command = command or pulumi_command(pulumi_root or settings.pulumi_root)
         check_passphrase_file(settings.passphrase_file)
+        check_passphrase_env(settings.passphrase_file)
         ensure_private_dir(settings.state_dir, "state directory")
         ensure_private_dir(settings.work_root, "work root")
         self.settings = settings

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from orchestrator.backup.custody import reused_passphrase_message, same_passphrase
 from orchestrator.backup.marker import read_marker
-from orchestrator.config.secrets_provider import read_passphrase_file
+from orchestrator.config.secrets_provider import check_passphrase_env, read_passphrase_file
 from orchestrator.config.settings import Settings
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.core.errors import EdgeError
@@ -89,6 +89,15 @@ def check_passphrase_file(path: Path) -> tuple[Check, str | None]:
     return Check("passphrase file", True, f"{path} is owner-only"), passphrase
 
 
+def check_passphrase_variable(path: Path) -> Check:
+    """PULUMI_CONFIG_PASSPHRASE, if inherited, must not outrank the passphrase file with another value."""
+    try:
+        check_passphrase_env(path)
+    except EdgeError as exc:
+        return Check("passphrase variable", False, str(exc))
+    return Check("passphrase variable", True, "PULUMI_CONFIG_PASSPHRASE unset or equal to the passphrase file")
+
+
 def check_backup_passphrase(backup_file: Path, state_file: Path, state_passphrase: str | None) -> Check:
     """The backup passphrase file is owner-only and holds something other than the state passphrase."""
     name = "backup passphrase"
@@ -155,6 +164,7 @@ def run_checks(settings: Settings, now: datetime | None = None) -> list[Check]:
         check_pulumi_cli(expected_cli_version()),
         check_private_dir("state dir", settings.state_dir),
         passphrase_check,
+        check_passphrase_variable(settings.passphrase_file),
         check_backup_passphrase(settings.backup_passphrase_file, settings.passphrase_file, passphrase),
         *check_stacks(settings.project_dir, passphrase),
         check_disk(settings.state_dir, settings.min_free_disk_mb),
