@@ -1,4 +1,4 @@
-"""`secrets set|rotate`: put business secrets into tenant stack files and rotate relay keys.
+"""`secrets set|rotate|adopt`: business secrets into tenant stack files, relay-key rotation, adoption.
 
 Values are read from a hidden prompt or from stdin, never from the command line (argv is visible
 in `ps` and shell history). The state passphrase comes from PULUMI_CONFIG_PASSPHRASE_FILE.
@@ -6,14 +6,24 @@ in `ps` and shell history). The state passphrase comes from PULUMI_CONFIG_PASSPH
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 
 from orchestrator.cli.errors import EdgeGroup
-from orchestrator.config.secret_entry import all_tenants, check_secret_name, rotate_relay_keys, set_tenant_secret
+from orchestrator.config.secret_entry import (
+    adopt_stack_file,
+    all_tenants,
+    check_secret_name,
+    rotate_relay_keys,
+    set_tenant_secret,
+    tenant_file,
+)
 from orchestrator.config.secrets_provider import check_passphrase_env, read_state_passphrase
 from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import project_name
+from orchestrator.engine.locks import state_file
 
 
 @click.group(cls=EdgeGroup)
@@ -78,3 +88,61 @@ def rotate(tenants: tuple[str, ...], all_: bool) -> None:
             f"stack {rotation.stack}: relay_key_generation {rotation.old_generation} -> {rotation.new_generation}"
         )
     click.echo("now run `up` for these stacks: the relay key is replaced and every envelope re-encrypted")
+
+
+@secrets.command()
+@click.argument("tenants", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Adopt every tenant stack file in the registry.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be dropped; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
+def adopt(tenants: tuple[str, ...], all_: bool, dry_run: bool, as_json: bool) -> None:
+    """Make TENANTS' stack files (or --all) usable with your passphrase file.
+
+    For a stack file whose encryptionsalt was made with a passphrase nobody has any more (the
+    examples of an old checkout, a file copied from another machine): `pulumi stack init` would reuse
+    that salt and fail with "incorrect passphrase", and so would `secrets set`. Adopting drops the
+    salt and every secure value that does not decrypt with your passphrase, keeps everything else,
+    and prints the command that sets each dropped value again. The next `secrets set` (or
+    `pulumi stack init`) makes a new salt from your passphrase. A file that opens is left alone.
+    """
+    if bool(tenants) == all_:
+        raise click.UsageError("name one or more tenants, or pass --all (not both)")
+    settings = Settings.from_env()
+    passphrase = read_state_passphrase(settings.passphrase_file)
+    project_dir = settings.project_dir
+    chosen = all_tenants(project_dir) if all_ else list(tenants)
+    paths = [tenant_file(project_dir, tenant) for tenant in chosen]  # every name checked before any write
+    results = [adopt_stack_file(path, passphrase, dry_run=dry_run) for path in paths]
+    project = project_name(project_dir)
+    deployed = {r.stack for r in results if r.salt_dropped and state_file(settings.state_dir, project, r.stack)}
+    if as_json:
+        out = [
+            {
+                "stack": r.stack,
+                "changed": r.changed,
+                "salt_dropped": r.salt_dropped,
+                "dropped": list(r.dropped),
+                "kept": r.kept,
+                "set_again": r.set_again(),
+                "deployed": r.stack in deployed,
+            }
+            for r in results
+        ]
+        click.echo(json.dumps({"dry_run": dry_run, "stacks": out}, indent=2))
+        return
+    verb = "would drop" if dry_run else "dropped"
+    for r in results:
+        if not r.changed:
+            click.echo(f"stack {r.stack}: nothing to adopt ({r.kept} secret(s) open with the passphrase file)")
+            continue
+        what = (["the encryptionsalt (it does not open with the passphrase file)"] if r.salt_dropped else []) + (
+            [f"{len(r.dropped)} secret(s) that do not decrypt: {', '.join(r.dropped)}"] if r.dropped else []
+        )
+        click.echo(f"stack {r.stack}: {verb} {' and '.join(what)}")
+        for command in r.set_again():
+            click.echo(f"  set again: {command}")
+        if r.stack in deployed:
+            click.echo(
+                f"  note: stack {r.stack} exists in the state backend under the old salt; its state cannot be "
+                "decrypted with this passphrase either (restore the old passphrase, or remove and re-create the stack)"
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -29,3 +30,20 @@ def write_atomically(path: Path, data: str | bytes, mode: int = 0o600) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def make_private_dirs(path: Path) -> None:
+    """`mkdir -p` where every directory created is 0700 (Path.mkdir gives parents the default mode).
+
+    So a first run on a fresh machine makes `~/.clawdbot` itself owner-only, not only its leaves.
+    Existing directories are left as they are (callers check the modes they rely on).
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made by a concurrent run
+            directory.mkdir(mode=0o700)
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask

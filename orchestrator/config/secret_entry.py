@@ -8,13 +8,22 @@ the key and re-encrypts every secret envelope and the signed config in that one 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.config.stack_file import load_stack_file, set_secret, set_value
+from orchestrator.config.secrets_provider import PassphraseCrypter
+from orchestrator.config.stack_file import (
+    PASSPHRASE_PROVIDERS,
+    SECURE,
+    load_stack_file,
+    remove_secrets,
+    set_secret,
+    set_value,
+)
 from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, tenant_stacks
-from orchestrator.core.errors import ConfigError
+from orchestrator.core.errors import ConfigError, CryptoError, PassphraseError
 from orchestrator.core.names import stack_file, tenant_of, tenant_stack
 
 # Same rule as model.SecretName; checked here too so a bad NAME fails before any prompt.
@@ -80,7 +89,13 @@ def set_tenant_secret(
         )
     if stack.encryption_salt is not None:
         # Check the passphrase before touching secret_names: a wrong one must change nothing.
-        stack.crypter(passphrase)
+        try:
+            stack.crypter(passphrase)
+        except PassphraseError as exc:
+            raise PassphraseError(
+                f"{exc}; if nobody has the passphrase that made this salt: "
+                f"python -m orchestrator secrets adopt {tenant}"
+            ) from None
     if added:
         set_value(path, NAMES_KEY, [*names, name])
     set_secret(path, f"{SECRETS_KEY}.{name}", value, passphrase)
@@ -114,3 +129,65 @@ def rotate_relay_keys(project_dir: Path, tenants: list[str]) -> list[Rotation]:
 def all_tenants(project_dir: Path) -> list[str]:
     """Tenant ids from the registry of Pulumi.prod.<tenant>.yaml files."""
     return [tenant_of(stack) for stack in tenant_stacks(project_dir)]
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """What `adopt_stack_file` found (and, unless a dry run, removed) in one stack file."""
+
+    stack: str
+    path: Path
+    salt_dropped: bool
+    """The encryptionsalt did not open with the passphrase (or was malformed), so it went."""
+    dropped: tuple[str, ...]
+    """Key paths of the secure values that did not decrypt: each must be set again."""
+    kept: int
+    """Secure values that decrypt with the passphrase and stay as they are."""
+
+    @property
+    def changed(self) -> bool:
+        return self.salt_dropped or bool(self.dropped)
+
+    def set_again(self) -> list[str]:
+        """The command that sets each dropped value again, value from a prompt or stdin."""
+        tenant = tenant_of(self.stack)
+        prefix = f"{SECRETS_KEY}."
+        return [
+            f"python -m orchestrator secrets set {tenant} {key[len(prefix) :]}"
+            if key.startswith(prefix) and SECRET_NAME.fullmatch(key[len(prefix) :])
+            else f"pulumi config set --secret --path '{key}' --stack {self.stack}"
+            for key in self.dropped
+        ]
+
+
+def adopt_stack_file(path: Path, passphrase: str, *, dry_run: bool = False) -> Adoption:
+    """Make a stack file usable with `passphrase`: drop the salt and values nobody here can open.
+
+    For a stack file whose `encryptionsalt` was made with a passphrase that is lost (or never was
+    yours: a copied example, a file from another VPS). Pulumi reuses an existing salt on `stack init`
+    and fails with "incorrect passphrase", and so would `secrets set`. Without the salt, the next
+    `secrets set` (or `pulumi stack init`) makes a new one from `passphrase`. When the salt opens,
+    only the values that do not decrypt under it (copied from another stack) are dropped.
+    """
+    stack = load_stack_file(path)
+    provider = stack.document.get("secretsprovider")
+    if provider not in PASSPHRASE_PROVIDERS:
+        raise ConfigError(f"{path}: secretsprovider {provider!r} is not the passphrase provider; nothing to adopt")
+    crypter = None
+    if stack.encryption_salt is not None:
+        with contextlib.suppress(CryptoError):  # a wrong passphrase or a malformed salt
+            crypter = stack.crypter(passphrase)
+    ciphertexts = {key: str(stack.get(key)[SECURE]) for key in stack.secret_key_paths()}
+    dropped = {key: ct for key, ct in ciphertexts.items() if crypter is None or not _opens(crypter, ct)}
+    salt = stack.encryption_salt if crypter is None else None
+    if not dry_run and (dropped or salt is not None):
+        remove_secrets(path, dropped, salt)
+    return Adoption(stack.stack, path, salt is not None, tuple(dropped), len(ciphertexts) - len(dropped))
+
+
+def _opens(crypter: PassphraseCrypter, ciphertext: str) -> bool:
+    try:
+        crypter.decrypt(ciphertext)
+    except CryptoError:
+        return False
+    return True

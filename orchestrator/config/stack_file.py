@@ -460,3 +460,38 @@ def set_secrets(path: str | os.PathLike[str], values: dict[str, str], passphrase
 def set_secret(path: str | os.PathLike[str], key_path: str, plaintext: str, passphrase: str) -> None:
     """Encrypt `plaintext` and write it as a `secure:` value at a key path."""
     set_secrets(path, {key_path: plaintext}, passphrase)
+
+
+def _removal_order(item: tuple[str, tuple[str, list[Segment]]]) -> list[tuple[int, str | int]]:
+    root, segments = item[1]
+    return [(0, root), *((1, s) if isinstance(s, int) else (0, s) for s in segments)]
+
+
+def remove_secrets(path: str | os.PathLike[str], values: dict[str, str], salt: str | None = None) -> None:
+    """Remove secure values (key path -> the ciphertext expected there) and, if given, the salt.
+
+    Each value and the salt are removed only if the file still holds exactly what the caller judged:
+    a value written in the meantime is never dropped (ConfigError: re-run). An object left empty
+    by the removal stays, as `pulumi config rm` leaves it.
+    """
+    paths = {key_path: parse_key_path(key_path) for key_path in values}
+
+    def change(file: Path, document: dict[str, Any]) -> None:
+        if salt is not None:
+            if document.get("encryptionsalt") != salt:
+                raise ConfigError(f"{file}: encryptionsalt changed while it was being adopted; run again")
+            del document["encryptionsalt"]
+        config = _config_of(document)
+        # Deepest list indexes first, so removing one list item cannot shift another's index.
+        for key_path, (root, segments) in sorted(paths.items(), key=_removal_order, reverse=True):
+            parent: Any = config
+            *walk, last = [root, *segments]
+            for key in walk:
+                parent = parent[key] if _has(parent, key) else None
+                if not isinstance(parent, dict | list):
+                    raise ConfigError(f"{file}: {key_path}: changed while it was being adopted; run again")
+            if not _has(parent, last) or not is_secure(parent[last]) or parent[last][SECURE] != values[key_path]:
+                raise ConfigError(f"{file}: {key_path}: changed while it was being adopted; run again")
+            del parent[last]
+
+    _update(path, change)

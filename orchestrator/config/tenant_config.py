@@ -62,8 +62,13 @@ def validate(model: type[Spec], stack: str, root: str, raw: Any) -> Spec:
         raise ConfigError(_one_line(stack, root, exc)) from None
 
 
-def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str]) -> TenantSpec:
-    """Validate a tenant's config and check its secrets match `secret_names` both ways."""
+def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str], *, require_values: bool = True) -> TenantSpec:
+    """Validate a tenant's config and check its secrets match `secret_names` both ways.
+
+    `require_values=False` is for reading a stack file offline (plan, policy, render): a declared
+    secret whose value is not set yet is fine there (a fresh clone's example stacks have none); the
+    program, which deploys them, always requires every value.
+    """
     spec = validate(TenantSpec, stack, TENANT_KEY, raw)
     if stack != tenant_stack(spec.id):
         raise ConfigError(
@@ -71,7 +76,7 @@ def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str]) -> Tenant
             f"(expected stack {tenant_stack(spec.id)})"
         )
     present, declared = set(secret_names), set(spec.secret_names)
-    for name in sorted(declared - present):
+    for name in sorted(declared - present) if require_values else ():
         raise ConfigError(
             f"stack {stack}: {SECRETS_KEY}.{name}: declared in secret_names but has no value "
             f"(python -m orchestrator secrets set {spec.id} {name})"
@@ -108,9 +113,21 @@ def load_platform_spec(project_dir: Path) -> PlatformSpec:
 
 
 def load_tenant_spec(project_dir: Path, stack: str) -> TenantSpec:
-    """Validate a tenant stack file; secret values are only checked for presence, never read."""
+    """Validate a tenant stack file; secret values are never read (see `unset_secrets` for missing ones)."""
     config = read_stack_config(project_dir, stack)
+    return validate_tenant(stack, config.get(TENANT_KEY), _secret_names(stack, config), require_values=False)
+
+
+def unset_secrets(project_dir: Path, stack: str) -> list[str]:
+    """Declared secret names of a tenant stack that have no value yet (`up` refuses the stack until set)."""
+    config = read_stack_config(project_dir, stack)
+    spec = validate_tenant(stack, config.get(TENANT_KEY), _secret_names(stack, config), require_values=False)
+    present = set(_secret_names(stack, config))
+    return [name for name in spec.secret_names if name not in present]
+
+
+def _secret_names(stack: str, config: Mapping[str, Any]) -> list[str]:
     secrets = config.get(SECRETS_KEY) or {}
     if not isinstance(secrets, dict):
         raise ConfigError(f"stack {stack}: {SECRETS_KEY}: must be an object of NAME: {{secure: ...}}")
-    return validate_tenant(stack, config.get(TENANT_KEY), secrets.keys())
+    return list(secrets)

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator.config.atomic_file import make_private_dirs
 from orchestrator.core.errors import FleetLockError
 
 BOOKKEEPING = ".pulumi"
@@ -255,7 +256,7 @@ class LeaseInfo:
 @contextmanager
 def fleet_lease(path: Path, *, holder: str, command: str) -> Iterator[LeaseInfo]:
     """Hold the fleet lease for the duration of a run, or fail naming who holds it."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

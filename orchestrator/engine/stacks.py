@@ -33,7 +33,7 @@ from pulumi import automation as auto
 from pulumi.automation import errors as auto_errors
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.config.atomic_file import write_atomically
+from orchestrator.config.atomic_file import make_private_dirs, write_atomically
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name
@@ -109,7 +109,7 @@ def check_passphrase_file(path: Path) -> None:
 
 def ensure_private_dir(path: Path, what: str) -> None:
     """Create `path` 0700, or refuse an existing one that others can enter."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise SetupError(f"{what} {path} has mode {mode:04o}; run `chmod 700 {path}`")
@@ -169,7 +169,7 @@ _SALT_LINE = re.compile(rb"^encryptionsalt:.*$", re.MULTILINE)
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Atomic replace inside a private directory (created 0700 when missing)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     write_atomically(path, data, mode)
 
 

@@ -146,9 +146,15 @@ def stack_runtime_config(
     raw = read_stack_config(project_dir, stack)
     config: dict[str, str] = {}
     secret_keys: list[str] = []
+    declared = _declared_secret_names(raw)
+    if declared and SECRETS_KEY not in raw:
+        raw = {**raw, SECRETS_KEY: {}}
     for key, value in raw.items():
         if key == SECRETS_KEY and isinstance(value, dict):
-            chosen = {n: (secret_values or {}).get(n, PLACEHOLDER) for n in value}
+            # Declared but not set yet counts as set here: a plan shows what `up` would create once
+            # it is (the CLI's `plan` names the missing ones; `up` itself refuses them).
+            names = dict.fromkeys([*value, *declared])
+            chosen = {n: (secret_values or {}).get(n, PLACEHOLDER) for n in names}
             config[key] = json.dumps(chosen)
             secret_keys.append(key)
         elif isinstance(value, dict) and "secure" in value:
@@ -159,6 +165,12 @@ def stack_runtime_config(
         else:
             config[key] = json.dumps(value, default=str)
     return config, secret_keys
+
+
+def _declared_secret_names(raw: Mapping[str, Any]) -> list[str]:
+    tenant = raw.get(TENANT_KEY)
+    names = tenant.get("secret_names") if isinstance(tenant, dict) else None
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
 def _drop_reported_failures(loop: asyncio.AbstractEventLoop) -> None:
