@@ -73,7 +73,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "secrets": LazyCommand(
         "orchestrator.cli.secrets:secrets",
-        "Enter tenant secrets and rotate relay keys, offline, in the Pulumi.prod.<tenant>.yaml files.",
+        "Enter tenant secrets, rotate relay keys, adopt stack files, offline, in the Pulumi.prod.<tenant>.yaml files.",
     ),
     "status": LazyCommand(
         f"{_FLEET}:status",

@@ -28,7 +28,7 @@ from orchestrator.engine.locks import state_file
 
 @click.group(cls=EdgeGroup)
 def secrets() -> None:
-    """Enter tenant secrets and rotate relay keys, offline, in the Pulumi.prod.<tenant>.yaml files."""
+    """Enter tenant secrets, rotate relay keys, adopt stack files, offline, in the Pulumi.prod.<tenant>.yaml files."""
 
 
 @secrets.command(name="set", context_settings={"allow_extra_args": True})
