@@ -19,14 +19,17 @@ from orchestrator.ops.health import check_json, health_table, local_checks, remo
 
 @click.command()
 @click.option("--tenant", "tenants", multiple=True, help="Probe only this tenant (repeatable). Default: all.")
-@click.option("--local", "mode", flag_value="local", help="Probe the local edge (default when it is running).")
-@click.option("--remote", "mode", flag_value="remote", help="Probe the Cloudflare deployment over HTTPS.")
+@click.option("--local", "local", is_flag=True, help="Probe the local edge (default when it is running).")
+@click.option("--remote", "remote", is_flag=True, help="Probe the Cloudflare deployment over HTTPS.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def health(tenants: tuple[str, ...], mode: str | None, as_json: bool) -> None:
+def health(tenants: tuple[str, ...], local: bool, remote: bool, as_json: bool) -> None:
     """Probe each tenant's health endpoint and show a fleet table; exit 1 if any is not ok.
 
     Without --local/--remote: the local edge if it is running, else Cloudflare.
     """
+    if local and remote:  # one flag_value pair would silently keep the last one given
+        raise click.UsageError("--local and --remote exclude each other: probe one target at a time")
+    mode: str | None = "local" if local else "remote" if remote else None
     settings = Settings.from_env()
     edge = LocalEdge(settings.local_edge_dir)
     if mode is None:

@@ -12,7 +12,7 @@ from orchestrator.config.ownership import check_registered_ownership
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import load_tenant_spec, unset_secrets
 from orchestrator.core.names import is_tenant_stack, stack_name_from_path, tenant_of
-from orchestrator.offline.plan import plan_document
+from orchestrator.offline.plan import plan_document, plan_json
 from orchestrator.offline.session import run_offline
 
 
@@ -63,7 +63,7 @@ def plan(stack: str | None, config_path: Path | None, as_json: bool) -> None:
     document = plan_document(run_offline(project_dir, stack))
     unset = unset_secrets(project_dir, stack) if is_tenant_stack(stack) else []
     document["unset_secrets"] = unset
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False) if as_json else _render_text(document))
+    click.echo(plan_json(document) if as_json else _render_text(document))
     if unset and not as_json:
         click.echo(f"Not set yet (`up` refuses the stack until they are): {', '.join(unset)}")
         for name in unset:

@@ -1,11 +1,13 @@
 """An offline plan as a document people review: what each resource gets, with secrets masked.
 
 Secret inputs show as `[secret]` except the structural keys that say what a binding is; long text
-shows as its size; the provider reference is left out. Used by `plan` (text or `--json`).
+shows as its size; the provider reference is left out. Used by `plan` (text or `--json`); the JSON
+form is canonical (resources by type and name, keys sorted) so the same stack gives the same bytes.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from orchestrator.core.masking import SECRET_MASK
@@ -56,3 +58,9 @@ def plan_document(run: OfflineRun) -> dict[str, Any]:
         ],
         "outputs": {k: (SECRET_MASK if k in run.secret_outputs else v) for k, v in run.outputs.items()},
     }
+
+
+def plan_json(document: dict[str, Any]) -> str:
+    """The document for scripts and diffs: same input, same bytes, whatever the registration order."""
+    resources = sorted(document["resources"], key=lambda r: (r["type"], r["name"]))
+    return json.dumps({**document, "resources": resources}, indent=2, ensure_ascii=False, sort_keys=True)
