@@ -57,7 +57,7 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# shellcheck source=vps/lib.sh
+# shellcheck source=vps/lib.sh source-path=SCRIPTDIR
 source "${SCRIPT_DIR}/vps/lib.sh"
 
 usage() {

@@ -117,6 +117,7 @@ def test_each_command_line_parses_with_the_real_cli(name: str, line: str) -> Non
 
 
 def _exposure(root: Path, name: str) -> float:
+    """The overall exposure systemd reports; any warning while loading the unit fails the test."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (Debian: apt-get install systemd); exposure not measured")
@@ -126,6 +127,8 @@ def _exposure(root: Path, name: str) -> float:
     )  # fmt: skip
     found = re.search(rf"Overall exposure level for {re.escape(name)}: (\d+\.\d)", result.stdout)
     assert found, result.stdout + result.stderr
+    # systemd skips what it cannot parse (a misspelt key, a bad value) with a warning on stderr.
+    assert result.stderr == "", result.stderr
     return float(found.group(1))
 
 
@@ -139,6 +142,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", [n.replace("@.", "@example.") for n in SERVICES])
 def test_exposure_is_at_most_3_5(installed: Path, name: str) -> None:
     assert _exposure(installed, name) <= MAX_EXPOSURE
+
+
+def test_a_misspelt_directive_is_caught(installed: Path, tmp_path: Path) -> None:
+    typo = tmp_path / "typo"
+    shutil.copytree(installed / "etc", typo / "etc")
+    with (typo / "etc/systemd/system/clawdbot-drift.service").open("a") as unit_file:
+        unit_file.write("ProtectKernelTunabels=yes\n")
+    with pytest.raises(AssertionError, match="Unknown key 'ProtectKernelTunabels'"):
+        _exposure(typo, "clawdbot-drift.service")
 
 
 def test_the_score_measures_the_drop_in(installed: Path, tmp_path: Path) -> None:

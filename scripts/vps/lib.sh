@@ -155,7 +155,9 @@ merge_env_file() {  # merge_env_file TARGET DEFAULTS_FILE HEADER <<MANAGED
     echo "would write ${target} (0644, ${lines} lines: the layout, your other settings kept)"
     return 0
   fi
-  install -m 0644 "${out}" "${target}"
+  # Renamed into place: a unit starting meanwhile reads the old file or the new one, never half.
+  install -m 0644 "${out}" "${target}.new"
+  mv -f -- "${target}.new" "${target}"
 }
 
 # ---------------------------------------------------------------------------------------------
