@@ -9,6 +9,7 @@ invalidates the record). A deployment that has not passed its gate has no record
 from __future__ import annotations
 
 import ast
+import gc
 import hashlib
 import importlib.metadata
 from collections.abc import Callable, Iterable, Sequence
@@ -167,8 +168,22 @@ def program_modules(repo_root: Path, entry: str = PROGRAM_ENTRY) -> list[Path]:
         parts = name.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
         package = name if path.name == "__init__.py" else ".".join(parts[:-1])
-        todo.extend(_imported_names(ast.parse(path.read_bytes(), filename=str(path)), package))
+        todo.extend(_imported_names(_parse(path), package))
     return sorted(found.values())
+
+
+def _parse(path: Path) -> ast.Module:
+    # With the garbage collector off: CPython 3.11 keeps the AST builder's recursion count per
+    # interpreter, so a finalizer that lets another thread parse midway (an asyncio future logging
+    # "exception was never retrieved") fails this parse with a spurious SystemError "AST
+    # constructor recursion depth mismatch" (python/cpython#106905).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(path.read_bytes(), filename=str(path))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
