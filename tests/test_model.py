@@ -99,7 +99,7 @@ def test_missing_stack_file_names_it(tmp_path: Path) -> None:
 
 def test_unparseable_stack_file_names_it(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.prod.acme.yaml").write_text("config: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"stack prod\.acme: .*Pulumi\.prod\.acme\.yaml: not valid YAML at line 2"):
+    with pytest.raises(ConfigError, match=r"stack prod\.acme: .*Pulumi\.prod\.acme\.yaml:2: not valid YAML"):
         load_tenant_spec(tmp_path, "prod.acme")
 
 

@@ -1,6 +1,7 @@
 """Config on disk: the stack files and what reads or writes them. Imports only `core`.
 
 - `stack_file`: `Pulumi.<stack>.yaml`, read and written as the Pulumi CLI does, secrets included;
+- `stack_yaml`: the bounded reader of that untrusted YAML; `stack_roundtrip`: edits keeping its style;
 - `secrets_provider`: Pulumi's passphrase secrets provider and the 0600 passphrase file;
 - `tenant_config`: the tenant registry (`Pulumi.prod.<tenant>.yaml`) → validated specs;
 - `secret_entry`: operator secret entry and relay-key rotation into the stack files;

@@ -7,9 +7,10 @@ sit (top level, or nested objects/lists written with `pulumi config set --path`)
 lock on its directory, every other key kept in order. This is how the tools keep secrets off
 command lines (`pulumi config set --secret` puts the value on argv).
 
-The YAML dialect follows the CLI's parser (go-yaml v3, YAML 1.2 core) rather than PyYAML's
-YAML 1.1: `on`/`yes` and `2024-09-23` stay strings, `012` is 12, and duplicate keys are an
-error instead of a silent last-one-wins. Comments are not preserved when a file is rewritten.
+The file is untrusted input: it is read by `stack_yaml` (bounded, in the CLI's dialect: go-yaml v3,
+YAML 1.2 core, duplicate keys refused, scalars the two would read differently refused) and edited
+by `stack_roundtrip`, which keeps comments, key order, flow style and quotes: only the lines of the
+changed values differ.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from ruamel.yaml.comments import CommentedMap
 
 from orchestrator.config.atomic_file import write_atomically
 from orchestrator.config.secrets_provider import PassphraseCrypter, new_encryption_salt
+from orchestrator.config.stack_roundtrip import edit
+from orchestrator.config.stack_yaml import MAX_FILE_BYTES, YamlRefused, clip, kind_of, load_plain
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.masking import SECRET_MASK
 from orchestrator.core.names import stack_name_from_path
@@ -37,75 +40,6 @@ SECURE = "secure"
 PASSPHRASE_PROVIDERS = (None, "", "passphrase")
 
 Segment = str | int
-
-
-# --- YAML dialect -----------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core scalars and duplicate keys refused (as go-yaml v3)."""
-
-
-_REPLACED_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp")}
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in _REPLACED_TAGS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_IMPLICIT_12: list[tuple[str, re.Pattern[str], list[str]]] = [
-    ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")),
-    ("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")),
-    (
-        "tag:yaml.org,2002:float",
-        re.compile(
-            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-        ),
-        list("-+0123456789."),
-    ),
-]
-for _tag, _regexp, _first in _IMPLICIT_12:
-    _Loader.add_implicit_resolver(_tag, _regexp, _first)  # type: ignore[no-untyped-call]
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
-    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
-    if text.startswith(("0x", "0o")):
-        return int(text, 0)
-    return int(text, 10)  # YAML 1.2: a leading 0 is not octal
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[Any, Any]:
-    if not isinstance(node, yaml.MappingNode):
-        raise yaml.constructor.ConstructorError(None, None, "expected a mapping", node.start_mark)
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
-        if not isinstance(key, str | int | float | bool | None):
-            continue  # construct_mapping below reports unhashable keys itself
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
-class _Dumper(yaml.SafeDumper):
-    """Quotes every string that a YAML 1.1 *or* 1.2 reader could take for another type."""
-
-
-for _tag, _regexp, _first in _IMPLICIT_12:
-    _Dumper.add_implicit_resolver(_tag, _regexp, _first)  # type: ignore[no-untyped-call]
-
-
-def _dump(document: dict[str, Any]) -> str:
-    return yaml.dump(
-        document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096
-    )
 
 
 # --- key paths --------------------------------------------------------------------------------
@@ -183,21 +117,42 @@ class _StackDocument(BaseModel):
     config: dict[str, Any] | None = None
 
 
+def _refusal(path: Path, refused: YamlRefused) -> ConfigError:
+    """`<file>:<line>: <key path>: <reason>`, the key path as `pulumi config --path` spells it."""
+    where = ""
+    if refused.where:
+        segments = [clip(s) if isinstance(s, str) else s for s in refused.where]
+        root, rest = (
+            (segments[1], segments[2:])
+            if segments[0] == "config" and len(segments) > 1
+            else (segments[0], segments[1:])
+        )
+        where = f" {format_key_path(str(root), rest)}:"
+    line = f":{refused.line}" if refused.line else ""
+    return ConfigError(f"{path}{line}:{where} {refused.reason}")
+
+
 def _read_document(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = _read_bounded(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: stack file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
     try:
-        raw = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        # The problem description carries a position, never the offending scalar's text.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        raw = load_plain(data)
+    except YamlRefused as exc:
+        raise _refusal(path, exc) from None
+    return _check_document(path, raw)
+
+
+def _read_bounded(path: Path) -> bytes:
+    """At most one byte past the limit, so a huge (or endless) file costs no memory to refuse."""
+    with path.open("rb") as handle:
+        return handle.read(MAX_FILE_BYTES + 1)
+
+
+def _check_document(path: Path, raw: Any) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -209,8 +164,8 @@ def _read_document(path: Path) -> dict[str, Any]:
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{path}: {field}: {first['msg']}") from None
     for key in doc.config or {}:
-        if not isinstance(key, str) or ":" not in key:
-            raise ConfigError(f"{path}: config key {key!r} must be <namespace>:<name>")
+        if ":" not in key:
+            raise ConfigError(f"{path}: config key {clip(key)!r} must be <namespace>:<name>")
     return raw
 
 
@@ -344,9 +299,10 @@ def _check_plain_value(value: object, key_path: str, path: Path) -> None:
 def _assign(config: dict[str, Any], root: str, segments: list[Segment], value: Any, where: str) -> Any:
     """Put `value` at root+segments, creating objects/lists on the way; returns the old value."""
     if not segments:
-        old = config.get(root)
-        config[root] = value
-        return old
+        if root not in config:
+            config[root] = value
+            return None
+        return _replace(config, root, value)
     parent: Any = config
     key: Segment = root
     for seg in segments:
@@ -357,12 +313,29 @@ def _assign(config: dict[str, Any], root: str, segments: list[Segment], value: A
         elif is_secure(child):
             raise ConfigError(f"{where}: a secret sits on this path; it cannot hold nested values")
         elif isinstance(seg, int) and not isinstance(child, list):
-            raise ConfigError(f"{where}: [{seg}] indexes a {type(child).__name__}, not a list")
+            raise ConfigError(f"{where}: [{seg}] indexes {kind_of(child)}, not a list")
         elif isinstance(seg, str) and not isinstance(child, dict):
-            raise ConfigError(f"{where}: .{seg} reaches into a {type(child).__name__}, not an object")
+            raise ConfigError(f"{where}: .{seg} reaches into {kind_of(child)}, not an object")
         parent, key = child, seg
-    old = parent[key] if _has(parent, key) else None
-    _put(parent, key, value, where)
+    if not _has(parent, key):
+        _put(parent, key, value, where)
+        return None
+    return _replace(parent, key, value)
+
+
+def _replace(parent: Any, key: Segment, value: Any) -> Any:
+    """Replace a value, editing the round-trip node in place where that keeps its comments and
+    style (a secret's ciphertext, a list's items); returns a copy of what was there."""
+    old = parent[key]
+    if is_secure(old) and is_secure(value):
+        previous = dict(old)
+        old[SECURE] = value[SECURE]
+        return previous
+    if isinstance(old, list) and isinstance(value, list):
+        previous_items = list(old)
+        old[:] = value
+        return previous_items
+    parent[key] = value
     return old
 
 
@@ -384,8 +357,12 @@ def _put(parent: Any, key: Segment, value: Any, where: str) -> None:
         parent[key] = value
 
 
-def _update(path: str | os.PathLike[str], change: Callable[[Path, dict[str, Any]], None]) -> None:
-    """Re-read, change and rewrite a stack file under an exclusive lock on its directory."""
+def _update(path: str | os.PathLike[str], change: Callable[[Path, CommentedMap], None]) -> None:
+    """Re-read, change and rewrite a stack file under an exclusive lock on its directory.
+
+    `change` edits the round-trip tree (a dict that remembers comments and styles), so every line
+    it does not touch is written back as it was.
+    """
     # Resolve so a symlinked stack file keeps its link and the target is what gets replaced.
     file = Path(path).resolve()
     if not file.is_file():
@@ -395,12 +372,15 @@ def _update(path: str | os.PathLike[str], change: Callable[[Path, dict[str, Any]
     dir_fd = os.open(file.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(dir_fd, fcntl.LOCK_EX)
-        document = _read_document(file)
-        change(file, document)
-        text = _dump(document)
-        # Round-trip check before replacing: never leave a file the next read would reject.
-        if yaml.load(text, Loader=_Loader) != document:
-            raise ConfigError(f"{path}: refusing to write: the YAML would not read back identically")
+
+        def checked_change(tree: CommentedMap) -> None:
+            _check_document(file, tree)
+            change(file, tree)
+
+        try:
+            text = edit(_read_bounded(file), checked_change)
+        except YamlRefused as exc:
+            raise _refusal(file, exc) from None
         write_atomically(file, text, mode=stat.S_IMODE(os.stat(file).st_mode))
     finally:
         os.close(dir_fd)
@@ -417,7 +397,7 @@ def set_value(path: str | os.PathLike[str], key_path: str, value: Any) -> None:
     """Write a non-secret value at a key path; refuses to overwrite a secret with plaintext."""
     root, segments = parse_key_path(key_path)
 
-    def change(file: Path, document: dict[str, Any]) -> None:
+    def change(file: Path, document: CommentedMap) -> None:
         where = f"{file}: {key_path}"
         _check_plain_value(value, key_path, file)
         old = _assign(_config_of(document), root, segments, copy.deepcopy(value), where)
@@ -440,14 +420,13 @@ def set_secrets(path: str | os.PathLike[str], values: dict[str, str], passphrase
     salt = current.encryption_salt or new_encryption_salt(passphrase)
     PassphraseCrypter(passphrase, salt, source=current.path)
 
-    def change(file: Path, document: dict[str, Any]) -> None:
+    def change(file: Path, document: CommentedMap) -> None:
         stack = StackFile(path=file, document=document)
         stack._require_passphrase_provider()
         if stack.encryption_salt is None:
-            # Pulumi writes encryptionsalt as the file's first key.
-            items = list(document.items())
-            document.clear()
-            document.update([("encryptionsalt", salt), *((k, v) for k, v in items if k != "encryptionsalt")])
+            # Pulumi writes encryptionsalt as the file's first key (an empty one is replaced).
+            document.pop("encryptionsalt", None)
+            document.insert(0, "encryptionsalt", salt)
         crypter = stack.crypter(passphrase)
         config = _config_of(document)
         for key_path, plaintext in values.items():
