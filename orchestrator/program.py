@@ -2,25 +2,37 @@
 
 Reads the stack config once, validates it (nothing is registered on invalid config), renders the
 bundle and hands it to the components. No business rules here.
+
+What the program can see of secrets: the engine hands it every config value decrypted, and only
+says which *top-level keys* are secret (`configSecretKeys`, `pulumi.runtime.is_config_secret`). A
+key is secret when any value under it is `secure:` (go config/value.go, hasSecureValue), so a
+plain-text value beside encrypted ones under `clawdbot:secrets` is invisible in the config; the
+program therefore also reads its stack file from the project directory, as it reads the
+platform stack's, and applies the same rules as `plan` (`tenant_config.check_stack_config`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import pulumi
+import pulumi.runtime.config as runtime_config
 
 from components.platform import Platform, PlatformArgs
 from components.tenant_edge import TenantEdge, TenantEdgeArgs
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import (
-    NAMESPACE,
     PLATFORM_KEY,
     SECRETS_KEY,
+    TENANT_KEY,
+    check_known_keys,
+    check_stack_config,
+    engine_object,
     load_platform_spec,
+    plaintext_secret,
+    read_stack_config,
+    secret_in_plain_config,
     validate,
     validate_tenant,
 )
@@ -28,7 +40,7 @@ from orchestrator.core import outputs
 from orchestrator.core.contract import health_path
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.model import PlatformSpec, fleet_prefix
-from orchestrator.core.names import PLATFORM_STACK
+from orchestrator.core.names import PLATFORM_STACK, stack_file
 from orchestrator.core.render import render_bundle
 
 BASE_URL_KEY = "cloudflare:baseUrl"
@@ -41,25 +53,37 @@ def pulumi_program() -> None:
 
 def run_program(project_dir: Path) -> None:
     try:
-        if pulumi.get_stack() == PLATFORM_STACK:
-            _platform(
-                validate(PlatformSpec, PLATFORM_STACK, PLATFORM_KEY, pulumi.Config(NAMESPACE).get_object("platform"))
-            )
+        stack = pulumi.get_stack()
+        check_known_keys(stack, _engine_keys())
+        if stack == PLATFORM_STACK:
+            _platform(validate(PlatformSpec, PLATFORM_STACK, PLATFORM_KEY, _plain_object(stack, PLATFORM_KEY)))
         else:
-            _tenant(project_dir)
+            _tenant(project_dir, stack)
     except ConfigError as exc:
         # RunError prints the one-line message without a Python traceback.
         raise pulumi.RunError(str(exc)) from None
 
 
+def _engine_keys() -> Iterable[str]:
+    """Every config key the engine handed over (set_all_config, or the PULUMI_CONFIG environment)."""
+    return {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
+
+
+def _plain_object(stack: str, key: str) -> object:
+    if pulumi.runtime.is_config_secret(key):
+        raise secret_in_plain_config(stack, key)
+    return engine_object(stack, key, pulumi.runtime.get_config(key))
+
+
 def _secret_values(stack: str) -> dict[str, pulumi.Output[str]]:
     """Secret config as Outputs marked secret at once; only the names are looked at in plaintext."""
-    raw = pulumi.runtime.get_config(SECRETS_KEY)
-    if raw is None:
+    values = engine_object(stack, SECRETS_KEY, pulumi.runtime.get_config(SECRETS_KEY))
+    if values is None:
         return {}
-    values: Any = json.loads(raw) if isinstance(raw, str) else raw
     if not isinstance(values, Mapping):
         raise ConfigError(f"stack {stack}: {SECRETS_KEY}: must be an object of NAME: <secret>")
+    if values and not pulumi.runtime.is_config_secret(SECRETS_KEY):
+        raise plaintext_secret(stack, sorted(values)[0])  # none of them is secure: the key is not secret
     result: dict[str, pulumi.Output[str]] = {}
     for name, value in values.items():
         if not isinstance(value, str):
@@ -68,8 +92,7 @@ def _secret_values(stack: str) -> dict[str, pulumi.Output[str]]:
     return result
 
 
-def _tenant(project_dir: Path) -> None:
-    stack = pulumi.get_stack()
+def _tenant(project_dir: Path, stack: str) -> None:
     if pulumi.runtime.get_config(BASE_URL_KEY) is not None:
         # A stack-level endpoint outranks CLOUDFLARE_BASE_URL and would bypass the fleet's
         # shared API budget (orchestrator/engine/throttle.py), so 429s would reach the provider.
@@ -77,8 +100,10 @@ def _tenant(project_dir: Path) -> None:
             f"stack {stack}: {BASE_URL_KEY}: must not be set on a tenant stack; the fleet routes API calls "
             "through its throttling proxy with CLOUDFLARE_BASE_URL"
         )
+    if stack_file(project_dir, stack).is_file():
+        check_stack_config(stack, read_stack_config(project_dir, stack))
     secrets = _secret_values(stack)
-    spec = validate_tenant(stack, pulumi.Config(NAMESPACE).get_object("tenant"), secrets.keys())
+    spec = validate_tenant(stack, _plain_object(stack, TENANT_KEY), secrets.keys())
     platform = load_platform_spec(project_dir)
     bundle = render_bundle(spec, platform)
     edge = TenantEdge(

@@ -41,8 +41,15 @@ def account(*zones: tuple[str, str]) -> FakeAccount:
     return FakeAccount(zones=dict(zones or [(ZONE_ID, ZONE)]))
 
 
-def session(config: dict[str, Any], stack: str = "prod.acme", fake: FakeAccount | None = None) -> OfflineSession:
-    return OfflineSession(REPO_ROOT, stack, config=config, account=fake if fake is not None else account())
+def session(
+    config: dict[str, Any],
+    stack: str = "prod.acme",
+    fake: FakeAccount | None = None,
+    secret_keys: list[str] | None = None,
+) -> OfflineSession:
+    """The program over `config` as the engine hands it (decrypted); `secret_keys` as the engine marks them."""
+    fake = fake if fake is not None else account()
+    return OfflineSession(REPO_ROOT, stack, config=config, account=fake, secret_keys=secret_keys)
 
 
 def run(config: dict[str, Any] | None = None, stack: str = "prod.acme", fake: FakeAccount | None = None) -> OfflineRun:

@@ -59,6 +59,92 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "cloudflare:baseUrl: must not be set on a tenant stack",
     ),
     ("tenant-not-object", {"clawdbot:tenant": ["acme"]}, "clawdbot:tenant: must be an object"),
+    # What YAML would coerce is refused, not coerced (pydantic strict mode).
+    ("version-as-text", stack_config(tenant(config_version="3")), ".config_version: Input should be a valid integer"),
+    ("version-as-float", stack_config(tenant(config_version=3.5)), ".config_version: Input should be a valid integer"),
+    ("version-as-bool", stack_config(tenant(config_version=True)), ".config_version: Input should be a valid integer"),
+    (
+        "apex-as-text",
+        stack_config(tenant(allow_apex_catch_all="yes")),
+        ".allow_apex_catch_all: Input should be a valid boolean",
+    ),
+    (
+        "apex-as-number",
+        stack_config(tenant(allow_apex_catch_all=1)),
+        ".allow_apex_catch_all: Input should be a valid boolean",
+    ),
+    (
+        "compat-epoch",
+        stack_config(tenant(compatibility_date=1767225600)),
+        ".compatibility_date: must be a date written YYYY-MM-DD",
+    ),
+    (
+        "compat-slashes",
+        stack_config(tenant(compatibility_date="2026/01/01")),
+        ".compatibility_date: must be a date written",
+    ),
+    (
+        "compat-not-a-day",
+        stack_config(tenant(compatibility_date="2026-02-30")),
+        ".compatibility_date: '2026-02-30' is not a calendar",
+    ),
+    (
+        "limits-as-text",
+        stack_config(tenant(limits={"cpu_ms": "50"})),
+        ".limits.cpu_ms: Input should be a valid integer",
+    ),
+    (
+        "generation-as-text",
+        stack_config(tenant(relay_key_generation="2")),
+        ".relay_key_generation: Input should be a valid",
+    ),
+    ("routes-as-text", stack_config(tenant(routes="shop.acme.example.com/*")), ".routes: Input should be a valid list"),
+    (
+        "zone-id-as-number",
+        stack_config(tenant(zone={"id": 12, "name": "acme.example.com"})),
+        ".zone.id: Input should be",
+    ),
+    ("secret-names-as-text", stack_config(tenant(secret_names="WEBHOOK_SECRET")), ".secret_names: Input should be"),
+    # Unknown clawdbot: keys are refused with a did-you-mean, never ignored.
+    (
+        "unknown-key-secret",
+        {**stack_config(), "clawdbot:secret": {}},
+        "clawdbot:secret: unknown key; did you mean clawdbot:secrets?",
+    ),
+    ("unknown-key-tenants", {**stack_config(), "clawdbot:tenants": {}}, "did you mean clawdbot:tenant?"),
+    (
+        "unknown-key-namespace-slip",
+        {**stack_config(), "clawbot:secrets": {}},
+        "clawbot:secrets: unknown key; did you mean",
+    ),
+    ("unknown-key-platform-here", {**stack_config(), "clawdbot:platform": {}}, "clawdbot:platform: unknown key"),
+    # What the engine hands the program, when it is not an object.
+    ("tenant-as-text", {**stack_config(), "clawdbot:tenant": "acme"}, "clawdbot:tenant: must be an object, not text"),
+    (
+        "tenant-as-number",
+        {**stack_config(), "clawdbot:tenant": "3"},
+        "clawdbot:tenant: must be an object, not a number",
+    ),
+    (
+        "tenant-bad-json",
+        {**stack_config(), "clawdbot:tenant": '{"id": "acme", NaN}'},
+        "clawdbot:tenant: is not valid JSON",
+    ),
+    (
+        "tenant-json-nan",
+        {**stack_config(), "clawdbot:tenant": '{"id": "acme", "config": {"r": NaN}}'},
+        "NaN is not JSON",
+    ),
+    (
+        "config-nan",
+        stack_config(tenant(config={"r": float("nan")})),
+        "clawdbot:tenant: is not valid JSON (NaN is not JSON",
+    ),
+    (
+        "secrets-as-list",
+        {**stack_config(), "clawdbot:secrets": ["WEBHOOK_SECRET"]},
+        "clawdbot:secrets: must be an object",
+    ),
 ]
 
 
@@ -76,7 +162,60 @@ def test_invalid_config_fails_in_one_line_before_any_resource(config: dict[str, 
 
 
 def test_corpus_is_large_enough() -> None:
-    assert len(INVALID) >= 20
+    assert len(INVALID) >= 50
+
+
+# The engine hands the program every value decrypted and marks whole top-level keys secret when any
+# value under them is `secure:` (pulumi sdk/go/common/resource/config/value.go: `c.secure =
+# hasSecureValue(obj)`; the language host passes them as configSecretKeys / PULUMI_CONFIG_SECRET_KEYS
+# to `pulumi.runtime.set_all_config`, read back by `pulumi.runtime.is_config_secret`). That key-level
+# flag is all the program can see, so these cases vary it.
+ENGINE_SECRET_FLAGS: list[tuple[str, dict[str, Any], list[str], str]] = [
+    ("secrets-all-plain", stack_config(), [], "clawdbot:secrets.WEBHOOK_SECRET: is not encrypted"),
+    (
+        "secrets-all-plain-says-how",
+        stack_config(),
+        [],
+        "set it with `python -m orchestrator secrets set acme WEBHOOK_SECRET`",
+    ),
+    (
+        "tenant-is-a-secret",
+        stack_config(),
+        ["clawdbot:secrets", "clawdbot:tenant"],
+        "clawdbot:tenant: a secret cannot sit here",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "secret_keys", "message"),
+    [(c, k, m) for _, c, k, m in ENGINE_SECRET_FLAGS],
+    ids=[i for i, _, _, _ in ENGINE_SECRET_FLAGS],
+)
+def test_secrets_the_engine_marks_are_checked_before_any_resource(
+    config: dict[str, Any], secret_keys: list[str], message: str
+) -> None:
+    run = session(config, secret_keys=secret_keys)
+    with pytest.raises(ConfigError) as caught:
+        run.run()
+    assert str(caught.value).startswith("stack prod.acme: ") and message in str(caught.value)
+    assert CANARY not in str(caught.value)
+    assert run.monitor.registered == []
+
+
+def test_the_platform_stack_refuses_the_same_way() -> None:
+    platform = {"account_id": "0" * 32, "compatibility_date": "2026-01-01"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"clawdbot:platform": {**platform, "observability": "yes"}}, "clawdbot:platform.observability: Input should"),
+        ({"clawdbot:platform": platform, "clawdbot:platfrom": {}}, "did you mean clawdbot:platform?"),
+        ({"clawdbot:platform": "prod"}, "clawdbot:platform: must be an object, not text"),
+    ]
+    for config, message in cases:
+        run = session(config, stack="prod")
+        with pytest.raises(ConfigError, match=r"^stack prod: ") as caught:
+            run.run()
+        assert message in str(caught.value)
+        assert run.monitor.registered == []
 
 
 def test_valid_config_registers_resources() -> None:

@@ -10,10 +10,8 @@ import click
 
 from orchestrator.config.ownership import check_registered_ownership
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import load_tenant_spec, unset_secrets
-from orchestrator.core.names import is_tenant_stack, stack_name_from_path, tenant_of
-from orchestrator.offline.plan import plan_document, plan_json
-from orchestrator.offline.session import run_offline
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec, unset_secrets
+from orchestrator.core.names import PLATFORM_STACK, is_tenant_stack, stack_name_from_path, tenant_of
 
 
 def _short_type(type_: str) -> str:
@@ -58,8 +56,17 @@ def plan(stack: str | None, config_path: Path | None, as_json: bool) -> None:
     else:
         project_dir = Settings.from_env().project_dir
     assert stack is not None
-    if is_tenant_stack(stack):
-        check_registered_ownership(project_dir, load_tenant_spec(project_dir, stack))
+    # The program validates again; checking first answers a bad (or hostile) file in a fraction
+    # of the time the program's imports take, and before anything of it is loaded.
+    if stack == PLATFORM_STACK:
+        load_platform_spec(project_dir)
+    else:
+        spec = load_tenant_spec(project_dir, stack)
+        if is_tenant_stack(stack):
+            check_registered_ownership(project_dir, spec)
+    from orchestrator.offline.plan import plan_document, plan_json
+    from orchestrator.offline.session import run_offline
+
     document = plan_document(run_offline(project_dir, stack))
     unset = unset_secrets(project_dir, stack) if is_tenant_stack(stack) else []
     document["unset_secrets"] = unset

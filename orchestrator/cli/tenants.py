@@ -14,8 +14,16 @@ from rich.table import Table
 from orchestrator.cli.fleet import _deps, select_stacks
 from orchestrator.config.ownership import check_registered_ownership
 from orchestrator.config.stack_file import load_stack_file
-from orchestrator.config.tenant_config import TENANT_KEY, load_tenant_spec, project_name, tenant_stacks, validate_tenant
+from orchestrator.config.tenant_config import (
+    SECRETS_KEY,
+    TENANT_KEY,
+    load_tenant_spec,
+    project_name,
+    tenant_stacks,
+    validate_tenant,
+)
 from orchestrator.core.errors import EdgeError
+from orchestrator.core.masking import SECRET_MASK
 from orchestrator.core.names import stack_file, tenant_of, tenant_stack
 from orchestrator.engine.locks import checkpoint_resources
 from orchestrator.engine.stacks import FileDeployedStore, removal_commands
@@ -64,6 +72,8 @@ def show(tenant: str) -> None:
     (stack,) = select_stacks(settings.project_dir, (tenant,), False)
     spec = load_tenant_spec(settings.project_dir, stack)
     masked = load_stack_file(stack_file(settings.project_dir, stack)).masked_config()
+    if isinstance(masked.get(SECRETS_KEY), dict):  # names only, whatever a value looks like
+        masked[SECRETS_KEY] = dict.fromkeys(masked[SECRETS_KEY], SECRET_MASK)
     record = FileDeployedStore(settings, project_name(settings.project_dir)).get(stack)
     out: dict[str, Any] = {
         "tenant": spec.id,

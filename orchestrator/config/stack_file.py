@@ -122,12 +122,9 @@ def _refusal(path: Path, refused: YamlRefused) -> ConfigError:
     where = ""
     if refused.where:
         segments = [clip(s) if isinstance(s, str) else s for s in refused.where]
-        root, rest = (
-            (segments[1], segments[2:])
-            if segments[0] == "config" and len(segments) > 1
-            else (segments[0], segments[1:])
-        )
-        where = f" {format_key_path(str(root), rest)}:"
+        if segments[0] == "config" and len(segments) > 1 and isinstance(segments[1], str):
+            segments = segments[1:]  # a config key: `clawdbot:tenant.config.ratio`
+        where = " " + clip(format_key_path(str(segments[0]), segments[1:]), 160) + ":"
     line = f":{refused.line}" if refused.line else ""
     return ConfigError(f"{path}{line}:{where} {refused.reason}")
 
@@ -181,13 +178,19 @@ def _walk(node: Any, root: str, segments: list[Segment]) -> Iterator[tuple[list[
             yield from _walk(child, root, [*segments, index])
 
 
-def _map_secure(node: Any, fn: Callable[[list[Segment], str], Any], segments: list[Segment]) -> Any:
+def secure_key_paths(root: str, node: Any) -> list[str]:
+    """Key paths of every secure value in `node` (the value of config key `root`), in file order."""
+    return [format_key_path(root, segs) for segs, _ in _walk(node, root, [])]
+
+
+def map_secure(node: Any, fn: Callable[[list[Segment], str], Any], segments: list[Segment]) -> Any:
+    """`node` with each secure value replaced by fn(its path, its ciphertext); shares nothing with it."""
     if is_secure(node):
         return fn(segments, node[SECURE])
     if isinstance(node, dict):
-        return {k: _map_secure(v, fn, [*segments, str(k)]) for k, v in node.items()}
+        return {k: map_secure(v, fn, [*segments, str(k)]) for k, v in node.items()}
     if isinstance(node, list):
-        return [_map_secure(v, fn, [*segments, i]) for i, v in enumerate(node)]
+        return [map_secure(v, fn, [*segments, i]) for i, v in enumerate(node)]
     return copy.deepcopy(node)
 
 
@@ -226,15 +229,15 @@ class StackFile:
     def secret_key_paths(self) -> list[str]:
         """Key paths of every secure value, in file order."""
         return [
-            format_key_path(root, segs)
+            path
             for root, value in (self.document.get("config") or {}).items()
-            for segs, _ in _walk(value, root, [])
+            for path in secure_key_paths(root, value)
         ]
 
     def masked_config(self) -> dict[str, Any]:
         """The config with every secret replaced by `[secret]` (for plans and logs)."""
         return {
-            root: _map_secure(value, lambda _segs, _ct: SECRET_MASK, [])
+            root: map_secure(value, lambda _segs, _ct: SECRET_MASK, [])
             for root, value in (self.document.get("config") or {}).items()
         }
 
@@ -253,7 +256,7 @@ class StackFile:
             return lambda segs, ct: crypter.decrypt(ct, key_path=format_key_path(root, segs))
 
         return {
-            root: _map_secure(value, open_one(root), []) for root, value in (self.document.get("config") or {}).items()
+            root: map_secure(value, open_one(root), []) for root, value in (self.document.get("config") or {}).items()
         }
 
     def _require_passphrase_provider(self) -> None:

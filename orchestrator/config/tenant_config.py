@@ -1,27 +1,42 @@
 """Turn stack config into validated specs, with one-line errors: stack, key path, reason.
 
 The same functions serve the Pulumi program (config handed over by the engine) and the offline
-tools (config read from `Pulumi.<stack>.yaml`), so both reject exactly the same input.
+tools (config read from `Pulumi.<stack>.yaml`), so both reject exactly the same input. Beyond each
+spec's schema, a stack's config map as a whole must hold only known `clawdbot:` keys, and secrets
+only under `clawdbot:secrets`, every one of them encrypted (`check_stack_config`).
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.config.stack_file import load_stack_file
+from orchestrator.config.stack_file import is_secure, load_stack_file, secure_key_paths
+from orchestrator.config.stack_yaml import YamlRefused, clip, kind_of, load_plain
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError
-from orchestrator.core.names import PLATFORM_STACK, TENANT_STACK_PREFIX, stack_file, stack_name_from_path, tenant_stack
+from orchestrator.core.names import (
+    PLATFORM_STACK,
+    TENANT_STACK_PREFIX,
+    stack_file,
+    stack_name_from_path,
+    tenant_of,
+    tenant_stack,
+)
 
 NAMESPACE = "clawdbot"
 TENANT_KEY = f"{NAMESPACE}:tenant"
 SECRETS_KEY = f"{NAMESPACE}:secrets"
 PLATFORM_KEY = f"{NAMESPACE}:platform"
+TENANT_KEYS = (TENANT_KEY, SECRETS_KEY)
+PLATFORM_KEYS = (PLATFORM_KEY,)
+SECRETS_COMMAND = "python -m orchestrator secrets set"
+
 Spec = TypeVar("Spec", bound=BaseModel)
 
 
@@ -33,18 +48,25 @@ def tenant_stacks(project_dir: Path) -> list[str]:
 def _key_path(root: str, loc: Iterable[str | int]) -> str:
     path = root
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        path += f"[{part}]" if isinstance(part, int) else f".{clip(str(part))}"
     return path
+
+
+def _problem(error: Any) -> tuple[tuple[str | int, ...], str]:
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, _FieldError):
+        return cause.loc, cause.message
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if str(error["type"]).endswith("_type") and "input" in error:
+        # Strict types: say what YAML made of the value (never the value), e.g. `"3"` is text.
+        message += f" (found {kind_of(error['input'])})"
+    return tuple(error["loc"]), clip(message, 300)
 
 
 def _one_line(stack: str, root: str, exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False):
-        cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, _FieldError):
-            loc, message = cause.loc, cause.message
-        else:
-            loc, message = tuple(error["loc"]), str(error["msg"]).removeprefix("Value error, ")
+        loc, message = _problem(error)
         problems.append(f"{_key_path(root, loc)}: {message}")
     extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return f"stack {stack}: {problems[0]}{extra}"
@@ -55,7 +77,7 @@ def validate(model: type[Spec], stack: str, root: str, raw: Any) -> Spec:
     if raw is None:
         raise ConfigError(f"stack {stack}: {root}: missing (set it in Pulumi.{stack}.yaml)")
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"stack {stack}: {root}: must be an object, not {type(raw).__name__}")
+        raise ConfigError(f"stack {stack}: {root}: must be an object, not {kind_of(raw)}")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -79,7 +101,7 @@ def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str], *, requir
     for name in sorted(declared - present) if require_values else ():
         raise ConfigError(
             f"stack {stack}: {SECRETS_KEY}.{name}: declared in secret_names but has no value "
-            f"(python -m orchestrator secrets set {spec.id} {name})"
+            f"({SECRETS_COMMAND} {spec.id} {name})"
         )
     for name in sorted(present - declared):
         raise ConfigError(f"stack {stack}: {SECRETS_KEY}.{name}: has a value but is not listed in secret_names")
@@ -89,9 +111,11 @@ def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str], *, requir
 def project_name(project_dir: Path) -> str:
     """The Pulumi project name (config keys are `<project>:...`), from the project's Pulumi.yaml."""
     try:
-        document = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+        document = load_plain((project_dir / "Pulumi.yaml").read_bytes())
     except FileNotFoundError:
         return NAMESPACE
+    except (OSError, YamlRefused) as exc:
+        raise ConfigError(f"{project_dir / 'Pulumi.yaml'}: cannot be read ({exc})") from None
     name = document.get("name") if isinstance(document, dict) else None
     return name if isinstance(name, str) and name else NAMESPACE
 
@@ -109,25 +133,98 @@ def read_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
 
 def load_platform_spec(project_dir: Path) -> PlatformSpec:
     config = read_stack_config(project_dir, PLATFORM_STACK)
+    check_stack_config(PLATFORM_STACK, config)
     return validate(PlatformSpec, PLATFORM_STACK, PLATFORM_KEY, config.get(PLATFORM_KEY))
 
 
 def load_tenant_spec(project_dir: Path, stack: str) -> TenantSpec:
-    """Validate a tenant stack file; secret values are never read (see `unset_secrets` for missing ones)."""
+    """Validate a tenant stack file; secret values are only checked to be encrypted, never read
+    (`unset_secrets` names the declared ones without a value yet)."""
     config = read_stack_config(project_dir, stack)
-    return validate_tenant(stack, config.get(TENANT_KEY), _secret_names(stack, config), require_values=False)
+    check_stack_config(stack, config)
+    names = encrypted_secret_names(stack, config.get(SECRETS_KEY))
+    return validate_tenant(stack, config.get(TENANT_KEY), names, require_values=False)
 
 
 def unset_secrets(project_dir: Path, stack: str) -> list[str]:
     """Declared secret names of a tenant stack that have no value yet (`up` refuses the stack until set)."""
     config = read_stack_config(project_dir, stack)
-    spec = validate_tenant(stack, config.get(TENANT_KEY), _secret_names(stack, config), require_values=False)
-    present = set(_secret_names(stack, config))
+    present = set(encrypted_secret_names(stack, config.get(SECRETS_KEY)))
+    spec = validate_tenant(stack, config.get(TENANT_KEY), present, require_values=False)
     return [name for name in spec.secret_names if name not in present]
 
 
-def _secret_names(stack: str, config: Mapping[str, Any]) -> list[str]:
-    secrets = config.get(SECRETS_KEY) or {}
-    if not isinstance(secrets, dict):
-        raise ConfigError(f"stack {stack}: {SECRETS_KEY}: must be an object of NAME: {{secure: ...}}")
-    return list(secrets)
+# --- the config map as a whole -------------------------------------------------------------
+
+
+def check_known_keys(stack: str, keys: Iterable[str]) -> None:
+    """Every `clawdbot:` key is one the stack takes; a misspelt one is an error, never ignored."""
+    expected = PLATFORM_KEYS if stack == PLATFORM_STACK else TENANT_KEYS
+    for key in sorted(keys):
+        namespace, _, name = key.partition(":")
+        if key in expected or not _near(namespace, NAMESPACE):
+            continue
+        close = difflib.get_close_matches(f"{NAMESPACE}:{name}", expected, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"this stack takes {', '.join(expected)}"
+        raise ConfigError(f"stack {stack}: {clip(key)}: unknown key; {hint}")
+
+
+def _near(namespace: str, ours: str) -> bool:
+    """Our namespace, or a slip of it (`clawbot`, `Clawdbot`); other namespaces belong to others."""
+    return namespace == ours or difflib.SequenceMatcher(None, namespace.lower(), ours).ratio() >= 0.8
+
+
+def plaintext_secret(stack: str, name: str) -> ConfigError:
+    """A business secret written as plain text: refused, saying how to store it encrypted."""
+    return ConfigError(
+        f"stack {stack}: {SECRETS_KEY}.{clip(name)}: is not encrypted; every value under {SECRETS_KEY} must be "
+        f"a Pulumi secret: set it with `{SECRETS_COMMAND} {tenant_of(stack)} {clip(name)}`"
+    )
+
+
+def secret_in_plain_config(stack: str, key_path: str) -> ConfigError:
+    return ConfigError(
+        f"stack {stack}: {clip(key_path, 120)}: a secret cannot sit here: this config is embedded in the Worker "
+        f"as plain text; put it under {SECRETS_KEY} with `{SECRETS_COMMAND}`"
+    )
+
+
+def encrypted_secret_names(stack: str, raw: Any) -> list[str]:
+    """The names under `clawdbot:secrets` as the stack file holds it; each value must be `secure:`."""
+    if raw is None:
+        return []
+    if is_secure(raw) or not isinstance(raw, Mapping):
+        what = "one secret" if is_secure(raw) else kind_of(raw)
+        raise ConfigError(f"stack {stack}: {SECRETS_KEY}: must be an object of NAME: {{secure: ...}}, not {what}")
+    for name, value in raw.items():
+        if not is_secure(value):
+            raise plaintext_secret(stack, str(name))
+    return [str(name) for name in raw]
+
+
+def check_stack_config(stack: str, config: Mapping[str, Any]) -> None:
+    """The rules on a stack file's config map beyond the specs: known keys, secrets where they belong."""
+    check_known_keys(stack, config)
+    for key in (PLATFORM_KEY, TENANT_KEY):
+        for path in secure_key_paths(key, config.get(key)):
+            raise secret_in_plain_config(stack, path)
+    if stack != PLATFORM_STACK:
+        encrypted_secret_names(stack, config.get(SECRETS_KEY))
+
+
+def engine_object(stack: str, key: str, text: str | None) -> Any:
+    """An object config value as the engine hands it to the program (JSON text), parsed in one line."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ConfigError(f"stack {stack}: {key}: nested too deeply") from None
+    except ValueError as exc:
+        if not text.lstrip().startswith(("{", "[")):
+            raise ConfigError(f"stack {stack}: {key}: must be an object, not text") from None
+        raise ConfigError(f"stack {stack}: {key}: is not valid JSON ({exc})") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -76,7 +77,22 @@ def _check_compatibility_date(value: dt.date) -> dt.date:
     return value
 
 
-CompatibilityDate = Annotated[dt.date, AfterValidator(_check_compatibility_date)]
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _date_from_text(value: object) -> object:
+    """Dates are written YYYY-MM-DD: a number (a Unix time to pydantic's lax mode) is refused."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a calendar date") from None
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+CompatibilityDate = Annotated[dt.date, BeforeValidator(_date_from_text), AfterValidator(_check_compatibility_date)]
 
 
 class FrozenModel(BaseModel):
@@ -85,7 +101,14 @@ class FrozenModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Zone(FrozenModel):
+class StrictModel(FrozenModel):
+    """Config as written by people: a value of the wrong YAML type is refused, never coerced
+    (`config_version: "3"`, `allow_apex_catch_all: "yes"`, `compatibility_date: 1767225600`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Zone(StrictModel):
     """The Cloudflare zone a tenant's routes and domains live in."""
 
     id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
@@ -97,7 +120,7 @@ class Zone(FrozenModel):
         return host == self.name or host.endswith("." + self.name)
 
 
-class Limits(FrozenModel):
+class Limits(StrictModel):
     """Optional per-Worker limits (Standard usage model)."""
 
     cpu_ms: Annotated[int, Field(ge=10, le=300_000)] | None = None
@@ -106,7 +129,7 @@ class Limits(FrozenModel):
     """Subrequests per request."""
 
 
-class TenantSpec(FrozenModel):
+class TenantSpec(StrictModel):
     """One customer's edge, as written under `clawdbot:tenant` in `Pulumi.prod.<tenant>.yaml`."""
 
     id: TenantId
@@ -169,7 +192,10 @@ class TenantSpec(FrozenModel):
     @field_validator("config")
     @classmethod
     def _config_size(cls, config: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode())
+        try:
+            size = len(json.dumps(config, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+        except ValueError:
+            raise ValueError("holds NaN or infinity, which JSON cannot carry") from None
         if size > MAX_CONFIG_BYTES:
             raise ValueError(f"is {size} bytes of JSON; the limit is {MAX_CONFIG_BYTES}")
         return config
@@ -191,7 +217,7 @@ class TenantSpec(FrozenModel):
         return list(dict.fromkeys([*self.custom_domains, *hosts]))
 
 
-class PlatformSpec(FrozenModel):
+class PlatformSpec(StrictModel):
     """Fleet-wide settings, under `clawdbot:platform` in `Pulumi.prod.yaml`."""
 
     account_id: AccountId

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
+from orchestrator.config.stack_file import Segment, map_secure, secure_key_paths
 from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, project_name, read_stack_config, tenant_stacks
 from orchestrator.core.errors import ConfigError, EdgeError
 from orchestrator.offline.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
@@ -142,28 +143,36 @@ def project_account(project_dir: Path) -> FakeAccount:
 def stack_runtime_config(
     project_dir: Path, stack: str, secret_values: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    """The config map the engine would hand the program (objects as JSON text), and its secret keys."""
+    """The config map the engine would hand the program (objects as JSON text), and its secret keys.
+
+    As the engine does it: every `secure:` value decrypted in place (here: the value given for a
+    secret's name, else a placeholder), plain values as they are, and a key secret when any value
+    under it is `secure:` (go config/value.go, hasSecureValue). The program sees nothing more.
+    """
     raw = read_stack_config(project_dir, stack)
     config: dict[str, str] = {}
     secret_keys: list[str] = []
+    chosen = secret_values or {}
     declared = _declared_secret_names(raw)
     if declared and SECRETS_KEY not in raw:
         raw = {**raw, SECRETS_KEY: {}}
+
+    def decrypt(key: str) -> Callable[[list[Segment], str], str]:
+        if key != SECRETS_KEY:
+            return lambda _segs, _ciphertext: PLACEHOLDER
+        return lambda segs, _ciphertext: chosen.get(str(segs[0]), PLACEHOLDER) if segs else PLACEHOLDER
+
     for key, value in raw.items():
-        if key == SECRETS_KEY and isinstance(value, dict):
+        opened = map_secure(value, decrypt(key), [])
+        secret = bool(secure_key_paths(key, value))
+        if key == SECRETS_KEY and isinstance(opened, dict) and any(n not in opened for n in declared):
             # Declared but not set yet counts as set here: a plan shows what `up` would create once
             # it is (the CLI's `plan` names the missing ones; `up` itself refuses them).
-            names = dict.fromkeys([*value, *declared])
-            chosen = {n: (secret_values or {}).get(n, PLACEHOLDER) for n in names}
-            config[key] = json.dumps(chosen)
+            opened = {**opened, **{n: chosen.get(n, PLACEHOLDER) for n in declared if n not in opened}}
+            secret = True
+        if secret:
             secret_keys.append(key)
-        elif isinstance(value, dict) and "secure" in value:
-            config[key] = PLACEHOLDER
-            secret_keys.append(key)
-        elif isinstance(value, str):
-            config[key] = value
-        else:
-            config[key] = json.dumps(value, default=str)
+        config[key] = opened if isinstance(opened, str) else json.dumps(opened)
     return config, secret_keys
 
 
@@ -199,10 +208,13 @@ class OfflineSession:
         account: FakeAccount | None = None,
         secret_values: Mapping[str, str] | None = None,
         config: Mapping[str, Any] | None = None,
+        secret_keys: Sequence[str] | None = None,
         preview: bool = False,
         program: Callable[[], None] | None = None,
     ) -> None:
-        """`program` replaces the stack's program (tests of component misuse)."""
+        """`config` (decrypted, as the engine hands it) replaces the stack file's, with `secret_keys`
+        the keys the engine marks secret (default: `clawdbot:secrets`); `program` replaces the
+        stack's program (tests of component misuse)."""
         self.project_dir = project_dir
         self.program = program
         self.stack = stack
@@ -210,7 +222,8 @@ class OfflineSession:
             self.config, self.secret_keys = stack_runtime_config(project_dir, stack, secret_values)
         else:
             self.config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-            self.secret_keys = [SECRETS_KEY] if SECRETS_KEY in config else []
+            default = [SECRETS_KEY] if SECRETS_KEY in config else []
+            self.secret_keys = list(default if secret_keys is None else secret_keys)
         self.mocks = CloudflareMocks(account if account is not None else project_account(project_dir), preview=preview)
         self.monitor = RecordingMonitor(self.mocks)
         self.preview = preview
