@@ -2,6 +2,11 @@
  * Config sync with last-known-good: fresh KV document → copy held in the isolate → payload embedded at deploy.
  * One KV read per TTL per isolate (failures are cached too, so a broken KV is not hammered), and concurrent
  * requests that find the TTL expired share a single read.
+ *
+ * Never backwards (docs/contract.md, "Never backwards"): a KV document is adopted only when its version is at
+ * least the one held here and at least the floor, the highest version any isolate recorded in D1. The floor
+ * is read before the first adoption and before every newer version, and whenever it is still unknown while
+ * the embedded config is served; served below it, the edge says so.
  */
 import { sameJson, verifyConfigDocument } from './configdoc.js';
 import { kvGet } from './kv.js';
@@ -9,17 +14,29 @@ import { kvGet } from './kv.js';
 /**
  * @typedef {import('./configdoc.js').ConfigPayload} ConfigPayload
  * @typedef {'kv' | 'cache' | 'embedded'} ConfigSource
- * @typedef {{ payload: ConfigPayload, source: ConfigSource, problem: string | null, checkedAt: number }} ConfigView
+ * @typedef {{ payload: ConfigPayload, source: ConfigSource, problem: string | null, floor: number | null, checkedAt: number }} ConfigView
+ *   `problem`: why the KV document is not in service (null when it is); `floor`: highest version recorded in D1 as
+ *   far as this isolate knows (null until D1 answered once).
  * @typedef {{ get(key: string): Promise<string | null> }} KvReader
  */
+
+/** The served config is older than a version some isolate already served: a rollback the edge could not avoid. */
+export const BELOW_FLOOR = 'below_floor';
+
+/** @param {ConfigView} view @returns {string[]} the view's degraded reasons, without the `config:` prefix */
+export function configProblems(view) {
+	const problems = view.problem ? [view.problem] : [];
+	if (view.floor !== null && view.payload.version < view.floor) problems.push(BELOW_FLOOR);
+	return problems;
+}
 
 export class ConfigSync {
 	/**
 	 * @param {{ embedded: ConfigPayload, tenant: string, macKey: Promise<CryptoKey | null>, kvKey: string, ttlMs: number, formatVersion: number, floor?: () => Promise<number | null> }} opts
-	 *   `floor`: the highest version any isolate accepted (D1), so a fresh isolate never goes back either.
+	 *   `floor`: the highest version any isolate accepted (D1), null when D1 cannot say.
 	 */
 	constructor({ embedded, tenant, macKey, kvKey, ttlMs, formatVersion, floor = async () => 0 }) {
-		this.floor = floor;
+		this.readFloor = floor;
 		this.tenant = tenant;
 		this.macKey = macKey;
 		this.kvKey = kvKey;
@@ -27,6 +44,8 @@ export class ConfigSync {
 		this.formatVersion = formatVersion;
 		/** @type {{ payload: ConfigPayload, fromKv: boolean }} */
 		this.held = { payload: embedded, fromKv: false };
+		/** Highest version D1 reported or this isolate adopted; it only grows (the D1 table is insert-only). @type {number | null} */
+		this.floor = null;
 		/** @type {ConfigView | null} */
 		this.view = null;
 		/** @type {Promise<ConfigView> | null} */
@@ -34,7 +53,7 @@ export class ConfigSync {
 	}
 
 	/**
-	 * The config to serve now. Never throws: every KV or document fault becomes `problem` on the view.
+	 * The config to serve now. Never throws: every KV, D1 or document fault becomes `problem` on the view.
 	 * @param {KvReader} kv @param {number} now ms since epoch
 	 * @returns {Promise<ConfigView>}
 	 */
@@ -52,9 +71,19 @@ export class ConfigSync {
 	/** @param {KvReader} kv @param {number} now @returns {Promise<ConfigView>} */
 	async refresh(kv, now) {
 		const problem = await this.check(kv);
+		// Serving the embedded config without ever having heard from D1: ask, so a rollback by deploy is reported.
+		if (!this.held.fromKv && this.floor === null) await this.learnFloor();
 		const source = problem === null ? 'kv' : this.held.fromKv ? 'cache' : 'embedded';
-		this.view = { payload: this.held.payload, source, problem, checkedAt: now };
+		this.view = { payload: this.held.payload, source, problem, floor: this.floor, checkedAt: now };
 		return this.view;
+	}
+
+	/** @returns {Promise<number | null>} the floor now, or null when D1 cannot say */
+	async learnFloor() {
+		const recorded = await this.readFloor();
+		if (recorded === null) return null;
+		this.floor = Math.max(this.floor ?? 0, recorded);
+		return this.floor;
 	}
 
 	/** Reads and verifies the KV document; on success it becomes the held copy. @param {KvReader} kv @returns {Promise<string | null>} */
@@ -70,17 +99,21 @@ export class ConfigSync {
 		if (text === null) return 'missing';
 		const verified = await verifyConfigDocument(text, { macKey, tenant: this.tenant, formatVersion: this.formatVersion });
 		if (!verified.ok) return verified.reason;
-		const held = this.held.payload;
-		if (verified.payload.version < held.version) return 'stale_version';
-		// Only a version newer than the one held needs the fleet-wide floor: an older signed document
-		// replayed into KV must not win in an isolate that has not seen the newer one yet.
-		if (verified.payload.version > held.version) {
-			const floor = await this.floor();
+		const held = this.held;
+		const version = verified.payload.version;
+		if (version < held.payload.version) return 'stale_version';
+		if (version === held.payload.version && !sameJson(verified.payload, held.payload)) return 'version_conflict';
+		// A known floor never shrinks, so a document below it is refused without asking D1 again.
+		if (this.floor !== null && version < this.floor) return 'rollback_refused';
+		// The version held from KV was checked against the floor when it was adopted; anything else (the first
+		// adoption in a fresh isolate, even of the embedded version, or a newer version) is checked now.
+		if (!held.fromKv || version > held.payload.version) {
+			const floor = await this.learnFloor();
 			if (floor === null) return 'floor_unavailable';
-			if (verified.payload.version < floor) return 'stale_version';
+			if (version < floor) return 'rollback_refused';
 		}
-		if (verified.payload.version === held.version && !sameJson(verified.payload, held)) return 'version_conflict';
 		this.held = { payload: verified.payload, fromKv: true };
+		this.floor = Math.max(this.floor ?? 0, version);
 		return null;
 	}
 }

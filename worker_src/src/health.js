@@ -31,7 +31,7 @@ export async function handleHealth(request, edge, bindings, ctx, now) {
 	const body = {
 		tenant: edge.tenant,
 		status: a.status,
-		config: { version: a.view.payload.version, source: a.view.source },
+		config: { version: a.view.payload.version, source: a.view.source, floor: a.view.floor, problem: a.view.problem },
 		script: { version: edge.embedded.bundle_hash },
 		d1: { reachable: a.schema.reachable, schema: a.schema.schema },
 		time: new Date(now).toISOString(),

@@ -17,8 +17,8 @@ export function recordConfigVersion(db, { version, at, bundleHash }) {
 
 /**
  * Highest config version any isolate of this tenant has accepted: the floor a fresh isolate must not
- * go below. 0 when nothing is recorded; null when D1 cannot say (the caller must not adopt a newer
- * document then, or a replayed old one could win).
+ * go below. 0 when nothing is recorded; null when D1 cannot say (the caller must not adopt a KV
+ * document it has not vetted before, or a replayed old one could win).
  * @param {D1Like | null} db @returns {Promise<number | null>}
  */
 export async function highestConfigVersion(db) {

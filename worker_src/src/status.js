@@ -2,6 +2,7 @@
  * One assessment of the edge, shared by the health route and the cron heartbeat: which config is served,
  * the state of every relayed secret, the D1 schema, and the reasons the edge is degraded.
  */
+import { configProblems } from './config.js';
 import { recordConfigVersion } from './records.js';
 
 /**
@@ -23,7 +24,7 @@ export async function assess(edge, bindings, now, d1MaxAgeMs) {
 		edge.schema.probe(bindings.db, now, d1MaxAgeMs),
 	]);
 	const reasons = [...edge.bundleProblems];
-	if (view.problem) reasons.push(`config:${view.problem}`);
+	for (const problem of configProblems(view)) reasons.push(`config:${problem}`);
 	for (const [name, state] of Object.entries(secrets)) if (state !== 'ok') reasons.push(`secret:${name}:${state}`);
 	if (schema.problem) reasons.push(schema.problem);
 	return { view, secrets, schema, reasons, status: reasons.length === 0 ? 'ok' : 'degraded' };

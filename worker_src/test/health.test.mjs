@@ -47,7 +47,7 @@ describe('public answer', () => {
 			{
 				tenant: TENANT,
 				status: 'ok',
-				config: { version: 4, source: 'kv' },
+				config: { version: 4, source: 'kv', floor: 4, problem: null },
 				script: { version: 'sha256:test-bundle' },
 				d1: { reachable: true, schema: 'current' },
 				time: undefined,

@@ -162,7 +162,9 @@ describe('the real routes accept Python-made documents end to end', { skip: miss
 			const health = await edge.fetchJson(contract.health.path);
 			assert.equal(health.status, 200, t.why);
 			assert.equal(health.body.status, 'degraded', t.why);
-			assert.deepEqual(health.body.config, { version: V.configs.at(-1).payload.version, source: 'cache' }, t.why);
+			const { version, source, problem } = health.body.config;
+			assert.deepEqual({ version, source }, { version: V.configs.at(-1).payload.version, source: 'cache' }, t.why);
+			assert.match(problem, /^[a-z_]+$/, `${t.why}: the public answer names the problem`);
 		}
 	});
 });

@@ -37,8 +37,9 @@ export function makeEmbedded(overrides = {}) {
 
 /**
  * @param {{ embedded?: object, relayKey?: Buffer, relayKeyB64?: string, tenantBinding?: string, wrapKv?: boolean,
- *   migrate?: boolean | number, main?: { name: string, contents: string }, withoutD1?: boolean }} [opts]
- *   migrate: true = all migrations, a number = only the first N, false = none
+ *   migrate?: boolean | number, main?: { name: string, contents: string }, withoutD1?: boolean, d1Persist?: string }} [opts]
+ *   migrate: true = all migrations, a number = only the first N, false = none; d1Persist: a directory that keeps D1
+ *   across instances (a restart), so a later startEdge with the same directory sees what this one recorded
  * @returns {Promise<Edge>}
  */
 export async function startEdge(opts = {}) {
@@ -65,7 +66,8 @@ export async function startEdge(opts = {}) {
 			}),
 		);
 	}
-	const mf = new Miniflare({ workers });
+	// Persistence is a shared option in Miniflare: it belongs beside `workers`, not inside one.
+	const mf = new Miniflare({ workers, ...(opts.d1Persist ? { d1Persist: opts.d1Persist } : {}) });
 	try {
 		const kv = opts.wrapKv ? await mf.getKVNamespace(KV_PROBE_INNER, 'kv-wrapper') : await mf.getKVNamespace(b.kv, 'edge');
 		const db = opts.withoutD1 ? null : await mf.getD1Database(b.d1, 'edge');
