@@ -32,16 +32,22 @@ export async function highestConfigVersion(db) {
 }
 
 /**
- * Idempotent by webhook id: of any number of concurrent deliveries exactly one insert changes a row.
- * @param {D1Like} db @param {{ id: string, topic: string | null, body: string, receivedAt: string }} event
+ * Idempotent by what is signed: a delivery whose exact body (its SHA-256) or whose id was stored before changes
+ * nothing, so of any number of concurrent or replayed deliveries exactly one insert changes a row. Rows from before
+ * the body hash existed (migration 0003) are matched by their body.
+ * @param {D1Like} db @param {{ id: string, topic: string | null, body: string, bodySha256: string, receivedAt: string }} event
  * @returns {Promise<boolean>} true when this call stored the event
  */
-export async function storeWebhookEvent(db, { id, topic, body, receivedAt }) {
+export async function storeWebhookEvent(db, { id, topic, body, bodySha256, receivedAt }) {
+	// The WHERE clause also keeps SQLite from reading ON CONFLICT as part of the SELECT (see its upsert docs).
 	const result = await db
 		.prepare(
-			'INSERT INTO webhook_events (webhook_id, topic, body, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (webhook_id) DO NOTHING',
+			`INSERT INTO webhook_events (webhook_id, topic, body, received_at, body_sha256)
+			SELECT ?1, ?2, ?3, ?4, ?5
+			WHERE NOT EXISTS (SELECT 1 FROM webhook_events WHERE body_sha256 IS NULL AND body = ?3)
+			ON CONFLICT DO NOTHING`,
 		)
-		.bind(id, topic, body, receivedAt)
+		.bind(id, topic, body, receivedAt, bodySha256)
 		.run();
 	return result.meta.changes === 1;
 }

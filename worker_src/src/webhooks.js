@@ -1,8 +1,9 @@
 /**
  * `POST <contract.webhook.path>`: Shopify-style receiver. Checks run in the documented order (docs/contract.md,
  * "Webhooks"): size 413, signature 401, body/id 400; secret unavailable or schema behind 503; replay 200 duplicate.
+ * A replay is the same signed body (or the same id) again, whatever the unsigned id and topic headers now say.
  */
-import { fromBase64, fromUtf8Exact, HMAC_SHA256_BYTES, utf8 } from './encoding.js';
+import { fromBase64, fromUtf8Exact, HMAC_SHA256_BYTES, toHex, utf8 } from './encoding.js';
 import { json, readBounded } from './http.js';
 import { storeWebhookEvent } from './records.js';
 
@@ -44,6 +45,8 @@ export async function handleWebhook(request, edge, bindings, now) {
 			id,
 			topic: request.headers.get(w.topic_header),
 			body: text,
+			// The idempotency key is what the signature covers, not the unsigned id or topic headers.
+			bodySha256: toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', raw))),
 			receivedAt: new Date(now).toISOString(),
 		});
 	} catch {
