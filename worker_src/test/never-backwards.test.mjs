@@ -162,6 +162,9 @@ describe('a running isolate', () => {
 		const o = await observe(e);
 		assert.deepEqual([o.greeting, o.config], ['v5', { version: 5, source: 'cache', floor: 7, problem: 'rollback_refused' }]);
 		assert.deepEqual(o.reasons, ['config:rollback_refused', 'config:below_floor']);
+		// The very v5 document it adopted earlier, byte for byte, is below the floor now: refused too, not waved through.
+		await putConfig(e, 5);
+		assert.deepEqual((await observe(e)).config, { version: 5, source: 'cache', floor: 7, problem: 'rollback_refused' });
 		// Once the fleet's newest version reaches KV, the edge is whole again.
 		await putConfig(e, 7);
 		const back = await observe(e);
