@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.config.stack_file import set_value
 from orchestrator.core import crypto
-from orchestrator.core.contract import REPO_ROOT, config_kv_key, contract
+from orchestrator.core.contract import REPO_ROOT, config_kv_key, contract, health_path
 from orchestrator.core.errors import ConfigError
 from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, push_config, tenant_request
 from orchestrator.local_edge import process as proc
@@ -44,6 +44,18 @@ def webhook(info: TenantInfo, edge: LocalEdge, secret: str, event_id: str, body:
 
 def root_doc(edge: LocalEdge, info: TenantInfo) -> Any:
     return tenant_request(edge.edge_client(), info, "GET", "/").json()
+
+
+def root_doc_after_ttl(edge: LocalEdge, info: TenantInfo) -> Any:
+    """`GET /` once the TTL (1 s in these fixtures) has passed and the Worker has re-read KV.
+
+    Past its TTL the Worker answers traffic from the config it holds and re-reads KV behind the
+    response (stale-while-revalidate, docs/contract.md); a health request waits for that re-read, so
+    one health request first makes the next `GET /` show what KV holds now, deterministically.
+    """
+    time.sleep(1.2)
+    assert tenant_request(edge.edge_client(), info, "GET", health_path()).status == 200
+    return root_doc(edge, info)
 
 
 # --- parity: one bundle, two targets ----------------------------------------------------------
@@ -276,16 +288,14 @@ def test_kv_fault_serves_last_known_good_and_reports_degraded(
     set_value(project.root / f"Pulumi.prod.{tenant.tenant}.yaml", "clawdbot:tenant.config", {"greeting": "v2"})
     set_value(project.root / f"Pulumi.prod.{tenant.tenant}.yaml", "clawdbot:tenant.config_version", 2)
     push_config(edge, project.root, tenant.tenant)
-    time.sleep(1.2)
-    assert root_doc(edge, tenant)["greeting"] == "v2"
+    assert root_doc_after_ttl(edge, tenant)["greeting"] == "v2"
     control = edge.control()
     for key in control.kv_keys(tenant.tenant):
         if fault == "cleared":
             control.kv_delete(tenant.tenant, key)
         else:
             control.kv_put(tenant.tenant, key, '{"v":1,"payload":"tampered"')
-    time.sleep(1.2)
-    served = root_doc(edge, tenant)
+    served = root_doc_after_ttl(edge, tenant)
     assert (served["config_version"], served["config_source"], served["greeting"]) == (2, "cache", "v2")
     check = probe_local(edge.edge_client(), tenant)
     assert check.verdict == "degraded" and check.doc is not None and check.doc.config.source == "cache"
@@ -308,8 +318,7 @@ def test_push_config_repairs_a_damaged_document_at_the_same_version(
     # The stack file is unchanged: same config, same version as the running Worker.
     result = push_config(edge, project.root, tenant.tenant)
     assert (result.changed, result.previous_version, result.version) == (True, None, tenant.config_version)
-    time.sleep(1.2)
-    served = root_doc(edge, tenant)
+    served = root_doc_after_ttl(edge, tenant)
     assert (served["config_version"], served["config_source"]) == (tenant.config_version, "kv")
     assert probe_local(edge.edge_client(), tenant).verdict == "ok"
     again = push_config(edge, project.root, tenant.tenant)
@@ -325,8 +334,7 @@ def test_push_config_never_writes_below_what_the_worker_served(
     set_value(stack_path, "clawdbot:tenant.config", {"greeting": "v3"})
     set_value(stack_path, "clawdbot:tenant.config_version", 3)
     push_config(edge, project.root, tenant.tenant)
-    time.sleep(1.2)
-    assert root_doc(edge, tenant)["config_version"] == 3  # served, so recorded in D1
+    assert root_doc_after_ttl(edge, tenant)["config_version"] == 3  # served, so recorded in D1
     edge.control().kv_put(tenant.tenant, config_kv_key(), "not a document")
     set_value(stack_path, "clawdbot:tenant.config_version", 2)
     with pytest.raises(ConfigError, match="has already served version 3; the Worker never goes backwards"):

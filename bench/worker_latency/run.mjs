@@ -4,9 +4,12 @@
  * the same keep-alive HTTP client:
  *   - cached path:  GET / while the config is within its TTL (no KV read);
  *   - refresh path: GET / when the TTL has expired, as for every request of a low-traffic tenant: an edge whose TTL is
- *     0 re-reads and re-checks its KV config on each request, against the real KV binding (no test wrapper);
+ *     0 refreshes its KV config on each request, against the real KV binding (no test wrapper), behind the response
+ *     (stale-while-revalidate);
+ *   - refresh, waiting: the same with no stale window, so each request waits for the KV read and its checks (what a
+ *     fresh isolate, or a view older than the window, pays);
  *   - public health: GET /_edge/health (reuses a recent D1 probe).
- * Requests are interleaved one by one (bare, cached, refresh, health, in an order rotated per request), so drift hits
+ * Requests are interleaved one by one (bare, cached, refresh, wait, health, in an order rotated per request), so drift hits
  * every side alike. Each round gives each side's p50 and its ratio to bare; the report is min and median over rounds.
  *
  *   cd worker_src && npm ci && node ../bench/worker_latency/run.mjs [--rounds 7] [--requests 300] [--json]
@@ -56,7 +59,7 @@ Edge Worker p50 latency ÷ a bare Worker's, in one workerd, requests interleaved
   --warmup N    untimed requests per side first: JIT, sockets, isolate caches (default 200)
   --json        print one JSON object instead of a table
 Keys: cached_path_ratio (target <= ${TARGETS.cached_path_ratio}), refresh_path_ratio (target <= ${TARGETS.refresh_path_ratio}),
-health_path_ratio; each {min, median} over rounds; p50_ms per side {min, median}.`);
+refresh_wait_ratio, health_path_ratio; each {min, median} over rounds; p50_ms per side {min, median}.`);
   process.exit(0);
 }
 const ROUNDS = positiveInt("rounds");
@@ -83,14 +86,14 @@ const b = contract.bindings;
 /** Config reads of the cached edge, counted by its wrapped KV binding. */
 const cachedKvGets = new Map();
 
-/** @param {string} name @param {number} ttlSeconds @param {boolean} counted */
-async function edgeWorker(name, ttlSeconds, counted) {
+/** @param {string} name @param {Record<string, number>} contractOverrides @param {boolean} counted */
+async function edgeWorker(name, contractOverrides, counted) {
   const embedded = embeddedFor(contract, migrations, {
     tenant: TENANT,
     bundleHash: "sha256:bench",
     greeting: "embedded",
   });
-  embedded.contract = { ...contract, config_cache_ttl_seconds: ttlSeconds };
+  embedded.contract = { ...contract, ...contractOverrides };
   const { modules, modulesRoot } = await workerModules(embedded);
   return {
     name,
@@ -115,6 +118,7 @@ const SIDES = [
   { key: "bare", host: "bare.bench", path: "/" },
   { key: "cached", host: "cached.bench", path: "/" },
   { key: "refresh", host: "refresh.bench", path: "/" },
+  { key: "wait", host: "wait.bench", path: "/" },
   { key: "health", host: "cached.bench", path: contract.health.path },
 ];
 
@@ -127,8 +131,13 @@ const mf = new Miniflare({
       compatibilityDate: COMPATIBILITY_DATE,
       script: 'export default { fetch() { return new Response("ok"); } }',
     },
-    await edgeWorker("cached", contract.config_cache_ttl_seconds, true),
-    await edgeWorker("refresh", 0, false),
+    await edgeWorker("cached", {}, true),
+    await edgeWorker("refresh", { config_cache_ttl_seconds: 0 }, false),
+    await edgeWorker(
+      "wait",
+      { config_cache_ttl_seconds: 0, config_max_stale_seconds: 0 },
+      false,
+    ),
     /** @type {any} */ (
       kvProbeWorker("cached-kv-probe", "cached-kv", (key) => {
         cachedKvGets.set(key, (cachedKvGets.get(key) ?? 0) + 1);
@@ -142,6 +151,7 @@ try {
   const stores = {
     cached: await mf.getKVNamespace(KV_PROBE_INNER, "cached-kv-probe"),
     refresh: await mf.getKVNamespace(b.kv, "refresh"),
+    wait: await mf.getKVNamespace(b.kv, "wait"),
   };
   /** @param {any} kv @param {number} version */
   const putConfig = (kv, version) =>
@@ -192,12 +202,12 @@ try {
       throw new Error(`${s.key}: HTTP ${r.status} ${r.body}`);
     return s.key === "bare" ? null : JSON.parse(r.body);
   };
-  const [bare, cached, refresh, health] = SIDES;
+  const [bare, cached, refresh, wait, health] = SIDES;
 
   // Sanity before timing anything: both edges serve their KV config and are healthy, and the refresh edge really
   // re-reads KV on every request (a new version shows on the very next one), so each side measures its own path.
   await getJson(bare);
-  for (const s of [cached, refresh]) {
+  for (const s of [cached, refresh, wait]) {
     const root = await getJson(s);
     if (root.config_source !== "kv" || root.config_version !== 2)
       throw new Error(`${s.key}: not serving KV v2: ${JSON.stringify(root)}`);
@@ -205,9 +215,16 @@ try {
   const h = await getJson(health);
   if (h.status !== "ok")
     throw new Error(`edge is not healthy before the run: ${JSON.stringify(h)}`);
+  // Past the TTL the refresh edge answers from what it holds and re-reads KV behind the response (stale-while-
+  // revalidate), so a new version shows from the request after; the wait edge (no stale window) shows it at once.
+  await putConfig(stores.wait, 3);
+  if ((await getJson(wait)).config_version !== 3)
+    throw new Error("the wait edge did not re-read KV on its next request");
   await putConfig(stores.refresh, 3);
+  await getJson(refresh);
+  await new Promise((r) => setTimeout(r, 50));
   if ((await getJson(refresh)).config_version !== 3)
-    throw new Error("the refresh edge did not re-read KV on its next request");
+    throw new Error("the refresh edge did not refresh KV behind its response");
   const cachedGetsBefore = cachedKvGets.get(contract.kv_keys.config) ?? 0;
 
   for (let i = 0; i < WARMUP; i++) for (const s of SIDES) await getJson(s);
@@ -253,6 +270,7 @@ try {
     },
     cached_path_ratio: spread(ratios.cached),
     refresh_path_ratio: spread(ratios.refresh),
+    refresh_wait_ratio: spread(ratios.wait),
     health_path_ratio: spread(ratios.health),
     p50_ms: Object.fromEntries(SIDES.map((s) => [s.key, spread(p50s[s.key])])),
     cached_path_config_reads: cachedGets,
@@ -278,6 +296,7 @@ try {
       bare: "bare worker",
       cached: "GET / (config cached)",
       refresh: "GET / (TTL expired)",
+      wait: "GET / (TTL expired, waits)",
       health: `GET ${contract.health.path}`,
     };
     for (const s of SIDES) {

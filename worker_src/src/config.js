@@ -1,7 +1,7 @@
 /**
  * Config sync with last-known-good: fresh KV document → copy held in the isolate → payload embedded at deploy.
- * One KV read per TTL per isolate (failures are cached too, so a broken KV is not hammered), and concurrent
- * requests that find the TTL expired share a single read.
+ * One KV read per TTL per isolate (failures are cached too, so a broken KV is not hammered), concurrent
+ * requests that find the TTL expired share a single read, and traffic does not wait for it (see `current`).
  *
  * Never backwards (docs/contract.md, "Never backwards"): a KV document is adopted only when its version is at
  * least the one held here and at least the floor, the highest version any isolate recorded in D1. The floor
@@ -32,10 +32,13 @@ export function configProblems(view) {
 
 export class ConfigSync {
 	/**
-	 * @param {{ embedded: ConfigPayload, tenant: string, macKey: Promise<CryptoKey | null>, kvKey: string, ttlMs: number, formatVersion: number, floor?: () => Promise<number | null> }} opts
+	 * @param {{ embedded: ConfigPayload, tenant: string, macKey: Promise<CryptoKey | null>, kvKey: string, ttlMs: number, maxStaleMs?: number,
+	 *   formatVersion: number, floor?: () => Promise<number | null> }} opts
+	 *   `maxStaleMs`: how long past its TTL a view may still be served while it is refreshed in the background;
 	 *   `floor`: the highest version any isolate accepted (D1), null when D1 cannot say.
 	 */
-	constructor({ embedded, tenant, macKey, kvKey, ttlMs, formatVersion, floor = async () => 0 }) {
+	constructor({ embedded, tenant, macKey, kvKey, ttlMs, maxStaleMs = 0, formatVersion, floor = async () => 0 }) {
+		this.maxStaleMs = maxStaleMs;
 		this.readFloor = floor;
 		this.tenant = tenant;
 		this.macKey = macKey;
@@ -54,16 +57,25 @@ export class ConfigSync {
 
 	/**
 	 * The config to serve now. Never throws: every KV, D1 or document fault becomes `problem` on the view.
-	 * @param {KvReader} kv @param {number} now ms since epoch
+	 * With `background` (traffic routes), a view past its TTL but within the stale window is served at once and
+	 * refreshed behind the response (stale-while-revalidate), so the request does not wait on KV or D1. Without it
+	 * (health, cron: they report what is true now), and for a view older than the window or none yet, the call waits.
+	 * Either way the refresh applies every rule of "Never backwards"; serving the held view again is not going back.
+	 * @param {KvReader} kv @param {number} now ms since epoch @param {{ waitUntil(p: Promise<unknown>): void }} [background]
 	 * @returns {Promise<ConfigView>}
 	 */
-	current(kv, now) {
-		// A TTL of 0 means "always re-read" (used by tests that change KV between requests).
-		if (this.view && now - this.view.checkedAt < this.ttlMs) return Promise.resolve(this.view);
+	current(kv, now, background) {
+		// A TTL of 0 means "always re-read" (with a stale window of 0, what tests that change KV between requests use).
+		const view = this.view;
+		if (view && now - view.checkedAt < this.ttlMs) return Promise.resolve(view);
 		if (!this.inflight) {
 			this.inflight = this.refresh(kv, now).finally(() => {
 				this.inflight = null;
 			});
+		}
+		if (background && view && now - view.checkedAt < this.ttlMs + this.maxStaleMs) {
+			background.waitUntil(this.inflight.catch(() => console.warn('edge: background config refresh failed')));
+			return Promise.resolve(view);
 		}
 		return this.inflight;
 	}

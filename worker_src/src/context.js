@@ -37,6 +37,7 @@ export class EdgeContext {
 			macKey: this.keys.then((k) => k?.configMac ?? null),
 			kvKey: c.kv_keys.config,
 			ttlMs,
+			maxStaleMs: c.config_max_stale_seconds * 1000,
 			formatVersion: c.v,
 			floor: () => highestConfigVersion(bindings.db),
 		});

@@ -7,7 +7,8 @@ import { noteConfigVersion } from './status.js';
  * @param {{ waitUntil(p: Promise<unknown>): void }} ctx @param {number} now
  */
 export async function handleRoot(edge, bindings, ctx, now) {
-	const view = await edge.config.current(bindings.kv, now);
+	// Traffic is served from the held config while a TTL-expired one is refreshed behind the response.
+	const view = await edge.config.current(bindings.kv, now, ctx);
 	noteConfigVersion(edge, bindings, view, ctx);
 	const greeting = view.payload.config.greeting;
 	return json(200, {

@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
-import { contract, makeEmbedded, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
+import { contract, makeEmbedded, REREAD_EVERY_REQUEST, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
 import { healthToken, sealEnvelope, signConfig } from './helpers/sign.mjs';
 
 const CONFIG_KEY = contract.kv_keys.config;
 const HEALTH = contract.health.path;
 // TTL 0 makes every request re-read KV, so a test can change KV between two requests without waiting out the cache.
-const rereadEveryRequest = () => makeEmbedded({ contract: { ...contract, config_cache_ttl_seconds: 0 } });
+const rereadEveryRequest = () => makeEmbedded({ contract: REREAD_EVERY_REQUEST });
 
 /** @type {import('./helpers/edge.mjs').Edge[]} */
 const open = [];

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
-import { contract, makeEmbedded, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
+import { contract, makeEmbedded, REREAD_EVERY_REQUEST, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
 import { healthToken, sealEnvelope, signConfig } from './helpers/sign.mjs';
 import { recordConfigVersion } from '../src/records.js';
 
@@ -28,11 +28,11 @@ async function edge(opts) {
 	return e;
 }
 
-/** @param {number} version @param {{ ttl?: number }} [o] */
+/** @param {number} version @param {{ reread?: boolean }} [o] */
 const embeddedAt = (version, o = {}) =>
 	makeEmbedded({
 		config: { tenant: TENANT, version, config: { greeting: `v${version}` } },
-		...(o.ttl === undefined ? {} : { contract: { ...contract, config_cache_ttl_seconds: o.ttl } }),
+		...(o.reread ? { contract: REREAD_EVERY_REQUEST } : {}),
 	});
 
 /** @param {import('./helpers/edge.mjs').Edge} e @param {number} version @param {string} [greeting] */
@@ -154,7 +154,7 @@ describe('a fresh isolate, D1 recorded version 5 earlier', () => {
 
 describe('a running isolate', () => {
 	test('a version between the one held and a floor another isolate recorded is refused; the cache stays', async () => {
-		const e = await edge({ embedded: embeddedAt(1, { ttl: 0 }) });
+		const e = await edge({ embedded: embeddedAt(1, { reread: true }) });
 		await putConfig(e, 5);
 		assert.deepEqual((await observe(e)).config, { version: 5, source: 'kv', floor: 5, problem: null });
 		await recorded(e, 7);
@@ -172,7 +172,7 @@ describe('a running isolate', () => {
 	});
 
 	test('once a floor is known, an older document is refused even when D1 has gone away', async () => {
-		const e = await edge({ embedded: embeddedAt(1, { ttl: 0 }) });
+		const e = await edge({ embedded: embeddedAt(1, { reread: true }) });
 		await recorded(e, 4);
 		await putConfig(e, 4);
 		assert.equal((await observe(e)).config.source, 'kv');
@@ -183,7 +183,7 @@ describe('a running isolate', () => {
 	});
 
 	test('a newer document while D1 is unreachable is not adopted; it is once D1 answers again', async () => {
-		const e = await edge({ embedded: embeddedAt(1, { ttl: 0 }) });
+		const e = await edge({ embedded: embeddedAt(1, { reread: true }) });
 		await putConfig(e, 2);
 		assert.equal((await observe(e)).config.source, 'kv');
 		await e.db.prepare('ALTER TABLE applied_config_versions RENAME TO hidden').run();

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { contract, makeEmbedded, startEdge } from './helpers/edge.mjs';
+import { contract, makeEmbedded, REREAD_EVERY_REQUEST, startEdge } from './helpers/edge.mjs';
 import { deriveKey, healthToken, sealEnvelope, signConfig, webhookSignature } from './helpers/sign.mjs';
 
 const VECTORS_PATH = process.env.EDGE_VECTORS ?? fileURLToPath(new URL('../../contract/vectors.json', import.meta.url));
@@ -121,7 +121,7 @@ describe('the real routes accept Python-made documents end to end', { skip: miss
 		const embedded = makeEmbedded({
 			tenant: V.tenant,
 			config: V.configs[0].payload,
-			contract: { ...contract, config_cache_ttl_seconds: 0 },
+			contract: REREAD_EVERY_REQUEST,
 		});
 		edge = await startEdge({ embedded, relayKey, tenantBinding: V.tenant });
 	});

@@ -1,7 +1,7 @@
 // Webhook receiver: documented status codes and their order, idempotent storage in D1, concurrent duplicate deliveries.
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { contract, makeEmbedded, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
+import { contract, makeEmbedded, REREAD_EVERY_REQUEST, startEdge, TENANT, WEBHOOK_SECRET } from './helpers/edge.mjs';
 import { sealEnvelope, webhookSignature } from './helpers/sign.mjs';
 
 const W = contract.webhook;
@@ -165,7 +165,7 @@ describe('rejected deliveries', () => {
 });
 
 describe('secret lifecycle and exact bytes', () => {
-	const rereadEveryRequest = () => makeEmbedded({ contract: { ...contract, config_cache_ttl_seconds: 0 } });
+	const rereadEveryRequest = () => makeEmbedded({ contract: REREAD_EVERY_REQUEST });
 
 	test('deleting the secret from KV switches webhooks off in a running isolate', async () => {
 		const e = await edge({ embedded: rereadEveryRequest() });

@@ -15,6 +15,12 @@ export const TENANT = 'acme';
 export const WEBHOOK_SECRET = 'whsec-test-0123456789';
 export { COMPATIBILITY_DATE };
 
+/**
+ * The contract with a TTL of 0 and no stale window: every request re-reads KV and waits for it, so a test can change
+ * KV between two requests and see the change on the next one.
+ */
+export const REREAD_EVERY_REQUEST = { ...contract, config_cache_ttl_seconds: 0, config_max_stale_seconds: 0 };
+
 /** @param {Partial<Record<string, unknown>>} [overrides] */
 export function makeEmbedded(overrides = {}) {
 	return {
