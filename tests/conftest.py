@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -24,3 +25,9 @@ def endpoint() -> Iterator[str]:
 def _no_inherited_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's PULUMI_CONFIG_PASSPHRASE would make every stack command refuse (by design)."""
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_host_env_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host's /etc/clawdbot/clawdbot.env must not leak into tests: no env file unless a test names one."""
+    monkeypatch.setenv("CLAWDBOT_ENV_FILE", os.devnull)

@@ -274,7 +274,8 @@ def test_the_cli_settings_read_the_layout(tmp_path: Path) -> None:
     """Settings.from_env over the env file lands every path where the units grant write access."""
     root = tmp_path / "vps"
     assert run("--root", str(root)).returncode == 0
-    settings = Settings.from_env(read_env_file(root / "etc/clawdbot/clawdbot.env"))
+    # the CLI's own reader, over the file setup wrote (as CLAWDBOT_ENV_FILE points the CLI at it)
+    settings = Settings.from_env({"CLAWDBOT_ENV_FILE": str(root / "etc/clawdbot/clawdbot.env")})
     assert settings.project_dir == Path(LAYOUT["CLAWDBOT_PROJECT_DIR"])
     assert settings.passphrase_file == Path(LAYOUT["CLAWDBOT_PASSPHRASE_FILE"])
     assert settings.backend_url == LAYOUT["PULUMI_BACKEND_URL"]  # the CLI's and the raw `pulumi` CLI's agree

@@ -1,21 +1,72 @@
 """Where the control plane keeps things on the VPS, read once from the environment.
 
-Every path has a default under the operator's home so a fresh checkout works; production sets
-`CLAWDBOT_*` variables in the systemd units (scripts/). Secrets are never settings values: only
-the *paths* of files that hold them are (`PULUMI_CONFIG_PASSPHRASE_FILE`, backup passphrase file).
+Every path has a default under the operator's home so a fresh checkout works; on a VPS
+scripts/setup-vps.sh writes the layout to one env file (`/etc/clawdbot/clawdbot.env`) that the
+systemd units and this CLI both read. Precedence: process environment > env file > defaults.
+Secrets are never settings values: only the *paths* of files that hold them are
+(`PULUMI_CONFIG_PASSPHRASE_FILE`, backup passphrase file).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.core.contract import IN_CHECKOUT, REPO_ROOT
+from orchestrator.core.errors import ConfigError
 
 ENV_PREFIX = "CLAWDBOT_"
+ENV_FILE_VAR = "CLAWDBOT_ENV_FILE"
+DEFAULT_ENV_FILE = Path("/etc/clawdbot/clawdbot.env")
+# The format setup-vps.sh writes and refuses otherwise (scripts/vps/lib.sh ENV_LINE_RE): the value is
+# literal, with nothing systemd's EnvironmentFile= would unquote, unescape or expand, so both readers
+# see the same bytes.
+ENV_LINE = re.compile(r"[A-Z_][A-Z0-9_]*=[^\s\"'\\$`#]*")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `KEY=VALUE` lines of the VPS env file; any other line is a ConfigError naming `file:line`."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{bad_line}: not UTF-8") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line or line.startswith("#"):
+            continue
+        if not ENV_LINE.fullmatch(line):
+            # The line is not echoed: an operator may have pasted a secret into it.
+            raise ConfigError(
+                f"{path}:{number}: not a plain KEY=VALUE line (KEY of A-Z, 0-9, _; the value literal: "
+                "no quotes, spaces, $, #, backslash or backtick)"
+            )
+        key, value = line.split("=", 1)
+        if key in values:
+            raise ConfigError(f"{path}:{number}: {key} is set twice")
+        values[key] = value
+    return values
+
+
+def _environment(env: Mapping[str, str], default_env_file: Path) -> Mapping[str, str]:
+    """The env file's values under the process environment's (an empty value counts as unset)."""
+    named = env.get(ENV_FILE_VAR)
+    if named:
+        path = Path(named)
+        if not path.exists() or path.is_dir():  # /dev/null is a valid "no env file"
+            raise ConfigError(f"{ENV_FILE_VAR} names {path}, which is not a file")
+    elif default_env_file.is_file():
+        path = default_env_file
+    else:
+        return env
+    merged = dict(read_env_file(path))
+    merged.update({key: value for key, value in env.items() if value})
+    return merged
 
 
 def _default_home() -> Path:
@@ -61,8 +112,10 @@ class Settings(BaseModel):
     """Directory of a pinned Pulumi CLI install (`<root>/bin/pulumi`); unset means `pulumi` on PATH."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: Mapping[str, str] | None = None, default_env_file: Path = DEFAULT_ENV_FILE) -> Settings:
+        """Settings from `environ` (default: the process environment) over the VPS env file, which is
+        `$CLAWDBOT_ENV_FILE` if set, else `default_env_file` if it exists."""
+        env = _environment(os.environ if environ is None else environ, default_env_file)
         values: dict[str, object] = {}
         for field in cls.model_fields:
             raw = env.get(ENV_PREFIX + field.upper())
