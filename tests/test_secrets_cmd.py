@@ -51,6 +51,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, salt: str) -> Path:
     passphrase.chmod(0o600)
     monkeypatch.setenv("CLAWDBOT_PROJECT_DIR", str(project))
     monkeypatch.setenv("CLAWDBOT_PASSPHRASE_FILE", str(passphrase))
+    monkeypatch.setenv("CLAWDBOT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     return project
 
 

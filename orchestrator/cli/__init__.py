@@ -23,6 +23,10 @@ from orchestrator.cli.lazy import LazyCommand, LazyGroup
 _FLEET = "orchestrator.cli.fleet"
 
 COMMANDS: dict[str, LazyCommand] = {
+    "audit": LazyCommand(
+        "orchestrator.cli.audit:audit",
+        "Show the audit log: fleet runs, tenant and secret changes (names only), filtered by --tenant; --json.",
+    ),
     "backup": LazyCommand(
         "orchestrator.cli.backup:backup",
         "Encrypted backups of the Pulumi state and stack configs to S3-compatible storage (R2).",
@@ -73,7 +77,8 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "secrets": LazyCommand(
         "orchestrator.cli.secrets:secrets",
-        "Enter tenant secrets, rotate relay keys, adopt stack files, offline, in the Pulumi.prod.<tenant>.yaml files.",
+        "Set, list, unset and import tenant secrets, rotate relay keys, adopt stack files, offline, in the "
+        "Pulumi.prod.<tenant>.yaml files.",
     ),
     "status": LazyCommand(
         f"{_FLEET}:status",

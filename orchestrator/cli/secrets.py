@@ -1,7 +1,8 @@
-"""`secrets set|rotate|adopt`: business secrets into tenant stack files, relay-key rotation, adoption.
+"""`secrets set|list|unset|import|rotate|adopt`: tenant secrets in the stack files, relay-key rotation.
 
 Values are read from a hidden prompt or from stdin, never from the command line (argv is visible
-in `ps` and shell history). The state passphrase comes from PULUMI_CONFIG_PASSPHRASE_FILE.
+in `ps` and shell history), and never printed. The state passphrase comes from
+PULUMI_CONFIG_PASSPHRASE_FILE. Every change goes to the audit log, by name only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 import click
 
 from orchestrator.cli.errors import EdgeGroup
+from orchestrator.cli.fleet import select_stacks
+from orchestrator.config.secret_bulk import import_secrets, list_secrets, parse_secrets, unset_secret
 from orchestrator.config.secret_entry import (
     adopt_stack_file,
     all_tenants,
@@ -23,12 +26,15 @@ from orchestrator.config.secret_entry import (
 from orchestrator.config.secrets_provider import check_passphrase_env, read_state_passphrase
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name
+from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.locks import state_file
+from orchestrator.fleet.audit import AuditLog
 
 
 @click.group(cls=EdgeGroup)
 def secrets() -> None:
-    """Enter tenant secrets, rotate relay keys, adopt stack files, offline, in the Pulumi.prod.<tenant>.yaml files."""
+    """Set, list, unset and import tenant secrets, rotate relay keys, adopt stack files, offline, in the
+    Pulumi.prod.<tenant>.yaml files."""
 
 
 @secrets.command(name="set", context_settings={"allow_extra_args": True})
@@ -54,6 +60,7 @@ def set_(ctx: click.Context, tenant: str, name: str, add: bool) -> None:
     passphrase = read_state_passphrase(settings.passphrase_file)
     value = _read_value(name)
     written = set_tenant_secret(settings.project_dir, tenant, name, value, passphrase, add=add)
+    _audit(settings, tenant, "secret-set", f"names: {name}")
     if written.added_to_secret_names:
         click.echo(f"added {name} to secret_names of stack {written.stack}")
     click.echo(f"set {name} in {written.path.name} (encrypted); run `up` for stack {written.stack} to deploy it")
@@ -84,6 +91,7 @@ def rotate(tenants: tuple[str, ...], all_: bool) -> None:
     project_dir = settings.project_dir
     chosen = all_tenants(project_dir) if all_ else list(tenants)
     for rotation in rotate_relay_keys(project_dir, chosen):
+        _audit(settings, tenant_of(rotation.stack), "rotate", f"relay_key_generation -> {rotation.new_generation}")
         click.echo(
             f"stack {rotation.stack}: relay_key_generation {rotation.old_generation} -> {rotation.new_generation}"
         )
@@ -113,6 +121,10 @@ def adopt(tenants: tuple[str, ...], all_: bool, dry_run: bool, as_json: bool) ->
     chosen = all_tenants(project_dir) if all_ else list(tenants)
     paths = [tenant_file(project_dir, tenant) for tenant in chosen]  # every name checked before any write
     results = [adopt_stack_file(path, passphrase, dry_run=dry_run) for path in paths]
+    for r in results:
+        if r.changed and not dry_run:
+            dropped = ", ".join(r.dropped) or "none"
+            _audit(settings, tenant_of(r.stack), "adopt", f"salt dropped: {r.salt_dropped}; dropped: {dropped}")
     project = project_name(project_dir)
     deployed = {r.stack for r in results if r.salt_dropped and state_file(settings.state_dir, project, r.stack)}
     if as_json:
@@ -146,3 +158,86 @@ def adopt(tenants: tuple[str, ...], all_: bool, dry_run: bool, as_json: bool) ->
                 f"  note: stack {r.stack} exists in the state backend under the old salt; its state cannot be "
                 "decrypted with this passphrase either (restore the old passphrase, or remove and re-create the stack)"
             )
+
+
+def _audit(settings: Settings, tenant: str, operation: str, detail: str) -> None:
+    """One audit line per change: names and counts only, never a value."""
+    AuditLog(settings.audit_log).record(
+        stack=tenant_stack(tenant), tenant=tenant, operation=operation, result="ok", detail=detail
+    )
+
+
+def _registered(settings: Settings, tenant: str) -> None:
+    select_stacks(settings.project_dir, (tenant,), False)  # an unknown tenant is a usage error (exit 2)
+
+
+@secrets.command(name="list")
+@click.argument("tenant")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
+def list_(tenant: str, as_json: bool) -> None:
+    """The secret names of TENANT: declared in secret_names, and whether a value is set. Never values."""
+    settings = Settings.from_env()
+    _registered(settings, tenant)
+    stack, states = list_secrets(settings.project_dir, tenant)
+    if as_json:
+        out = [{"name": s.name, "declared": s.declared, "set": s.set} for s in states]
+        click.echo(json.dumps({"stack": stack, "secrets": out}, indent=2))
+        return
+    if not states:
+        click.echo(f"stack {stack}: no secrets declared")
+        return
+    width = max(len(s.name) for s in states)
+    click.echo(f"{'NAME':<{width}}  SET  DECLARED")
+    for s in states:
+        click.echo(f"{s.name:<{width}}  {'yes' if s.set else 'no ':<3}  {'yes' if s.declared else 'no'}")
+    missing = [s.name for s in states if s.declared and not s.set]
+    if missing:
+        click.echo(f"missing: {', '.join(missing)} (secrets set {tenant} NAME, or secrets import {tenant})")
+
+
+@secrets.command()
+@click.argument("tenant")
+@click.argument("name")
+def unset(tenant: str, name: str) -> None:
+    """Remove the value of secret NAME from TENANT's stack file (it stays declared in secret_names).
+
+    Run `up` for the tenant afterwards: until a new value is set, the Worker has none for NAME.
+    """
+    settings = Settings.from_env()
+    _registered(settings, tenant)
+    check_secret_name(tenant, name)
+    stack = unset_secret(settings.project_dir, tenant, name)
+    _audit(settings, tenant, "secret-unset", f"names: {name}")
+    click.echo(f"unset {name} in {tenant_file(settings.project_dir, tenant).name}; run `up` for stack {stack}")
+
+
+@secrets.command(name="import")
+@click.argument("tenant")
+@click.option("--add", is_flag=True, help="Also declare in secret_names every name that is not there yet.")
+@click.option("--only-declared", is_flag=True, help="Import only names already in secret_names; skip the rest.")
+def import_(tenant: str, add: bool, only_declared: bool) -> None:
+    """Set many secrets of TENANT at once from stdin: a JSON object of strings, or NAME=value lines.
+
+    For a secret manager's export, e.g.
+    `doppler secrets download --no-file --format json | clawdbot-edge secrets import acme --only-declared`.
+    All or nothing: the whole input is checked (names, empty values, undeclared names, the
+    passphrase) before the stack file is rewritten once. Values are never printed.
+    """
+    if add and only_declared:
+        raise click.UsageError("--add and --only-declared exclude each other")
+    settings = Settings.from_env()
+    _registered(settings, tenant)
+    if sys.stdin.isatty():
+        raise click.UsageError("pipe the secrets on stdin (a JSON object or NAME=value lines)")
+    values = parse_secrets(sys.stdin.read())
+    passphrase = read_state_passphrase(settings.passphrase_file)
+    done = import_secrets(settings.project_dir, tenant, values, passphrase, add=add, only_declared=only_declared)
+    _audit(settings, tenant, "secret-import", f"names: {', '.join(done.written)}")
+    if done.added:
+        click.echo(f"added to secret_names of stack {done.stack}: {', '.join(done.added)}")
+    if done.skipped:
+        click.echo(f"skipped (not declared): {', '.join(done.skipped)}")
+    click.echo(
+        f"set {len(done.written)} secret(s) in {done.path.name} (encrypted): {', '.join(done.written)}; "
+        f"run `up` for stack {done.stack} to deploy them"
+    )

@@ -17,6 +17,7 @@ from orchestrator.config.secrets_provider import PassphraseCrypter
 from orchestrator.config.stack_file import (
     PASSPHRASE_PROVIDERS,
     SECURE,
+    StackFile,
     load_stack_file,
     remove_secrets,
     set_secret,
@@ -87,19 +88,23 @@ def set_tenant_secret(
             f"stack {stack.stack}: {NAMES_KEY}: {name} is not declared; "
             f"pass --add to add it, or pick one of: {', '.join(names) or '(none declared)'}"
         )
-    if stack.encryption_salt is not None:
-        # Check the passphrase before touching secret_names: a wrong one must change nothing.
-        try:
-            stack.crypter(passphrase)
-        except PassphraseError as exc:
-            raise PassphraseError(
-                f"{exc}; if nobody has the passphrase that made this salt: "
-                f"python -m orchestrator secrets adopt {tenant}"
-            ) from None
+    check_passphrase(stack, tenant, passphrase)  # before touching secret_names: a wrong one changes nothing
     if added:
         set_value(path, NAMES_KEY, [*names, name])
     set_secret(path, f"{SECRETS_KEY}.{name}", value, passphrase)
     return SecretWritten(stack=stack.stack, path=path, added_to_secret_names=added)
+
+
+def check_passphrase(stack: StackFile, tenant: str, passphrase: str) -> None:
+    """A PassphraseError (saying how to adopt the file) unless the stack's salt opens with `passphrase`."""
+    if stack.encryption_salt is None:
+        return
+    try:
+        stack.crypter(passphrase)
+    except PassphraseError as exc:
+        raise PassphraseError(
+            f"{exc}; if nobody has the passphrase that made this salt: python -m orchestrator secrets adopt {tenant}"
+        ) from None
 
 
 def rotate_relay_keys(project_dir: Path, tenants: list[str]) -> list[Rotation]:
