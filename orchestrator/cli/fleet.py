@@ -22,18 +22,20 @@ from rich.table import Table
 
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import project_name, tenant_stacks
+from orchestrator.config.tenant_config import TENANT_KEY, project_name, read_stack_config, tenant_stacks
+from orchestrator.core import outputs as output_keys
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import IGNORED
+from orchestrator.core.errors import ConfigError
 from orchestrator.core.health import HealthTarget
 from orchestrator.core.names import tenant_flag, tenant_of, tenant_stack
-from orchestrator.engine.locks import RecoveryReport, clear_stale, fleet_lease, inspect
+from orchestrator.engine.locks import RecoveryReport, checkpoint_outputs, clear_stale, fleet_lease, inspect
 from orchestrator.engine.stacks import AutomationExecutor, FileDeployedStore
 from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
 from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
 from orchestrator.fleet.changes import FleetInputs, Rendered, bundle_renderer
-from orchestrator.fleet.ports import Clearance, HealthGate, Operation, StackExecutor
+from orchestrator.fleet.ports import Clearance, ConfigVersions, HealthGate, Operation, StackExecutor
 from orchestrator.fleet.report import FleetReport, RolloutOptions
 from orchestrator.fleet.rollout import Fleet
 
@@ -194,6 +196,7 @@ def run_operation(
             gate=gate,
             audit=audit,
             preflight=preflight,
+            versions=deployed_config_versions(settings, project, store),
             progress=on_event,
         )
         with bar:
@@ -201,6 +204,24 @@ def run_operation(
     _print_report(report, as_json)
     if report.exit_code:
         click.get_current_context().exit(report.exit_code)
+
+
+def deployed_config_versions(settings: Settings, project: str, store: FileDeployedStore) -> ConfigVersions:
+    """The version port of `up`: the stack file's config_version against the highest deployed one,
+    from the state's outputs (a deploy that failed its gate counts too) and the fleet's records."""
+
+    def versions(stack: str) -> tuple[int | None, int | None]:
+        try:
+            tenant = read_stack_config(settings.project_dir, stack).get(TENANT_KEY)
+        except ConfigError:
+            tenant = None  # the run reports the file's fault itself, in full
+        wanted = tenant.get("config_version", 1) if isinstance(tenant, dict) else None
+        seen = [checkpoint_outputs(settings.state_dir, project, stack).get(output_keys.CONFIG_VERSION)]
+        seen += [record.config_version for record in (store.get(stack), store.last_good(stack)) if record]
+        known = [v for v in seen if isinstance(v, int) and not isinstance(v, bool)]
+        return (wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else None), max(known, default=None)
+
+    return versions
 
 
 def _print_report(report: FleetReport, as_json: bool) -> None:
@@ -260,6 +281,12 @@ def preview(
     help="On a failed health gate, re-apply the last good stack file to the wave and gate it again "
     "(refused for a tenant when the code changed since its last good deploy).",
 )
+@click.option(
+    "--allow-config-rollback",
+    is_flag=True,
+    help="Deploy a config_version lower than the deployed one (refused otherwise). The Worker still never "
+    "goes backwards: it refuses the older config in KV and reports degraded (rollback_refused).",
+)
 @click.option("--force", is_flag=True, help="Deploy even tenants whose bundle and config are unchanged.")
 @click.option("--no-health-gate", is_flag=True, help="Do not poll /_edge/health between waves.")
 @click.option(
@@ -279,6 +306,7 @@ def up(
     canary: str | None,
     continue_on_error: bool,
     rollback: bool,
+    allow_config_rollback: bool,
     force: bool,
     no_health_gate: bool,
     gate_timeout: float,
@@ -298,6 +326,7 @@ def up(
         canary=tenant_stack(canary) if canary else None,
         continue_on_error=continue_on_error,
         rollback=rollback,
+        allow_config_rollback=allow_config_rollback,
         force=force,
         health_gate=not no_health_gate,
     )

@@ -170,6 +170,22 @@ def checkpoint_resources(state_dir: Path, project: str, stack: str) -> list[dict
     return list(_latest(state_dir, project, stack).get("resources") or [])
 
 
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def checkpoint_outputs(state_dir: Path, project: str, stack: str) -> dict[str, Any]:
+    """The stack's outputs as its checkpoint holds them (secret ones stay encrypted); {} without one.
+
+    They are the outputs of the root `pulumi:pulumi:Stack` resource, the one without a parent
+    (pulumi pkg/resource/stack/checkpoint.go, GetRootStackResource).
+    """
+    for resource in checkpoint_resources(state_dir, project, stack):
+        if resource.get("type") == ROOT_STACK_TYPE and not resource.get("parent"):
+            outputs = resource.get("outputs")
+            return dict(outputs) if isinstance(outputs, dict) else {}
+    return {}
+
+
 def find_pending(state_dir: Path, project: str, stack: str) -> list[PendingOperation]:
     pending = []
     for op in _latest(state_dir, project, stack).get("pending_operations") or []:

@@ -18,6 +18,11 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.core.drift import DriftReport
 from orchestrator.core.health import GateResult, HealthTarget
 
+ConfigVersions = Callable[[str], tuple[int | None, int | None]]
+"""For a stack: the config_version its stack file asks for, and the highest one deployed to it.
+
+None where unknown (a file the program will refuse anyway; a stack never deployed)."""
+
 
 class Operation(StrEnum):
     PREVIEW = "preview"

@@ -40,6 +40,8 @@ class RolloutOptions:
     """Keep going past failed tenants (they are independent); a failed health gate still halts."""
     rollback: bool = False
     """On a failed gate, re-apply the last good stack file to every tenant of the wave."""
+    allow_config_rollback: bool = False
+    """Deploy a config_version lower than the deployed one (the Worker still refuses to serve it)."""
     force: bool = False
     """Skip change detection (every selected tenant runs)."""
     health_gate: bool = True

@@ -85,6 +85,11 @@ class Fleet(StackRunner):
                 self._record(stack, "up", "failed", detail=str(exc))
                 continue
             if decision.changed:
+                refusal = self._goes_back(stack, options)
+                if refusal is not None:
+                    results[stack] = TenantResult(stack, "up", Result.FAILED, detail=_detail(refusal))
+                    self._record(stack, "up", "failed", detail=refusal)
+                    continue
                 changed.append(stack)
                 continue
             if decision.refreshed is not None:
@@ -94,7 +99,7 @@ class Fleet(StackRunner):
             self.progress("skip", stack, decision.reason)
         halted, reason = False, None
         if any(r.result is Result.FAILED for r in results.values()) and not options.continue_on_error:
-            halted, reason = True, "invalid tenant config; fix it or pass --continue-on-error"
+            halted, reason = True, "a tenant cannot be deployed as configured; fix it or pass --continue-on-error"
         waves = [] if halted else plan_waves(changed, options.wave_size, options.canary)
         for number, wave in enumerate(waves):
             self.progress(
@@ -132,6 +137,26 @@ class Fleet(StackRunner):
                 results[stack] = TenantResult(stack, "up", Result.NOT_RUN, detail="rollout halted before this wave")
         ordered = tuple(results[s] for s in stacks if s in results)
         return FleetReport("up", ordered, halted, reason, waves=len(waves))
+
+    def _goes_back(self, stack: str, options: RolloutOptions) -> str | None:
+        """Never backwards, on the fleet's side: why `up` must not deploy this stack, or None.
+
+        The Worker refuses to serve a config older than the newest it served and reports degraded
+        (docs/contract.md, "Never backwards"); deploying one is a mistake unless asked for.
+        """
+        if self.versions is None or options.allow_config_rollback:
+            return None
+        try:
+            wanted, deployed = self.versions(stack)
+        except (EdgeError, OSError, ValueError) as exc:  # an unreadable state file: never guess
+            return f"stack {stack}: cannot tell the deployed config_version ({_detail(exc, 160)})"
+        if wanted is None or deployed is None or wanted >= deployed:
+            return None
+        return (
+            f"stack {stack}: clawdbot:tenant.config_version is {wanted}, below the deployed {deployed}; the Worker "
+            f"never goes backwards: set config_version above {deployed} (an older config re-issued under a new "
+            "version), or pass --allow-config-rollback to deploy it anyway (the edge then reports degraded)"
+        )
 
     def _decide(self, stack: str, force: bool) -> Decision:
         if force:

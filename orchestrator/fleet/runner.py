@@ -22,6 +22,7 @@ from orchestrator.core.names import tenant_of
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import Desired, Rendered
 from orchestrator.fleet.ports import (
+    ConfigVersions,
     DeployedRecord,
     DeployedStore,
     HealthGate,
@@ -57,6 +58,7 @@ class StackRunner:
         gate: HealthGate,
         audit: AuditLog | None = None,
         preflight: Preflight | None = None,
+        versions: ConfigVersions | None = None,
         progress: Progress = _no_progress,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -67,6 +69,8 @@ class StackRunner:
         self.gate = gate
         self.audit = audit
         self.preflight = preflight
+        self.versions = versions
+        """`up` refuses to deploy a config_version below the deployed one (see Fleet._goes_back)."""
         self.progress = progress
         self.sleep = sleep
         self._outputs: dict[str, Mapping[str, Any]] = {}
