@@ -2,7 +2,8 @@
 
 Packages, by layer (dependencies point down only; `pyproject.toml` holds the contract):
 
-- doors: `cli` (parse, call, print); nothing imports a door.
+- doors: `cli` (parse, call, print) and `server` (the control room's HTTP API and page, reached
+  through `serve`); nothing imports a door but the CLI's `serve` command, which starts the server.
 - operations: `ops` (doctor, demo, scratch projects) above `fleet` (change detection, rollout,
   health gate, audit), `local_edge` (the fleet in workerd), `backup` (state snapshots in R2) and
   `offline` (the program under provider-faithful mocks, the policy runner).

@@ -15,6 +15,16 @@ step "installing Python packages (requirements.txt, requirements-dev.txt)"
 step "installing the Worker's npm packages (worker_src/package-lock.json)"
 (cd worker_src && npm ci --no-audit --no-fund --loglevel=error)
 
+step "headless Chromium for the control room's page test (Debian's package, never a downloaded browser)"
+if [ -x /usr/bin/chromium ]; then
+  echo "found /usr/bin/chromium"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } ||
+    echo "could not install chromium with apt: the browser test will skip, saying so"
+else
+  echo "no /usr/bin/chromium and no root apt-get here: the browser test will skip, saying so"
+fi
+
 step "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

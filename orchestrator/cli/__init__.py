@@ -80,6 +80,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "Set, list, unset and import tenant secrets, rotate relay keys, adopt stack files, offline, in the "
         "Pulumi.prod.<tenant>.yaml files.",
     ),
+    "serve": LazyCommand(
+        "orchestrator.cli.serve:serve",
+        "Serve the control room: a JSON API (schema at /api/openapi.json) and the live architecture page.",
+    ),
     "status": LazyCommand(
         f"{_FLEET}:status",
         "Per tenant: last update, deployed bundle hash, last drift check and live health (no engine).",

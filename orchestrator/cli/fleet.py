@@ -7,9 +7,7 @@ People get a table on stdout and progress on stderr; scripts pass `--json` for o
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -22,22 +20,18 @@ from rich.table import Table
 
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import TENANT_KEY, project_name, read_stack_config, tenant_stacks
-from orchestrator.core import outputs as output_keys
-from orchestrator.core.contract import REPO_ROOT
+from orchestrator.config.tenant_config import tenant_stacks
 from orchestrator.core.drift import IGNORED
-from orchestrator.core.errors import ConfigError
-from orchestrator.core.health import HealthTarget
-from orchestrator.core.names import tenant_flag, tenant_of, tenant_stack
-from orchestrator.engine.locks import RecoveryReport, checkpoint_outputs, clear_stale, fleet_lease, inspect
-from orchestrator.engine.stacks import AutomationExecutor, FileDeployedStore
-from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
+from orchestrator.core.names import tenant_of, tenant_stack
+from orchestrator.engine.stacks import AutomationExecutor
+from orchestrator.engine.throttle import ThrottleConfig
 from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
-from orchestrator.fleet.changes import FleetInputs, Rendered, bundle_renderer
-from orchestrator.fleet.ports import Clearance, ConfigVersions, HealthGate, Operation, StackExecutor
+from orchestrator.fleet.changes import Rendered, bundle_renderer
+from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
 from orchestrator.fleet.report import FleetReport, RolloutOptions
-from orchestrator.fleet.rollout import Fleet
+from orchestrator.ops.fleet_run import RunSeams, recover_stack, run_fleet
+from orchestrator.ops.status import status_ok, status_rows
 
 
 @dataclass
@@ -103,16 +97,6 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return _selection(fn)
 
 
-@contextmanager
-def _throttle(budget: int, enabled: bool) -> Iterator[str | None]:
-    if not enabled:
-        yield None
-        return
-    upstream = os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_UPSTREAM
-    with ThrottleProxy(upstream, ThrottleConfig(requests=budget)) as proxy:
-        yield proxy.base_url
-
-
 def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, str | None, str], None]]:
     bar = Progress(
         TextColumn("{task.description}"),
@@ -125,6 +109,8 @@ def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, st
     task = bar.add_task("stacks", total=total)
 
     def on_event(event: str, stack: str | None, detail: str) -> None:
+        if not bar.live.is_started:
+            bar.start()  # on the first event: an error before the run starts prints without a bar
         if event in ("done", "skip"):
             bar.advance(task)
         if event in ("wave", "gate", "halt", "rollback", "retry"):
@@ -134,21 +120,6 @@ def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, st
             bar.update(task, description=f"{detail} {tenant_of(stack)}")
 
     return bar, on_event
-
-
-def _recover(settings: Settings, project: str, audit: AuditLog, stack: str) -> tuple[RecoveryReport, list[Path]]:
-    """Inspect a stack for debris of a killed run and clear its provably dead locks (each audited)."""
-    report = inspect(settings.state_dir, project, stack, tenant_flag=tenant_flag(stack))
-    cleared = clear_stale(report)
-    for path in cleared:
-        audit.record(
-            stack=stack,
-            tenant=tenant_of(stack),
-            operation="recover",
-            result="cleared",
-            detail=f"removed stale lock {path.name} of a dead process",
-        )
-    return report, cleared
 
 
 def run_operation(
@@ -161,67 +132,25 @@ def run_operation(
 ) -> None:
     deps = _deps()
     settings = deps.settings()
-    check_passphrase_env(settings.passphrase_file)
-    project = project_name(settings.project_dir)
-    audit = AuditLog(settings.audit_log)
-    store = FileDeployedStore(settings, project)
-
-    def preflight(stack: str, operation: Operation) -> Clearance:
-        report, _ = _recover(settings, project, audit, stack)
-        if report.blocked:
-            return Clearance("; ".join(report.advice), report.advice)
-        if operation is Operation.UP and report.pending:
-            # An up over pending operations can create duplicates of what the killed run created.
-            blocked = (
-                f"{len(report.pending)} operations of an interrupted update are pending; clear them first: "
-                + "; ".join(report.advice)
-            )
-            return Clearance(blocked, report.advice)
-        return Clearance(None, report.advice)
-
     gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=health.GATE_INTERVAL_S)
-    command = f"{options.operation.value} {' '.join(tenant_of(s) for s in stacks)}"
-    with (
-        fleet_lease(settings.fleet_lease_file, holder=default_who(), command=command[:200]),
-        _throttle(budget, deps.throttle) as base_url,
-    ):
-        executor = deps.executor(settings, base_url)
-        inputs = FleetInputs.compute(settings.project_dir, REPO_ROOT)
-        bar, on_event = _progress(deps.stderr, len(stacks))
-        fleet = Fleet(
-            executor,
-            store,
-            desired=lambda s: inputs.desired(settings.project_dir, s),
-            render=deps.render(settings.project_dir),
-            gate=gate,
-            audit=audit,
-            preflight=preflight,
-            versions=deployed_config_versions(settings, project, store),
+    seams = RunSeams(deps.executor, gate, deps.render, budget=budget, throttle=deps.throttle)
+    bar, on_event = _progress(deps.stderr, len(stacks))
+    try:
+        report = run_fleet(
+            settings,
+            stacks,
+            options,
+            seams,
+            audit=AuditLog(settings.audit_log),
+            holder=default_who(),
             progress=on_event,
         )
-        with bar:
-            report = fleet.run(stacks, options)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     _print_report(report, as_json)
     if report.exit_code:
         click.get_current_context().exit(report.exit_code)
-
-
-def deployed_config_versions(settings: Settings, project: str, store: FileDeployedStore) -> ConfigVersions:
-    """The version port of `up`: the stack file's config_version against the highest deployed one,
-    from the state's outputs (a deploy that failed its gate counts too) and the fleet's records."""
-
-    def versions(stack: str) -> tuple[int | None, int | None]:
-        try:
-            tenant = read_stack_config(settings.project_dir, stack).get(TENANT_KEY)
-        except ConfigError:
-            tenant = None  # the run reports the file's fault itself, in full
-        wanted = tenant.get("config_version", 1) if isinstance(tenant, dict) else None
-        seen = [checkpoint_outputs(settings.state_dir, project, stack).get(output_keys.CONFIG_VERSION)]
-        seen += [record.config_version for record in (store.get(stack), store.last_good(stack)) if record]
-        known = [v for v in seen if isinstance(v, int) and not isinstance(v, bool)]
-        return (wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else None), max(known, default=None)
-
-    return versions
 
 
 def _print_report(report: FleetReport, as_json: bool) -> None:
@@ -404,30 +333,8 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
     stacks = (
         select_stacks(settings.project_dir, tenants, all_) if (tenants or all_) else tenant_stacks(settings.project_dir)
     )
-    store = FileDeployedStore(settings, project_name(settings.project_dir))
-    rows: list[dict[str, Any]] = []
-    targets = []
-    for stack in stacks:
-        record, drifted = store.get(stack), store.drift(stack)
-        rows.append(
-            {
-                "tenant": tenant_of(stack),
-                "last_update": record.updated_at.isoformat(timespec="seconds") if record else None,
-                "bundle_hash": record.bundle_hash if record else None,
-                "drift": None if drifted is None else ("drifted" if drifted.drifted else "clean"),
-                "drift_checked": drifted.checked_at.isoformat(timespec="seconds") if drifted else None,
-                "health": None,
-            }
-        )
-        if record and record.health_url and not no_health:
-            targets.append(
-                HealthTarget(stack, tenant_of(stack), record.health_url, record.bundle_hash, record.config_version)
-            )
-    checks = {c.target.tenant: c for c in (health.gate(targets, timeout_s=0, interval_s=1).checks if targets else ())}
-    for row in rows:
-        check = checks.get(row["tenant"])
-        row["health"] = check.verdict if check else None
-    bad = any(r["drift"] == "drifted" or (r["health"] not in (None, "ok")) or r["last_update"] is None for r in rows)
+    rows, _ = status_rows(settings, stacks, probe=not no_health)
+    bad = not status_ok(rows)
     if as_json:
         click.echo(json.dumps({"ok": not bad, "tenants": rows}, indent=2))
     else:
@@ -455,11 +362,10 @@ def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
     settings = _deps().settings()
     check_passphrase_env(settings.passphrase_file)
     stacks = select_stacks(settings.project_dir, tenants, all_)
-    project = project_name(settings.project_dir)
     audit = AuditLog(settings.audit_log)
     out: list[dict[str, Any]] = []
     for stack in stacks:
-        report, cleared = _recover(settings, project, audit, stack)
+        report, cleared = recover_stack(settings, audit, stack)
         out.append(
             {
                 "tenant": tenant_of(stack),

@@ -108,6 +108,9 @@ class Settings(BaseModel):
     """`doctor` fails when the last completed backup is older than this (daily timer plus slack)."""
     min_free_disk_mb: int = 1024
     """`doctor` fails when the filesystem of the state directory has less free space than this."""
+    serve_tokens_file: Path | None = None
+    """0600 file of the control room's bearer tokens (hashed); unset means `serve-tokens.json` beside the
+    audit log, which setup-vps.sh puts in the service's data directory."""
     pulumi_root: Path | None = None
     """Directory of a pinned Pulumi CLI install (`<root>/bin/pulumi`); unset means `pulumi` on PATH."""
 
@@ -130,6 +133,10 @@ class Settings(BaseModel):
     def fleet_lease_file(self) -> Path:
         """The one lease every state-changing run holds (fleet operations, state backups)."""
         return self.work_root / "fleet.lock"
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.serve_tokens_file or self.audit_log.parent / "serve-tokens.json"
 
     @property
     def backend_url(self) -> str:

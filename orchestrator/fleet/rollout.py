@@ -38,7 +38,7 @@ from orchestrator.fleet.ports import (
     StackOutcome,
 )
 from orchestrator.fleet.report import FleetReport, Result, RolloutOptions, TenantResult
-from orchestrator.fleet.runner import StackRunner, _detail, _record_for
+from orchestrator.fleet.runner import CANCELLED, StackRunner, _detail, _record_for
 
 
 def plan_waves(stacks: Sequence[str], wave_size: int, canary: str | None) -> list[list[str]]:
@@ -102,6 +102,10 @@ class Fleet(StackRunner):
             halted, reason = True, "a tenant cannot be deployed as configured; fix it or pass --continue-on-error"
         waves = [] if halted else plan_waves(changed, options.wave_size, options.canary)
         for number, wave in enumerate(waves):
+            if self.cancelled():
+                halted, reason = True, CANCELLED
+                self.progress("halt", None, reason)
+                break
             self.progress(
                 "wave",
                 None,

@@ -38,6 +38,10 @@ Progress = Callable[[str, str | None, str], None]
 """(event, stack or None, detail): `start`, `done`, `wave`, `gate`, `halt`, `skip`."""
 
 
+CANCELLED = "cancelled"
+"""The halt reason of a run whose `cancelled` turned true before every stack started."""
+
+
 def _no_progress(event: str, stack: str | None, detail: str) -> None:
     return None
 
@@ -61,6 +65,7 @@ class StackRunner:
         versions: ConfigVersions | None = None,
         progress: Progress = _no_progress,
         sleep: Callable[[float], None] = time.sleep,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.executor = executor
         self.store = store
@@ -73,6 +78,8 @@ class StackRunner:
         """`up` refuses to deploy a config_version below the deployed one (see Fleet._goes_back)."""
         self.progress = progress
         self.sleep = sleep
+        self.cancelled = cancelled
+        """Asked before each stack and wave starts: once true, nothing new starts (in-flight ones finish)."""
         self._outputs: dict[str, Mapping[str, Any]] = {}
         self._pending: dict[str, DeployedRecord] = {}
         """Records of deployments that have not passed their health gate yet (written after it)."""
@@ -88,8 +95,8 @@ class StackRunner:
         stop: list[str] = []
 
         def task(stack: str) -> None:
-            if stop:
-                return  # halted while queued: reported as not run
+            if stop or self.cancelled():
+                return  # halted or cancelled while queued: reported as not run
             try:
                 result = self._run_one(stack, options, wave)
             except SetupError as exc:
@@ -110,6 +117,8 @@ class StackRunner:
                     pool.shutdown(wait=True, cancel_futures=True)
                     break
         reason = stop[0] if stop else None
+        if reason is None and len(out) < len(stacks) and self.cancelled():
+            reason = CANCELLED
         for stack in stacks:
             if stack not in out:
                 out[stack] = TenantResult(

@@ -1,0 +1,142 @@
+"""One fleet run as every door makes it: `preview|up|refresh|destroy|drift` and the control room's jobs.
+
+A preflight that clears provably dead locks and blocks stacks an operation would break, the fleet
+lease (one run at a time across processes), one throttled Cloudflare API budget for every stack,
+then `Fleet` itself, wired to the engine's executor and the deployed records on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.config.secrets_provider import check_passphrase_env
+from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import TENANT_KEY, project_name, read_stack_config
+from orchestrator.core import outputs as output_keys
+from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.names import tenant_flag, tenant_of
+from orchestrator.engine.locks import RecoveryReport, checkpoint_outputs, clear_stale, fleet_lease, inspect
+from orchestrator.engine.stacks import FileDeployedStore
+from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
+from orchestrator.fleet.audit import AuditLog
+from orchestrator.fleet.changes import FleetInputs, Rendered
+from orchestrator.fleet.ports import Clearance, ConfigVersions, HealthGate, Operation, Preflight, StackExecutor
+from orchestrator.fleet.report import FleetReport, RolloutOptions
+from orchestrator.fleet.rollout import Fleet
+from orchestrator.fleet.runner import Progress
+
+ExecutorFactory = Callable[[Settings, "str | None"], StackExecutor]
+"""Builds the executor once the throttle is up (its base URL, or None without a throttle)."""
+
+
+def recover_stack(settings: Settings, audit: AuditLog, stack: str) -> tuple[RecoveryReport, list[Path]]:
+    """Inspect a stack for debris of a killed run and clear its provably dead locks (each audited)."""
+    report = inspect(settings.state_dir, project_name(settings.project_dir), stack, tenant_flag=tenant_flag(stack))
+    cleared = clear_stale(report)
+    for path in cleared:
+        audit.record(
+            stack=stack,
+            tenant=tenant_of(stack),
+            operation="recover",
+            result="cleared",
+            detail=f"removed stale lock {path.name} of a dead process",
+        )
+    return report, cleared
+
+
+def preflight_for(settings: Settings, audit: AuditLog) -> Preflight:
+    def preflight(stack: str, operation: Operation) -> Clearance:
+        report, _ = recover_stack(settings, audit, stack)
+        if report.blocked:
+            return Clearance("; ".join(report.advice), report.advice)
+        if operation is Operation.UP and report.pending:
+            # An up over pending operations can create duplicates of what the killed run created.
+            blocked = (
+                f"{len(report.pending)} operations of an interrupted update are pending; clear them first: "
+                + "; ".join(report.advice)
+            )
+            return Clearance(blocked, report.advice)
+        return Clearance(None, report.advice)
+
+    return preflight
+
+
+@contextmanager
+def api_budget(budget: int, enabled: bool = True) -> Iterator[str | None]:
+    """The throttling proxy every provider of the run goes through (its base URL), or None."""
+    if not enabled:
+        yield None
+        return
+    upstream = os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_UPSTREAM
+    with ThrottleProxy(upstream, ThrottleConfig(requests=budget)) as proxy:
+        yield proxy.base_url
+
+
+def deployed_config_versions(settings: Settings, project: str, store: FileDeployedStore) -> ConfigVersions:
+    """The version port of `up`: the stack file's config_version against the highest deployed one,
+    from the state's outputs (a deploy that failed its gate counts too) and the fleet's records."""
+
+    def versions(stack: str) -> tuple[int | None, int | None]:
+        try:
+            tenant = read_stack_config(settings.project_dir, stack).get(TENANT_KEY)
+        except ConfigError:
+            tenant = None  # the run reports the file's fault itself, in full
+        wanted = tenant.get("config_version", 1) if isinstance(tenant, dict) else None
+        seen = [checkpoint_outputs(settings.state_dir, project, stack).get(output_keys.CONFIG_VERSION)]
+        seen += [record.config_version for record in (store.get(stack), store.last_good(stack)) if record]
+        known = [v for v in seen if isinstance(v, int) and not isinstance(v, bool)]
+        return (wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else None), max(known, default=None)
+
+    return versions
+
+
+@dataclass(frozen=True)
+class RunSeams:
+    """How a run reaches the world; the doors pass the real ones, tests the simulated executor."""
+
+    executor: ExecutorFactory
+    gate: HealthGate
+    render: Callable[[Path], Callable[[str], Rendered]]
+    budget: int = ThrottleConfig.requests
+    throttle: bool = True
+
+
+def run_fleet(
+    settings: Settings,
+    stacks: list[str],
+    options: RolloutOptions,
+    seams: RunSeams,
+    *,
+    audit: AuditLog,
+    holder: str,
+    progress: Progress,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> FleetReport:
+    """Preflight, fleet lease, one API budget, then `Fleet.run` (FleetLockError: another run holds the lease)."""
+    check_passphrase_env(settings.passphrase_file)
+    command = f"{options.operation.value} {' '.join(tenant_of(s) for s in stacks)}"
+    with (
+        fleet_lease(settings.fleet_lease_file, holder=holder, command=command[:200]),
+        api_budget(seams.budget, seams.throttle) as base_url,
+    ):
+        inputs = FleetInputs.compute(settings.project_dir, REPO_ROOT)
+        project = project_name(settings.project_dir)
+        store = FileDeployedStore(settings, project)
+        fleet = Fleet(
+            seams.executor(settings, base_url),
+            store,
+            desired=lambda s: inputs.desired(settings.project_dir, s),
+            render=seams.render(settings.project_dir),
+            gate=seams.gate,
+            audit=audit,
+            preflight=preflight_for(settings, audit),
+            versions=deployed_config_versions(settings, project, store),
+            progress=progress,
+            cancelled=cancelled,
+        )
+        return fleet.run(stacks, options)

@@ -1,0 +1,220 @@
+"""The control room's one window onto the rest of the orchestrator.
+
+Every import of another orchestrator package by `orchestrator.server` is here, so the doors stay
+thin and a re-layout of the library only touches this file. The HTTP API and the page call what
+the CLI calls: tenant selection, the status rows of `status --json`, the probes of `health`, the
+drift records and the audit log, and fleet runs with the CLI's preflight, fleet lease and one
+throttled Cloudflare API budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from orchestrator.config.atomic_file import write_atomically
+from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec, project_name, tenant_stacks
+from orchestrator.core.errors import ConfigError, EdgeError
+from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
+from orchestrator.core.masking import one_line, redact
+from orchestrator.core.model import resource_prefix
+from orchestrator.core.names import stack_file, tenant_of, tenant_stack
+from orchestrator.engine.stacks import AutomationExecutor, FileDeployedStore
+from orchestrator.fleet import health as health_checks
+from orchestrator.fleet.audit import AuditEvent, AuditLog, default_who, read_events
+from orchestrator.fleet.changes import Rendered, bundle_renderer
+from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
+from orchestrator.fleet.report import FleetReport, RolloutOptions
+from orchestrator.fleet.runner import Progress
+from orchestrator.local_edge import LocalEdge, LocalEdgeError
+from orchestrator.ops.fleet_run import RunSeams, run_fleet
+from orchestrator.ops.health import check_json, local_checks, remote_checks
+from orchestrator.ops.status import status_ok, status_rows
+
+__all__ = [
+    "AuditEvent",
+    "AuditLog",
+    "EdgeError",
+    "FleetReport",
+    "GateResult",
+    "HealthCheck",
+    "HealthGate",
+    "HealthTarget",
+    "Library",
+    "Operation",
+    "Rendered",
+    "RolloutOptions",
+    "RunSeams",
+    "Settings",
+    "StackExecutor",
+    "Unavailable",
+    "default_who",
+    "one_line",
+    "redact",
+    "tenant_of",
+    "write_atomically",
+]
+
+
+class Unavailable(EdgeError):
+    """What the request needs is not running (the local edge, say)."""
+
+
+def real_seams() -> RunSeams:
+    """The engine's executor, the health gate with its default timing, the bundle renderer (as the CLI)."""
+    gate = partial(health_checks.gate, timeout_s=health_checks.GATE_TIMEOUT_S, interval_s=health_checks.GATE_INTERVAL_S)
+    return RunSeams(lambda settings, url: AutomationExecutor(settings, base_url=url), gate, bundle_renderer)
+
+
+@dataclass(frozen=True)
+class _Summary:
+    key: tuple[int, int]
+    data: dict[str, Any]
+
+
+@dataclass
+class Library:
+    """The library calls behind every route, bound to one `Settings`."""
+
+    settings: Settings
+    seams: RunSeams = field(default_factory=real_seams)
+    _summaries: dict[str, _Summary] = field(default_factory=dict)
+
+    @property
+    def project(self) -> str:
+        return project_name(self.settings.project_dir)
+
+    def store(self) -> FileDeployedStore:
+        return FileDeployedStore(self.settings, self.project)
+
+    # -- tenants ------------------------------------------------------------------------------
+
+    def stacks(self) -> list[str]:
+        return tenant_stacks(self.settings.project_dir)
+
+    def select(self, tenants: Sequence[str] | None) -> list[str]:
+        """The stacks of `tenants` (every tenant when None), with the CLI's message for unknown ones."""
+        known = self.stacks()
+        if tenants is None:
+            if not known:
+                raise ConfigError(f"no tenants registered in {self.settings.project_dir} (no Pulumi.prod.*.yaml)")
+            return known
+        chosen: list[str] = []
+        for tenant in dict.fromkeys(tenants):
+            stack = tenant_stack(tenant)
+            if stack not in known:
+                names = ", ".join(tenant_of(s) for s in known) or "none"
+                raise ConfigError(f"unknown tenant {tenant!r} (registered: {names})")
+            chosen.append(stack)
+        return chosen
+
+    def summary(self, stack: str) -> dict[str, Any]:
+        """What the tenant's stack file asks for (no secret value: the spec holds secret *names*)."""
+        path = stack_file(self.settings.project_dir, stack)
+        try:
+            info = path.stat()
+            key = (info.st_mtime_ns, info.st_size)
+        except OSError:
+            key = (0, 0)
+        cached = self._summaries.get(stack)
+        if cached is not None and cached.key == key:
+            return cached.data
+        try:
+            spec = load_tenant_spec(self.settings.project_dir, stack)
+            prefix = resource_prefix(load_platform_spec(self.settings.project_dir), spec.id)
+            data: dict[str, Any] = {
+                "zone": spec.zone.name,
+                "routes": list(spec.routes),
+                "custom_domains": list(spec.custom_domains),
+                "crons": list(spec.crons),
+                "config_version": spec.config_version,
+                "secret_names": list(spec.secret_names),
+                "worker": prefix,
+                "kv_namespace": prefix,
+                "d1_database": prefix,
+                "d1_location_hint": spec.d1_location_hint,
+                "config_error": None,
+            }
+        except EdgeError as exc:
+            data = {"config_error": one_line(redact(str(exc)))}
+        self._summaries[stack] = _Summary(key, data)
+        return data
+
+    # -- status, health, drift, audit ---------------------------------------------------------
+
+    def status_rows(self, stacks: Sequence[str], *, probe: bool) -> tuple[list[dict[str, Any]], dict[str, HealthCheck]]:
+        """The rows of `status --json` (last update, deployed bundle, drift, live health) and the probes."""
+        return status_rows(self.settings, stacks, probe=probe)
+
+    @staticmethod
+    def status_ok(rows: Sequence[dict[str, Any]]) -> bool:
+        return status_ok(rows)
+
+    def local_edge(self) -> LocalEdge:
+        return LocalEdge(self.settings.local_edge_dir)
+
+    def health_mode(self, mode: str) -> str:
+        """`auto` is the CLI's default: the local edge when it is running, else Cloudflare."""
+        if mode != "auto":
+            return mode
+        return "local" if self.local_edge().status().state == "running" else "remote"
+
+    def health(self, tenants: Sequence[str], mode: str) -> tuple[str, list[dict[str, Any]]]:
+        """Probe now, as `health --local|--remote` does; returns the mode used and one entry per tenant."""
+        chosen = self.health_mode(mode)
+        if chosen == "local":
+            try:
+                checks = local_checks(self.local_edge(), tenants)
+            except LocalEdgeError as exc:
+                raise Unavailable(f"{exc} (start it with `local up`, or pass --remote)") from None
+        else:
+            checks = remote_checks(self.settings, tenants)
+        return chosen, [check_json(c) for c in checks]
+
+    def drift(self, stacks: Sequence[str]) -> list[dict[str, Any]]:
+        store = self.store()
+        out = []
+        for stack in stacks:
+            record = store.drift(stack)
+            out.append(
+                {
+                    "tenant": tenant_of(stack),
+                    "state": None if record is None else ("drifted" if record.drifted else "clean"),
+                    "checked_at": record.checked_at.isoformat(timespec="seconds") if record else None,
+                    "summary": record.summary if record else None,
+                }
+            )
+        return out
+
+    def audit_events(self) -> list[AuditEvent]:
+        return read_events(self.settings.audit_log)
+
+    def audit(self, who: str) -> AuditLog:
+        return AuditLog(self.settings.audit_log, who=who)
+
+    # -- fleet runs ---------------------------------------------------------------------------
+
+    def run_fleet(
+        self,
+        stacks: list[str],
+        options: RolloutOptions,
+        *,
+        audit: AuditLog,
+        progress: Progress,
+        cancelled: Callable[[], bool],
+    ) -> FleetReport:
+        """The CLI's fleet run (preflight, lease, one throttled API budget), held by this client."""
+        holder = f"{audit.who} via {default_who()}"
+        return run_fleet(
+            self.settings,
+            stacks,
+            options,
+            self.seams,
+            audit=audit,
+            holder=holder,
+            progress=progress,
+            cancelled=cancelled,
+        )
