@@ -98,6 +98,12 @@ def test_liveness_and_the_static_shell_need_no_token_and_hold_no_data(
     assert response.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.parametrize("bad", ["ACME", "a", "acme-", "x" * 40, "<script>"])
+def test_the_shell_refuses_what_is_not_a_tenant_id(client: TestClient, bad: str) -> None:
+    response = client.get(f"/tenants/{bad}")
+    assert response.status_code == 404 and response.json() == {"error": f"{bad!r} is not a tenant id"}
+
+
 def test_a_token_added_while_running_works_at_once(env: ServerEnv, client: TestClient) -> None:
     assert client.get("/api/tenants", headers=bearer("cbt_nothing")).status_code == 401
     first = env.token("first")
@@ -132,7 +138,8 @@ def test_state_changes_need_a_json_body(env: ServerEnv, client: TestClient) -> N
         ({"operation": "preview"}, "choose the tenants: tenants (a list of ids) or all: true"),
         ({"operation": "preview", "all": True, "tenants": ["acme"]}, "choose the tenants"),
         ({"operation": "destroy", "all": True}, "operation: Input should be 'preview', 'up', 'refresh' or 'drift'"),
-        ({"operation": "preview", "tenants": ["../etc"]}, "'../etc' is not a tenant id"),
+        ({"operation": "preview", "tenants": ["../etc"]}, "tenants.0: String should match pattern"),
+        ({"operation": "preview", "tenants": ["acme\n"]}, "tenants.0: String should match pattern"),
         ({"operation": "preview", "all": True, "extra": 1}, "extra: Extra inputs are not permitted"),
         ({"operation": "preview", "all": True, "concurrency": 0}, "concurrency: Input should be greater than"),
         ({"operation": "preview", "all": True, "canary": "acme"}, "canary applies to up only"),

@@ -33,6 +33,7 @@ from orchestrator.server.library import (
     one_line,
     redact,
     tenant_of,
+    tenant_stack,
 )
 from orchestrator.server.schemas import JobRequest, JobState, JobView, TenantProgress
 
@@ -58,7 +59,7 @@ def options_for(request: JobRequest, stacks: list[str]) -> RolloutOptions:
         return RolloutOptions(Operation.REFRESH, concurrency=request.concurrency)
     if op == "drift":
         return RolloutOptions(Operation.REFRESH, concurrency=request.concurrency, drift_check=True, preview_only=True)
-    canary = f"prod.{request.canary}" if request.canary else None
+    canary = tenant_stack(request.canary) if request.canary else None
     if canary is not None and canary not in stacks:
         raise EdgeError(f"canary {request.canary} is not among the selected tenants")
     return RolloutOptions(

@@ -20,7 +20,7 @@ from orchestrator.config.tenant_config import load_platform_spec, load_tenant_sp
 from orchestrator.core.errors import ConfigError, EdgeError
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.core.masking import one_line, redact
-from orchestrator.core.model import resource_prefix
+from orchestrator.core.model import TenantId, resource_prefix
 from orchestrator.core.names import stack_file, tenant_of, tenant_stack
 from orchestrator.engine.stacks import AutomationExecutor, FileDeployedStore
 from orchestrator.fleet import health as health_checks
@@ -50,11 +50,13 @@ __all__ = [
     "RunSeams",
     "Settings",
     "StackExecutor",
+    "TenantId",
     "Unavailable",
     "default_who",
     "one_line",
     "redact",
     "tenant_of",
+    "tenant_stack",
     "write_atomically",
 ]
 

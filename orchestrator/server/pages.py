@@ -6,7 +6,6 @@ Fragments are rendered from the same views the API answers with (`TenantView`, `
 the page can never know more than the API. No build step, no CDN: one script, one stylesheet.
 """
 
-import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,8 +14,10 @@ import jinja2
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import TypeAdapter, ValidationError
 
-from orchestrator.server.schemas import TENANT_ID, TenantView
+from orchestrator.server.library import TenantId
+from orchestrator.server.schemas import TenantView
 from orchestrator.server.state import AppState, NotFound
 
 HERE = Path(__file__).parent
@@ -30,6 +31,7 @@ HEALTH_CLASS = {
     "wrong-tenant": "bad",
 }
 Group = Literal["none", "health", "zone", "drift"]
+TENANT: TypeAdapter[str] = TypeAdapter(TenantId)
 
 
 def health_class(view: TenantView) -> str:
@@ -95,8 +97,10 @@ def build_pages(state: AppState) -> APIRouter:
 
     @router.get("/tenants/{tenant}")
     def tenant_page(tenant: str) -> HTMLResponse:
-        if not re.fullmatch(TENANT_ID, tenant):
-            raise NotFound(f"{tenant!r} is not a tenant id")
+        try:
+            TENANT.validate_python(tenant)
+        except ValidationError:
+            raise NotFound(f"{tenant!r} is not a tenant id") from None
         return shell("tenant", tenant)
 
     @router.get("/ui/overview", dependencies=[reader])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.server.library import AuditEvent
+from orchestrator.server.library import AuditEvent, TenantId
 
-TENANT_ID = r"^[a-z][a-z0-9-]{1,31}$"
 MAX_SELECTED = 1000
 
 
@@ -114,12 +112,12 @@ class JobRequest(Body):
     """`POST /api/jobs`: a fleet operation over a tenant selection (`tenants` or `all`, exactly one)."""
 
     operation: JobOperation
-    tenants: list[str] = Field(default=[], max_length=MAX_SELECTED)
+    tenants: list[TenantId] = Field(default=[], max_length=MAX_SELECTED)
     all: bool = False
     concurrency: int = Field(default=4, ge=1, le=32)
     wave_size: int = Field(default=10, ge=1, le=1000)
     """up: tenants per wave after the canary."""
-    canary: str | None = Field(default=None, pattern=TENANT_ID)
+    canary: TenantId | None = None
     continue_on_error: bool = False
     force: bool = False
 
@@ -127,9 +125,6 @@ class JobRequest(Body):
     def _selection(self) -> JobRequest:
         if bool(self.tenants) == self.all:
             raise ValueError("choose the tenants: tenants (a list of ids) or all: true")
-        for tenant in self.tenants:
-            if not re.fullmatch(TENANT_ID, tenant):
-                raise ValueError(f"tenant {tenant!r} is not a tenant id")
         if self.canary is not None and self.operation != "up":
             raise ValueError("canary applies to up only")
         return self
