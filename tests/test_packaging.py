@@ -50,7 +50,9 @@ def test_what_the_code_imports_is_declared() -> None:
         m.group(1)
         for path in sources
         for m in re.finditer(
-            r"^\s*(?:import|from) (yaml|jinja2|boto3|dill|rich|click|pydantic)\b", path.read_text(), re.M
+            r"^\s*(?:import|from) (yaml|jinja2|boto3|dill|rich|click|pydantic|fastapi|starlette|uvicorn)\b",
+            path.read_text(),
+            re.M,
         )
     }
     names = {"yaml": "pyyaml"}
@@ -100,6 +102,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return env_dir
+
+
+def test_the_wheel_carries_the_control_rooms_page(installed: Path) -> None:
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(installed), "platbase": str(installed)}))
+    server = site / "orchestrator" / "server"
+    for name in ("static/app.js", "static/app.css", "templates/shell.html", "templates/overview.html"):
+        assert (server / name).is_file(), f"the wheel lacks orchestrator/server/{name}"
 
 
 @pytest.fixture
