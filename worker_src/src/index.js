@@ -1,9 +1,12 @@
 /**
- * Clawdbot edge Worker, one per tenant. This module only routes; the logic lives in the modules it imports.
- * Routes (paths from EMBEDDED.contract): GET / · GET <health.path> · POST <webhook.path>. Cron: heartbeat + pruning.
+ * Clawdbot edge Worker, one per tenant (an account Worker, or the same bundle as a user Worker in a dispatch
+ * namespace). This module only routes; the logic lives in the modules it imports.
+ * Routes (paths from EMBEDDED.contract): GET / · GET <health.path> · POST <webhook.path> · in dispatch mode only POST
+ * <dispatch.cron_path> (the dispatcher fans crons out through it). Cron: heartbeat + pruning.
  */
 import { edgeFor } from './context.js';
 import { EMBEDDED } from './embedded.js';
+import { handleDispatchedCron } from './dispatched_cron.js';
 import { handleHealth } from './health.js';
 import { json, methodNotAllowed, notFound } from './http.js';
 import { handleRoot } from './root.js';
@@ -34,7 +37,13 @@ function withEdge(env, fn) {
 export default {
 	/** @param {Request} request @param {Record<string, unknown>} env @param {ExecutionContext} ctx */
 	async fetch(request, env, ctx) {
-		const route = ROUTES.get(new URL(request.url).pathname);
+		const path = new URL(request.url).pathname;
+		if (path === EMBEDDED.contract.dispatch.cron_path) {
+			return handleDispatchedCron(request, env, EMBEDDED.contract, (cron) =>
+				withEdge(env, (edge, b) => runScheduled({ cron }, edge, b, Date.now())),
+			);
+		}
+		const route = ROUTES.get(path);
 		if (!route) return notFound();
 		const handler = route[request.method];
 		if (!handler) return methodNotAllowed(Object.keys(route));
