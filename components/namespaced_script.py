@@ -184,6 +184,8 @@ class NamespacedScript(pulumi.dynamic.Resource):
 
     etag: pulumi.Output[str]
     """Etag of the uploaded script; refresh compares it with the namespace's."""
+    script_name: pulumi.Output[str]
+    """The user Worker's name in the namespace."""
 
     def __init__(self, name: str, args: NamespacedScriptArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {

@@ -1,8 +1,9 @@
 """`TenantEdge`: one tenant's isolated Cloudflare edge, deployed from its `EdgeBundle`.
 
 Children (all parented here, named `<name>-<role>`): relay key, KV namespace, signed config and
-secret envelopes in KV, D1 database (protected) and its migrations, the Worker script, routes,
-custom domains and the cron trigger.
+secret envelopes in KV, D1 database (protected) and its migrations, then in `workers` mode the
+Worker script, routes, custom domains and the cron trigger, in `dispatch` mode the user Worker in
+the platform's namespace and its routing entries (components/user_worker.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pulumi_cloudflare as cf
 import pulumi_random as random
 
 from components.d1_migrations import D1Migrations
+from components.user_worker import DispatchTarget, deploy_user_worker
 from orchestrator.core import crypto
 from orchestrator.core.render import Binding, EdgeBundle
 
@@ -39,6 +41,8 @@ class TenantEdgeArgs:
     """Token for the D1 migration step (else CLOUDFLARE_API_TOKEN); never logged, secret in state."""
     protect_database: bool = True
     """Renaming or moving a D1 database deletes its data; protection makes that an explicit act."""
+    dispatch: DispatchTarget | None = None
+    """Where a dispatch-mode bundle goes (the platform's namespace and routing KV)."""
 
 
 def _secret(value: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -140,6 +144,39 @@ class TenantEdge(pulumi.ComponentResource):
         )
 
         targets: dict[str, pulumi.Input[str]] = {"kv": kv.id, "d1": database.id, "relay_key": relay_b64}
+        if bundle.isolation == "dispatch":
+            if args.dispatch is None:
+                raise ValueError(f"TenantEdge {name}: a dispatch-mode bundle needs TenantEdgeArgs.dispatch")
+            script_name = deploy_user_worker(
+                name, self, args.account_id, bundle, args.dispatch, targets, [migrations, *kv_entries]
+            )
+        else:
+            script_name = self._account_worker(name, args, targets, [migrations, *kv_entries])
+
+        self.script_name = script_name
+        self.kv_namespace_id = kv.id
+        self.d1_database_id = database.id
+        self.bundle_hash = pulumi.Output.from_input(bundle.bundle_hash)
+        # The CLI waits for these before it marks the component created.
+        self.register_outputs(
+            {
+                "script_name": self.script_name,
+                "kv_namespace_id": self.kv_namespace_id,
+                "d1_database_id": self.d1_database_id,
+                "bundle_hash": self.bundle_hash,
+            }
+        )
+
+    def _account_worker(
+        self,
+        name: str,
+        args: TenantEdgeArgs,
+        targets: Mapping[str, pulumi.Input[str]],
+        depends_on: list[pulumi.Resource],
+    ) -> pulumi.Output[str]:
+        """Workers mode: an account Worker with its routes, custom domains and cron trigger."""
+        bundle = args.bundle
+        child = pulumi.ResourceOptions(parent=self)
         main = bundle.module(bundle.main_module)
         script = cf.WorkersScript(
             f"{name}-worker",
@@ -170,7 +207,7 @@ class TenantEdge(pulumi.ComponentResource):
             # Schema and data before code: the new script may need the new tables, and a running
             # script accepts a newer signed config, while a new script must not start before the
             # envelopes it will read exist.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[migrations, *kv_entries]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
 
         for index, pattern in enumerate(bundle.routes):
@@ -197,20 +234,7 @@ class TenantEdge(pulumi.ComponentResource):
             schedules=[cf.WorkersCronTriggerScheduleArgs(cron=c) for c in bundle.crons],
             opts=child,
         )
-
-        self.script_name = script.script_name
-        self.kv_namespace_id = kv.id
-        self.d1_database_id = database.id
-        self.bundle_hash = pulumi.Output.from_input(bundle.bundle_hash)
-        # The CLI waits for these before it marks the component created.
-        self.register_outputs(
-            {
-                "script_name": self.script_name,
-                "kv_namespace_id": self.kv_namespace_id,
-                "d1_database_id": self.d1_database_id,
-                "bundle_hash": self.bundle_hash,
-            }
-        )
+        return script.script_name
 
 
 def _binding(binding: Binding, targets: Mapping[str, pulumi.Input[str]]) -> cf.WorkersScriptBindingArgs:

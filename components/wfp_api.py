@@ -29,14 +29,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.core.dispatch import MAX_TAGS, tag_problem
 from orchestrator.core.masking import one_line, redact
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 HTTP_TIMEOUT_SECONDS: float = 60
 MODULE_CONTENT_TYPE = "application/javascript+module"
-MAX_TAGS = 8
-"""Cloudflare's limit per namespace script (cf-docs workers-for-platforms/configuration/tags)."""
-FORBIDDEN_TAG_CHARACTERS = (",", "&")
 NO_ENTITLEMENT = 10121
 SCRIPT_NOT_FOUND = 10007
 
@@ -54,13 +52,9 @@ class ModuleFile:
 
 def check_tags(tenant: str, tags: Sequence[str]) -> None:
     """Refuse tags Cloudflare would refuse, before any request is made."""
-    if len(tags) > MAX_TAGS:
-        raise NamespaceApiError(f"tenant {tenant}: {len(tags)} script tags; Workers for Platforms allows {MAX_TAGS}")
-    for tag in tags:
-        if not tag or any(c in tag for c in FORBIDDEN_TAG_CHARACTERS):
-            raise NamespaceApiError(f"tenant {tenant}: script tag {tag!r} is empty or contains ',' or '&'")
-    if len(set(tags)) != len(tags):
-        raise NamespaceApiError(f"tenant {tenant}: script tags repeat")
+    problem = tag_problem(tags)
+    if problem:
+        raise NamespaceApiError(f"tenant {tenant}: {problem}")
 
 
 def multipart_body(metadata: Mapping[str, Any], modules: Sequence[ModuleFile]) -> tuple[bytes, str]:

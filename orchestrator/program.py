@@ -19,8 +19,9 @@ from pathlib import Path
 import pulumi
 import pulumi.runtime.config as runtime_config
 
-from components.platform import Platform, PlatformArgs
+from components.platform import DispatchArgs, Platform, PlatformArgs
 from components.tenant_edge import TenantEdge, TenantEdgeArgs
+from components.user_worker import DispatchTarget
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import (
     PLATFORM_KEY,
@@ -37,10 +38,11 @@ from orchestrator.config.tenant_config import (
     validate_tenant,
 )
 from orchestrator.core import outputs
-from orchestrator.core.contract import health_path
+from orchestrator.core.contract import contract, health_path
+from orchestrator.core.dispatch import dispatch_modules, dispatch_problems, namespace_name, platform_name
 from orchestrator.core.errors import ConfigError
-from orchestrator.core.model import PlatformSpec, fleet_prefix
-from orchestrator.core.names import PLATFORM_STACK, stack_file
+from orchestrator.core.model import PlatformSpec, TenantSpec, fleet_prefix
+from orchestrator.core.names import PLATFORM_STACK, platform_reference, stack_file
 from orchestrator.core.render import render_bundle
 
 BASE_URL_KEY = "cloudflare:baseUrl"
@@ -105,6 +107,8 @@ def _tenant(project_dir: Path, stack: str) -> None:
     secrets = _secret_values(stack)
     spec = validate_tenant(stack, _plain_object(stack, TENANT_KEY), secrets.keys())
     platform = load_platform_spec(project_dir)
+    for key, problem in dispatch_problems(spec, platform):
+        raise ConfigError(f"stack {stack}: {TENANT_KEY}.{key}: {problem}")
     bundle = render_bundle(spec, platform)
     edge = TenantEdge(
         spec.id,
@@ -114,6 +118,7 @@ def _tenant(project_dir: Path, stack: str) -> None:
             zone_id=spec.zone.id,
             secrets=secrets,
             api_token=pulumi.Config("cloudflare").get_secret("apiToken"),
+            dispatch=_dispatch_target(spec, platform) if platform.isolation == "dispatch" else None,
         ),
     )
     pulumi.export(outputs.SCRIPT_NAME, edge.script_name)
@@ -126,11 +131,43 @@ def _tenant(project_dir: Path, stack: str) -> None:
     pulumi.export(outputs.CONFIG_VERSION, bundle.config_version)
 
 
+def _dispatch_target(spec: TenantSpec, platform: PlatformSpec) -> DispatchTarget:
+    """Where a dispatch-mode tenant goes; only the routing KV id needs the platform's deployment."""
+    reference = pulumi.StackReference(platform_reference(pulumi.get_project()))
+    saas = platform.saas_zone
+    return DispatchTarget(
+        namespace=namespace_name(platform),
+        routing_kv_id=reference.require_output(outputs.ROUTING_KV_ID),
+        saas_zone_id=saas.id if saas else None,
+        custom_hostnames=tuple(h for h in spec.hostnames() if saas and not saas.contains(h)),
+    )
+
+
 def _platform(spec: PlatformSpec) -> None:
+    d = contract()["dispatch"]
+    dispatch = (
+        DispatchArgs(
+            namespace=namespace_name(spec),
+            dispatcher_name=platform_name(spec, "dispatcher"),
+            outbound_name=platform_name(spec, "outbound"),
+            routes_title=platform_name(spec, "routes"),
+            modules=dispatch_modules(spec),
+            compatibility_date=spec.compatibility_date.isoformat(),
+            namespace_binding=d["bindings"]["namespace"],
+            routes_binding=d["bindings"]["routes"],
+            outbound_params=d["outbound_params"],
+            saas_zone_id=spec.saas_zone.id if spec.saas_zone else None,
+            fallback_origin=spec.fallback_origin,
+        )
+        if spec.isolation == "dispatch"
+        else None
+    )
     platform = Platform(
         fleet_prefix(spec.environment),
-        PlatformArgs(account_id=spec.account_id, environment=spec.environment),
+        PlatformArgs(account_id=spec.account_id, environment=spec.environment, dispatch=dispatch),
     )
     pulumi.export(outputs.ACCOUNT_ID, spec.account_id)
     pulumi.export(outputs.ENVIRONMENT, spec.environment)
     pulumi.export(outputs.DISPATCH_NAMESPACE, platform.dispatch_namespace)
+    pulumi.export(outputs.ROUTING_KV_ID, platform.routing_kv_id)
+    pulumi.export(outputs.DISPATCHER, platform.dispatcher)

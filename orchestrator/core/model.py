@@ -129,6 +129,25 @@ class Limits(StrictModel):
     """Subrequests per request."""
 
 
+def _check_egress(value: str) -> str:
+    _check_hostname(value.removeprefix("*."))
+    return value
+
+
+EgressPattern = Annotated[str, AfterValidator(_check_egress)]
+"""An exact hostname (`api.stripe.com`) or `*.<hostname>` (names below it): worker_src/src/dispatch/egress.js."""
+PlanName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+Isolation = Literal["workers", "dispatch"]
+MAX_EGRESS = 100
+
+
+class PlanLimits(StrictModel):
+    """Custom limits the dispatcher applies per call to every tenant on a plan (Workers for Platforms)."""
+
+    cpu_ms: Annotated[int, Field(ge=1, le=300_000)]
+    subrequests: Annotated[int, Field(ge=1, le=10_000)]
+
+
 class TenantSpec(StrictModel):
     """One customer's edge, as written under `clawdbot:tenant` in `Pulumi.prod.<tenant>.yaml`."""
 
@@ -158,6 +177,10 @@ class TenantSpec(StrictModel):
     """Bump to rotate the relay key: every envelope is re-encrypted in the same `up`."""
     allow_apex_catch_all: bool = False
     """Allow a route that catches a whole zone apex (`zone/*` or `*zone/*`); the policy pack checks it."""
+    plan: PlanName | None = None
+    """Dispatch mode: the platform plan whose limits the dispatcher applies (default: the platform's)."""
+    egress: Annotated[list[EgressPattern], Field(max_length=MAX_EGRESS)] = []
+    """Dispatch mode: hosts the tenant's Worker may fetch (the outbound Worker refuses the rest)."""
 
     @field_validator("routes")
     @classmethod
@@ -182,7 +205,7 @@ class TenantSpec(StrictModel):
             raise ValueError("cron schedules must be unique")
         return crons
 
-    @field_validator("secret_names", "custom_domains")
+    @field_validator("secret_names", "custom_domains", "egress")
     @classmethod
     def _unique(cls, values: list[str]) -> list[str]:
         if len(set(values)) != len(values):
@@ -230,6 +253,24 @@ class PlatformSpec(StrictModel):
     observability: bool = True
     """Turn on Workers Logs for every tenant script."""
     logs_sampling_rate: Annotated[float, Field(gt=0, le=1)] = 1.0
+    isolation: Isolation = "workers"
+    """`workers`: an account Worker per tenant (up to 500 scripts). `dispatch`: Workers for Platforms,
+    each tenant's Worker a user Worker in the platform's dispatch namespace (reference/scale.md)."""
+    plans: dict[PlanName, PlanLimits] = {"standard": PlanLimits(cpu_ms=50, subrequests=50)}
+    """Dispatch mode: limits per plan, applied by the dispatcher per call."""
+    default_plan: PlanName = "standard"
+    saas_zone: Zone | None = None
+    """Dispatch mode: the Cloudflare for SaaS zone carrying the `*/*` route to the dispatcher."""
+    fallback_origin: Hostname | None = None
+    """Dispatch mode: the SaaS zone's fallback origin for custom hostnames (a placeholder record)."""
+
+    @model_validator(mode="after")
+    def _plans_consistent(self) -> PlatformSpec:
+        if self.default_plan not in self.plans:
+            raise _FieldError(("default_plan",), f"{self.default_plan!r} is not one of plans ({', '.join(self.plans)})")
+        if (self.fallback_origin is None) != (self.saas_zone is None):
+            raise _FieldError(("fallback_origin",), "saas_zone and fallback_origin go together")
+        return self
 
 
 class _FieldError(ValueError):

@@ -14,6 +14,14 @@ from orchestrator.core.errors import ConfigError
 
 PLATFORM_STACK = "prod"
 TENANT_STACK_PREFIX = f"{PLATFORM_STACK}."
+DIY_ORGANIZATION = "organization"
+"""A self-managed backend has no organizations; its stack references always name this one
+(pulumi/pulumi pkg/backend/diy/store.go: "diy organization MUST always be organization")."""
+
+
+def platform_reference(project: str) -> str:
+    """What a tenant stack's StackReference names to read the platform stack's outputs."""
+    return f"{DIY_ORGANIZATION}/{project}/{PLATFORM_STACK}"
 
 
 def tenant_stack(tenant_id: str) -> str:

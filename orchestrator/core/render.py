@@ -18,8 +18,9 @@ from pydantic import BaseModel
 from orchestrator.core import contract as edge_contract
 from orchestrator.core.contract import WORKER_SRC
 from orchestrator.core.crypto import config_payload_text
+from orchestrator.core.dispatch import RoutingEntry, plan_of, routing_entries, script_tags
 from orchestrator.core.migrations import Migration, bundled_migrations
-from orchestrator.core.model import FrozenModel, PlatformSpec, TenantSpec, host_for, resource_prefix
+from orchestrator.core.model import FrozenModel, Isolation, PlatformSpec, TenantSpec, host_for, resource_prefix
 
 MODULE_CONTENT_TYPE = "application/javascript+module"
 MAIN_MODULE = "index.js"
@@ -75,6 +76,13 @@ class EdgeBundle(FrozenModel):
     subrequests: int | None
     d1_location_hint: str | None
     relay_key_generation: int
+    isolation: Isolation = "workers"
+    """`dispatch`: uploaded as a user Worker into the platform's namespace (NamespacedScript)."""
+    plan: str | None = None
+    tags: tuple[str, ...] = ()
+    """Dispatch mode: the user Worker's tags (tenant, plan, env, fleet)."""
+    routing: tuple[RoutingEntry, ...] = ()
+    """Dispatch mode: the tenant's entries in the platform's routing KV."""
     bundle_hash: str
     """sha256 over everything above: equal hashes mean nothing to deploy."""
 
@@ -109,14 +117,19 @@ def _static_modules() -> tuple[Module, ...]:
     return modules
 
 
-def _bindings(spec: TenantSpec) -> tuple[Binding, ...]:
+def _bindings(spec: TenantSpec, platform: PlatformSpec) -> tuple[Binding, ...]:
     name = edge_contract.binding_name
-    return (
+    bindings = (
         Binding(name=name("kv"), type="kv_namespace", target="kv"),
         Binding(name=name("d1"), type="d1", target="d1"),
         Binding(name=name("relay_key"), type="secret_text", target="relay_key"),
         Binding(name=name("tenant_id"), type="plain_text", target=spec.id),
     )
+    if platform.isolation == "dispatch":
+        # Opens the user Worker's internal cron path, which only the dispatcher can reach.
+        isolation = edge_contract.contract()["dispatch"]["isolation_binding"]
+        return (*bindings, Binding(name=isolation, type="plain_text", target="dispatch"))
+    return bindings
 
 
 def _digest(document: dict[str, Any]) -> str:
@@ -146,7 +159,7 @@ def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
         ),
         "observability": platform.observability,
         "logs_sampling_rate": platform.logs_sampling_rate,
-        "bindings": _bindings(spec),
+        "bindings": _bindings(spec, platform),
         "kv_entries": (
             KvEntry(key=edge_contract.config_kv_key(), kind="config"),
             *(KvEntry(key=edge_contract.secret_kv_key(n), kind="secret", secret_name=n) for n in spec.secret_names),
@@ -167,6 +180,14 @@ def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
         "d1_location_hint": spec.d1_location_hint,
         "relay_key_generation": spec.relay_key_generation,
     }
+    if platform.isolation == "dispatch":
+        # Only in dispatch mode, so a workers-mode bundle hashes exactly as before the switch existed.
+        fields |= {
+            "isolation": "dispatch",
+            "plan": plan_of(spec, platform),
+            "tags": script_tags(spec, platform),
+            "routing": routing_entries(spec, platform),
+        }
     static = _static_modules()
     # The hash covers the inputs of the embedded module rather than its rendered text, which
     # itself carries the hash: the same inputs always render the same bytes.

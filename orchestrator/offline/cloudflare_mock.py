@@ -20,18 +20,22 @@ from typing import Any
 import pulumi
 
 from orchestrator.core.cron import validate_cron
+from orchestrator.core.dispatch import tag_problem
 from orchestrator.core.errors import EdgeError
 from orchestrator.core.resource_types import (
     CRON,
     CUSTOM_DOMAIN,
+    CUSTOM_HOSTNAME,
     D1,
     DISPATCH_NAMESPACE,
     DYNAMIC,
+    FALLBACK_ORIGIN,
     KV,
     KV_NAMESPACE,
     RANDOM_BYTES,
     ROUTE,
     SCRIPT,
+    STACK_REFERENCE,
 )
 
 BINDING_KEYS: dict[str, tuple[str, ...]] = {
@@ -103,6 +107,12 @@ class FakeAccount:
     hostnames: dict[str, str] = field(default_factory=dict)
     route_patterns: dict[tuple[str, str], str] = field(default_factory=dict)
     cron_count: int = 0
+    dispatch_namespaces: set[str] = field(default_factory=set)
+    namespace_scripts: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(namespace, script) → owner: user Workers uploaded by NamespacedScript."""
+    custom_hostnames: dict[str, str] = field(default_factory=dict)
+    stack_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Fully qualified stack name → its outputs, what a StackReference reads (recorded by offline runs)."""
 
     def claim(self, registry: dict[Any, str], key: Any, owner: str, what: str) -> None:
         holder = registry.get(key)
@@ -129,6 +139,9 @@ class CloudflareMocks(pulumi.runtime.Mocks):
         raise ProviderRejected(f"unexpected invoke {args.token}: the program must not call providers at runtime")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if args.typ == STACK_REFERENCE:
+            # Read, not registered: the mock monitor hands it over without `custom` set.
+            return _stack_reference(self.account, args.name, {"name": args.resource_id or args.name})
         if not args.custom:
             return None, {}
         inputs = unwrap(args.inputs)
@@ -253,7 +266,9 @@ def _zone_name(account: FakeAccount, owner: str, zone_id: Any) -> str:
 def _route(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     pattern, zone_id = inputs.get("pattern", ""), inputs.get("zoneId")
     zone = _zone_name(account, owner, zone_id)
-    if not _in_zone(pattern.split("/", 1)[0], zone):
+    # `*/*` is every hostname on the zone, custom hostnames included (cf-docs workers-for-platforms
+    # configuration/hostname-routing.mdx: the dispatcher's route on a SaaS zone).
+    if pattern != "*/*" and not _in_zone(pattern.split("/", 1)[0], zone):
         raise ProviderRejected(f"{owner}: route {pattern!r} is outside zone {zone}")
     if inputs.get("script") and _known(inputs["script"]) and inputs["script"] not in account.scripts:
         raise ProviderRejected(f"{owner}: route targets unknown script {inputs['script']!r}")
@@ -289,6 +304,7 @@ def _cron(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str
 
 def _dispatch_namespace(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     name = inputs.get("name") or owner
+    account.dispatch_namespaces.add(name)
     return name, {"namespaceName": name, "namespaceId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"wfp:{name}"))}
 
 
@@ -307,11 +323,64 @@ def _random_bytes(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> t
     return seed[:16], {"base64": base64.b64encode(data).decode(), "hex": data.hex()}
 
 
+UPLOAD_BINDING_KEYS = {"kv_namespace": ("namespace_id",), "d1": ("id",), "plain_text": ("text",)}
+"""The upload-metadata shapes NamespacedScript sends (secret_text goes through the secrets API)."""
+
+
+def _namespaced_script(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    namespace, name = inputs.get("namespace"), inputs.get("script_name", "")
+    if _known(namespace) and namespace not in account.dispatch_namespaces:
+        raise ProviderRejected(
+            f"{owner}: dispatch namespace {namespace!r} does not exist; "
+            "deploy the platform stack (prod) in dispatch mode first"
+        )
+    if not SCRIPT_NAME_RE.match(name):
+        raise ProviderRejected(f"{owner}: script name {name!r} must be 1-63 of a-z 0-9 - _")
+    if inputs.get("main_module") not in {m.get("name") for m in inputs.get("modules") or []}:
+        raise ProviderRejected(f"{owner}: main_module {inputs.get('main_module')!r} is not one of the modules")
+    problem = tag_problem(inputs.get("tags") or [])
+    if problem:
+        raise ProviderRejected(f"{owner}: {problem}")
+    seen: set[str] = set()
+    for binding in inputs.get("bindings") or []:
+        kind, bname = binding.get("type"), binding.get("name")
+        if kind not in UPLOAD_BINDING_KEYS or not bname or bname in seen:
+            raise ProviderRejected(f"{owner}: upload binding {bname!r} of type {kind!r} is unknown or repeated")
+        seen.add(bname)
+        missing = [k for k in UPLOAD_BINDING_KEYS[kind] if _known(binding.get(k)) and not binding.get(k)]
+        if missing:
+            raise ProviderRejected(f"{owner}: upload binding {bname!r} is missing {', '.join(missing)}")
+    account.claim(account.namespace_scripts, (namespace, name), owner, "user Worker")
+    return f"{inputs.get('account_id')}/{namespace}/{name}", {"etag": _digest(owner, name)[:32]}
+
+
 def _dynamic(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if "script_name" in inputs and "namespace" in inputs:
+        return _namespaced_script(account, owner, inputs)
     migrations = inputs.get("migrations") or []
     return f"{inputs.get('accountId', inputs.get('account_id'))}/{inputs.get('database_id')}", {
         "applied_now": [m["name"] for m in migrations]
     }
+
+
+def _custom_hostname(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    hostname = inputs.get("hostname", "")
+    _zone_name(account, owner, inputs.get("zoneId"))
+    if not re.match(r"^(?:\*\.)?(?:[a-z0-9-]+\.)+[a-z]{2,63}$", hostname):
+        raise ProviderRejected(f"{owner}: custom hostname {hostname!r} is not a hostname")
+    # Cloudflare for SaaS refuses a hostname already on the zone (duplicate custom hostname).
+    account.claim(account.custom_hostnames, hostname, owner, "custom hostname")
+    return _digest("custom-hostname", hostname)[:32], {"status": "pending", "ownershipVerification": {}}
+
+
+def _fallback_origin(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    _zone_name(account, owner, inputs.get("zoneId"))
+    return str(inputs.get("zoneId")), {"status": "active"}
+
+
+def _stack_reference(account: FakeAccount, owner: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = str(inputs.get("name"))
+    return name, {"name": name, "outputs": dict(account.stack_outputs.get(name, {})), "secretOutputNames": []}
 
 
 _HANDLERS = {
@@ -325,4 +394,7 @@ _HANDLERS = {
     DISPATCH_NAMESPACE: _dispatch_namespace,
     RANDOM_BYTES: _random_bytes,
     DYNAMIC: _dynamic,
+    CUSTOM_HOSTNAME: _custom_hostname,
+    FALLBACK_ORIGIN: _fallback_origin,
+    STACK_REFERENCE: _stack_reference,
 }

@@ -21,6 +21,7 @@ from pulumi.runtime.mocks import MockMonitor
 from orchestrator.config.stack_file import Segment, map_secure, secure_key_paths
 from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, project_name, read_stack_config, tenant_stacks
 from orchestrator.core.errors import ConfigError, EdgeError
+from orchestrator.core.names import PLATFORM_STACK, platform_reference
 from orchestrator.offline.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
 from orchestrator.program import run_program
 
@@ -289,6 +290,10 @@ class OfflineSession:
         if refusal:
             raise ProviderRejected(refusal)
         run.resources = list(self.monitor.registered)
+        if self.stack == PLATFORM_STACK and not self.preview:
+            # What the tenant stacks' StackReference reads, as a deployed platform stack holds it.
+            reference = platform_reference(project_name(self.project_dir))
+            self.mocks.account.stack_outputs[reference] = dict(run.outputs)
         return run
 
 
