@@ -4,6 +4,9 @@ Measured side by side in one run against the anchor: bare Miniflare with the sam
 workers (each with its own KV and D1, routed by hostname). Loopback only, bounded load.
 
     .venv/bin/python -m bench.local_edge_bench [--tenants 50] [--repeat 2] [--seconds 5] [--clients 8]
+    .venv/bin/python -m bench.local_edge_bench --isolation dispatch --tenants 200 [--requests 400] --json
+
+`--isolation dispatch` compares dispatch mode with workers mode instead (bench/dispatch_compare.py).
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+from orchestrator.config.tenant_config import load_platform_spec
 from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.model import Isolation
 from orchestrator.local_edge import LocalEdge, prepare_tenants
 from orchestrator.local_edge import process as proc
 from orchestrator.ops.scratch import ScratchProject, synthetic_tenant, write_passphrase_file
@@ -48,9 +54,11 @@ def bare(n: int, work: Path) -> tuple[float, int]:
     return ready, rss
 
 
-def project(n: int, root: Path) -> tuple[ScratchProject, Path]:
+def project(n: int, root: Path, isolation: Isolation = "workers") -> tuple[ScratchProject, Path]:
     passphrase = root / "passphrase"
     scratch = ScratchProject(root / "project", write_passphrase_file(passphrase), source=REPO_ROOT)
+    if isolation != "workers":
+        scratch.use_isolation(isolation)
     for index in range(n):
         scratch.add_tenant(synthetic_tenant(index))
     return scratch, passphrase
@@ -117,14 +125,115 @@ def load(scratch: ScratchProject, passphrase: Path, state: Path, seconds: float,
     return {"rps": sum(counts) / elapsed, "errors": float(sum(errors)), "hosts": float(len(hosts))}
 
 
+# --- --isolation dispatch: dispatch mode against workers mode ----------------------------------
+# Each repetition brings up, interleaved, workers mode then dispatch mode with the same N tenants
+# (and with 1, for memory per tenant), measures the runtime's ready time, workerd's RSS and GET /
+# latency sent one at a time round-robin across every hostname: in workers mode Miniflare routes
+# straight to the tenant's Worker, in dispatch mode every request goes through the dispatcher to the
+# same bundle as a user Worker. Ratios are dispatch ÷ workers of the medians.
+
+MODES: tuple[Isolation, ...] = ("workers", "dispatch")
+TARGET_READY_RATIO = 1.2
+TARGET_P50_RATIO = 1.3
+
+
+def _latencies(host: str, port: int, hostnames: list[str], requests: int) -> list[float]:
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    out: list[float] = []
+    try:
+        for i in range(requests):
+            started = time.perf_counter()
+            conn.request("GET", "/", headers={"Host": hostnames[i % len(hostnames)]})
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET / on {hostnames[i % len(hostnames)]}: HTTP {response.status}")
+            out.append((time.perf_counter() - started) * 1000)
+    finally:
+        conn.close()
+    return out
+
+
+def run_once(project: ScratchProject, passphrase: Path, state: Path, requests: int) -> dict[str, float]:
+    """One cold bring-up: ready time, RSS, and (when asked) request latencies; always torn down."""
+    edge = LocalEdge(state)
+    prepared = prepare_tenants(project.root, edge.layout, passphrase_file=passphrase)
+    info = edge.up(prepared, port=0, platform=load_platform_spec(project.root))
+    try:
+        time.sleep(0.5)
+        result: dict[str, float] = {"ready_ms": float(info.ready_ms), "rss": float(workerd_rss(info.pid))}
+        if requests:
+            hostnames = [h for t in info.tenants for h in t.hostnames]
+            _latencies(info.host, info.port, hostnames, min(len(hostnames), 50))  # warm every isolate once
+            sample = _latencies(info.host, info.port, hostnames, requests)
+            result |= {"p50_ms": statistics.median(sample), "min_ms": min(sample)}
+        return result
+    finally:
+        edge.down()
+
+
+def compare(n: int, root: Path, repeat: int, requests: int, say: Any = print) -> dict[str, Any]:
+    projects = {(mode, size): project(size, root / f"{mode}-{size}", mode) for mode in MODES for size in (n, 1)}
+    runs: dict[str, list[float]] = {}
+    for rep in range(repeat):
+        for mode in MODES:  # interleaved: machine load hits both modes alike
+            big = run_once(*projects[(mode, n)], root / f"state-{mode}-{n}-{rep}", requests)
+            one = run_once(*projects[(mode, 1)], root / f"state-{mode}-1-{rep}", 0)
+            runs.setdefault(f"{mode}_ready_ms", []).append(big["ready_ms"])
+            runs.setdefault(f"{mode}_p50_ms", []).append(big["p50_ms"])
+            runs.setdefault(f"{mode}_min_ms", []).append(big["min_ms"])
+            runs.setdefault(f"{mode}_mib_per_tenant", []).append((big["rss"] - one["rss"]) / max(1, n - 1) / MIB)
+            say(f"rep {rep + 1}/{repeat} {mode}: ready {big['ready_ms']:.0f} ms, p50 {big['p50_ms']:.2f} ms")
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    mins = {k: min(v) for k, v in runs.items()}
+    ready_ratio = med["dispatch_ready_ms"] / med["workers_ready_ms"]
+    p50_ratio = med["dispatch_p50_ms"] / med["workers_p50_ms"]
+    return {
+        "isolation": "dispatch",
+        "tenants": n,
+        "repeat": repeat,
+        "requests_per_run": requests,
+        "runs": runs,
+        "median": med,
+        "min": mins,
+        "ratios": {
+            "ready_dispatch_over_workers": round(ready_ratio, 3),
+            "p50_dispatch_over_direct": round(p50_ratio, 3),
+        },
+        "targets": {
+            "ready_ratio_max": TARGET_READY_RATIO,
+            "p50_ratio_max": TARGET_P50_RATIO,
+            "ready_met": ready_ratio <= TARGET_READY_RATIO,
+            "p50_met": p50_ratio <= TARGET_P50_RATIO,
+        },
+        "mib_per_tenant": {m: round(med[f"{m}_mib_per_tenant"], 2) for m in MODES},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--isolation",
+        choices=["workers", "dispatch"],
+        default="workers",
+        help="dispatch: ready time and GET / latency through the dispatcher, each ÷ workers mode at the same N",
+    )
+    parser.add_argument("--requests", type=int, default=400, help="dispatch comparison: requests per run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only (dispatch comparison)")
     args = parser.parse_args()
     n = args.tenants
+    if n < 2:
+        parser.error("--tenants must be at least 2 (memory per tenant compares N with 1)")
+    if args.isolation == "dispatch":
+        with tempfile.TemporaryDirectory(prefix="dispatch-bench-") as tmp:
+            say = (lambda _m: None) if args.json else print
+            result = compare(n, Path(tmp), args.repeat, args.requests, say)
+        print(json.dumps(result, indent=None if args.json else 2))
+        return
     with tempfile.TemporaryDirectory(prefix="local-edge-bench-") as tmp:
         root = Path(tmp)
         scratch_n, pass_n = project(n, root / "n")

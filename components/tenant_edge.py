@@ -20,6 +20,7 @@ import pulumi_random as random
 from components.d1_migrations import D1Migrations
 from components.user_worker import DispatchTarget, deploy_user_worker
 from orchestrator.core import crypto
+from orchestrator.core.contract import contract
 from orchestrator.core.render import Binding, EdgeBundle
 
 TYPE_TOKEN = "clawdbot:edge:TenantEdge"
@@ -150,6 +151,10 @@ class TenantEdge(pulumi.ComponentResource):
             script_name = deploy_user_worker(
                 name, self, args.account_id, bundle, args.dispatch, targets, [migrations, *kv_entries]
             )
+            if bundle.keep_account_worker:
+                # A move in progress: the account Worker keeps its hostnames until DNS points at the
+                # SaaS zone, so they never answer nothing (docs/dispatch-mode.md).
+                self._account_worker(name, args, targets, [migrations, *kv_entries])
         else:
             script_name = self._account_worker(name, args, targets, [migrations, *kv_entries])
 
@@ -178,6 +183,9 @@ class TenantEdge(pulumi.ComponentResource):
         bundle = args.bundle
         child = pulumi.ResourceOptions(parent=self)
         main = bundle.module(bundle.main_module)
+        # An account Worker never gets the isolation binding: it would open the internal cron path
+        # to the Internet, which only the dispatcher may reach.
+        bindings = [b for b in bundle.bindings if b.name != contract()["dispatch"]["isolation_binding"]]
         script = cf.WorkersScript(
             f"{name}-worker",
             account_id=args.account_id,
@@ -187,7 +195,7 @@ class TenantEdge(pulumi.ComponentResource):
             files={m.name: _module_file(m.content, m.content_type) for m in bundle.modules if m is not main},
             compatibility_date=bundle.compatibility_date,
             compatibility_flags=list(bundle.compatibility_flags),
-            bindings=[_binding(b, targets) for b in bundle.bindings],
+            bindings=[_binding(b, targets) for b in bindings],
             observability=cf.WorkersScriptObservabilityArgs(
                 enabled=bundle.observability,
                 head_sampling_rate=bundle.logs_sampling_rate,

@@ -118,7 +118,7 @@ def _tenant(project_dir: Path, stack: str) -> None:
             zone_id=spec.zone.id,
             secrets=secrets,
             api_token=pulumi.Config("cloudflare").get_secret("apiToken"),
-            dispatch=_dispatch_target(spec, platform) if platform.isolation == "dispatch" else None,
+            dispatch=_dispatch_target(spec, platform) if bundle.isolation == "dispatch" else None,
         ),
     )
     pulumi.export(outputs.SCRIPT_NAME, edge.script_name)

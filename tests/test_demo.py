@@ -72,3 +72,15 @@ def test_demo_refuses_a_workdir_that_holds_anything(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "exists and is not empty" in result.output
     assert (workdir / "passphrase").read_text() == "the real one\n"
+
+
+def test_demo_in_dispatch_mode_goes_through_the_dispatcher(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    args = ["demo", "--workdir", str(workdir), "--config-ttl", "1", "--isolation", "dispatch"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())  # the console wraps long lines
+    assert "behind the dispatcher (dispatch mode)" in out and "isolation: dispatch" in out
+    assert '(no tenant): HTTP 404 {"error":"unknown_host"}' in out
+    assert '"stored":true' in out and "HTTP 401" in out and "GET / now serves v4 from kv" in out
+    assert not workdir.exists()

@@ -78,7 +78,7 @@ RELAY = {"name": "RELAY_KEY", "type": "secret_text", "text": "a2V5"}
 
 def test_pack_lists_every_rule_once_with_kebab_names_and_one_sentence() -> None:
     names = [p.name for p in PACK.policies]
-    assert len(names) == len(set(names)) == 13
+    assert len(names) == len(set(names)) == 15
     for policy in PACK.policies:
         assert policy.name == policy.name.lower() and " " not in policy.name
         assert policy.description.endswith(".") and policy.description.count(". ") == 0

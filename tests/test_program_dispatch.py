@@ -195,3 +195,38 @@ def test_workers_mode_bundles_ignore_the_dispatch_only_fields() -> None:
 def test_a_tenant_before_its_platform_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ProviderRejected, match=r"deploy the platform stack \(prod\) in dispatch mode first"):
         OfflineSession(dispatch_project(tmp_path), "prod.acme", config=stack_config(), account=fresh_account()).run()
+
+
+def test_moving_one_tenant_keeps_its_kv_and_d1_and_never_leaves_its_hostnames_unserved(tmp_path: Path) -> None:
+    """docs/dispatch-mode.md, "Moving a tenant": pinned → staged (both paths serve) → moved."""
+    project = dispatch_project(tmp_path)
+    fake = fresh_account()
+    run_offline(project, "prod", account=fake)
+
+    def stage(**overrides: Any) -> OfflineRun:
+        return OfflineSession(project, "prod.acme", config=stack_config(tenant(**overrides)), account=fake).run()
+
+    pinned, staged, moved = stage(isolation="workers"), stage(keep_account_worker=True), stage()
+    stores = {KV_NAMESPACE, "cloudflare:index/d1Database:D1Database"}
+
+    def kept(run: OfflineRun) -> list[tuple[str, str, str]]:
+        return sorted((r.type, r.name, r.id or "") for r in run.resources if r.type in stores)
+
+    assert kept(pinned) == kept(staged) == kept(moved), "same names, same ids: KV and D1 are kept"
+    assert [s.inputs["scriptName"] for s in pinned.of_type(SCRIPT)] == ["clawdbot-prod-acme"]
+    assert not [r for r in pinned.of_type(DYNAMIC) if "script_name" in r.inputs]
+    # Staged: the account Worker still holds its routes and domains while the user Worker is routed.
+    (account_worker,) = staged.of_type(SCRIPT)
+    assert "EDGE_ISOLATION" not in {b["name"] for b in account_worker.inputs["bindings"]}, "cron path stays closed"
+    assert staged.of_type(ROUTE) and staged.of_type(CUSTOM_DOMAIN)
+    assert [r.name for r in staged.of_type(DYNAMIC) if "script_name" in r.inputs] == ["acme-user-worker"]
+    assert {r.inputs["keyName"] for r in staged.of_type(KV) if r.name.startswith("acme-routing-")}
+    # Moved: only the user Worker is left.
+    assert not moved.of_type(SCRIPT) and not moved.of_type(ROUTE)
+
+
+def test_a_tenant_cannot_ask_for_dispatch_mode_the_platform_does_not_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"clawdbot:tenant\.isolation: dispatch needs the platform stack"):
+        OfflineSession(REPO_ROOT, "prod.acme", config=stack_config(tenant(isolation="dispatch"))).run()
+    with pytest.raises(ConfigError, match=r"clawdbot:tenant\.keep_account_worker: only means something"):
+        OfflineSession(REPO_ROOT, "prod.acme", config=stack_config(tenant(keep_account_worker=True))).run()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from orchestrator.core.model import Isolation
 from orchestrator.ops.demo import DemoOptions, run_demo
 
 
@@ -31,7 +32,15 @@ from orchestrator.ops.demo import DemoOptions, run_demo
     help="Shorten the Worker's config cache TTL to this many seconds instead of waiting out the "
     "real one after the config push.",
 )
-def demo(workdir: Path | None, keep: bool, port: int, config_ttl: int | None) -> None:
+@click.option(
+    "--isolation",
+    type=click.Choice(["workers", "dispatch"]),
+    default="workers",
+    show_default=True,
+    help="workers: each tenant an account Worker. dispatch: Workers for Platforms, each tenant a user "
+    "Worker behind the real dispatch and outbound Workers (a local namespace binding, no Cloudflare).",
+)
+def demo(workdir: Path | None, keep: bool, port: int, config_ttl: int | None, isolation: str) -> None:
     """Walk through the local edge with the example tenants (about a minute).
 
     Brings up acme and globex in workerd with fresh random secrets, prints the fleet health
@@ -40,4 +49,5 @@ def demo(workdir: Path | None, keep: bool, port: int, config_ttl: int | None) ->
     `npm ci` in worker_src (scripts/demo.sh does both). Your project, secrets and any running
     local edge are not touched.
     """
-    run_demo(DemoOptions(workdir=workdir, keep=keep, port=port, config_ttl_seconds=config_ttl))
+    mode: Isolation = "dispatch" if isolation == "dispatch" else "workers"
+    run_demo(DemoOptions(workdir=workdir, keep=keep, port=port, config_ttl_seconds=config_ttl, isolation=mode))

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import load_platform_spec
 from orchestrator.local_edge import LocalEdge, prepare_tenants, push_config
 from orchestrator.local_edge.runtime import DEFAULT_HOST, DEFAULT_PORT, RuntimeInfo, Status
 from orchestrator.ops.health import health_table, local_checks
@@ -87,7 +88,15 @@ def up(tenants: tuple[str, ...], host: str, port: int, config_ttl: int | None, t
         tenants=list(tenants) or None,
         progress=_progress,
     )
-    info = edge.up(prepared, host=host, port=port, config_ttl_seconds=config_ttl, timeout_s=timeout, progress=_progress)
+    info = edge.up(
+        prepared,
+        host=host,
+        port=port,
+        config_ttl_seconds=config_ttl,
+        timeout_s=timeout,
+        progress=_progress,
+        platform=load_platform_spec(settings.project_dir),
+    )
     click.echo(f"local edge running at {info.url} (pid {info.pid}); {len(info.tenants)} tenant(s):")
     for line in describe(info):
         click.echo(line)

@@ -13,7 +13,15 @@ from functools import cache
 
 from orchestrator.core import contract as edge_contract
 from orchestrator.core.contract import WORKER_SRC
-from orchestrator.core.model import FrozenModel, PlatformSpec, TenantSpec, fleet_prefix, resource_prefix, route_host
+from orchestrator.core.model import (
+    FrozenModel,
+    Isolation,
+    PlatformSpec,
+    TenantSpec,
+    fleet_prefix,
+    resource_prefix,
+    route_host,
+)
 
 DISPATCH_SRC = WORKER_SRC / "src" / "dispatch"
 DISPATCHER_MAIN = "dispatcher.js"
@@ -36,6 +44,11 @@ def platform_name(platform: PlatformSpec, role: str) -> str:
 def namespace_name(platform: PlatformSpec) -> str:
     """One dispatch namespace per environment (renaming it replaces it, and with it every user Worker)."""
     return fleet_prefix(platform.environment)
+
+
+def isolation_of(spec: TenantSpec, platform: PlatformSpec) -> Isolation:
+    """The tenant's own choice, else the platform's."""
+    return spec.isolation or platform.isolation
 
 
 def plan_of(spec: TenantSpec, platform: PlatformSpec) -> str:
@@ -69,7 +82,13 @@ def dispatch_problems(spec: TenantSpec, platform: PlatformSpec) -> list[tuple[st
     problems: list[tuple[str, str]] = []
     if spec.plan is not None and spec.plan not in platform.plans:
         problems.append(("plan", f"{spec.plan!r} is not a platform plan ({', '.join(platform.plans)})"))
-    if platform.isolation != "dispatch":
+    if spec.isolation == "dispatch" and platform.isolation != "dispatch":
+        problems.append(
+            ("isolation", "dispatch needs the platform stack in dispatch mode (its namespace and dispatcher)")
+        )
+    if spec.keep_account_worker and isolation_of(spec, platform) != "dispatch":
+        problems.append(("keep_account_worker", "only means something while moving to dispatch mode"))
+    if isolation_of(spec, platform) != "dispatch":
         return problems
     for index, pattern in enumerate(spec.routes):
         host = route_host(pattern)
@@ -80,6 +99,11 @@ def dispatch_problems(spec: TenantSpec, platform: PlatformSpec) -> list[tuple[st
         elif pattern != f"{host}/*":
             problems.append((f"routes[{index}]", f"{pattern!r}: dispatch mode routes whole hostnames; use '{host}/*'"))
     return problems
+
+
+def whole_host_routes(routes: Sequence[str]) -> list[str]:
+    """The routes a tenant needs for dispatch mode: each route's hostname, whole (the move procedure's step)."""
+    return list(dict.fromkeys(f"{route_host(r)}/*" for r in routes))
 
 
 class RoutingEntry(FrozenModel):

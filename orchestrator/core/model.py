@@ -181,6 +181,11 @@ class TenantSpec(StrictModel):
     """Dispatch mode: the platform plan whose limits the dispatcher applies (default: the platform's)."""
     egress: Annotated[list[EgressPattern], Field(max_length=MAX_EGRESS)] = []
     """Dispatch mode: hosts the tenant's Worker may fetch (the outbound Worker refuses the rest)."""
+    isolation: Isolation | None = None
+    """Overrides the platform's isolation for this tenant (pin `workers` while others move)."""
+    keep_account_worker: bool = False
+    """Moving to dispatch mode: keep the account Worker, its routes, domains and cron serving until the
+    hostnames point at the SaaS zone (docs/dispatch-mode.md); then set it back to false."""
 
     @field_validator("routes")
     @classmethod

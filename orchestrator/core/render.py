@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from orchestrator.core import contract as edge_contract
 from orchestrator.core.contract import WORKER_SRC
 from orchestrator.core.crypto import config_payload_text
-from orchestrator.core.dispatch import RoutingEntry, plan_of, routing_entries, script_tags
+from orchestrator.core.dispatch import RoutingEntry, isolation_of, plan_of, routing_entries, script_tags
 from orchestrator.core.migrations import Migration, bundled_migrations
 from orchestrator.core.model import FrozenModel, Isolation, PlatformSpec, TenantSpec, host_for, resource_prefix
 
@@ -83,6 +83,8 @@ class EdgeBundle(FrozenModel):
     """Dispatch mode: the user Worker's tags (tenant, plan, env, fleet)."""
     routing: tuple[RoutingEntry, ...] = ()
     """Dispatch mode: the tenant's entries in the platform's routing KV."""
+    keep_account_worker: bool = False
+    """Dispatch mode, while moving: the account Worker and its routes stay alongside the user Worker."""
     bundle_hash: str
     """sha256 over everything above: equal hashes mean nothing to deploy."""
 
@@ -125,7 +127,7 @@ def _bindings(spec: TenantSpec, platform: PlatformSpec) -> tuple[Binding, ...]:
         Binding(name=name("relay_key"), type="secret_text", target="relay_key"),
         Binding(name=name("tenant_id"), type="plain_text", target=spec.id),
     )
-    if platform.isolation == "dispatch":
+    if isolation_of(spec, platform) == "dispatch":
         # Opens the user Worker's internal cron path, which only the dispatcher can reach.
         isolation = edge_contract.contract()["dispatch"]["isolation_binding"]
         return (*bindings, Binding(name=isolation, type="plain_text", target="dispatch"))
@@ -180,10 +182,11 @@ def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
         "d1_location_hint": spec.d1_location_hint,
         "relay_key_generation": spec.relay_key_generation,
     }
-    if platform.isolation == "dispatch":
+    if isolation_of(spec, platform) == "dispatch":
         # Only in dispatch mode, so a workers-mode bundle hashes exactly as before the switch existed.
         fields |= {
             "isolation": "dispatch",
+            "keep_account_worker": spec.keep_account_worker,
             "plan": plan_of(spec, platform),
             "tags": script_tags(spec, platform),
             "routing": routing_entries(spec, platform),

@@ -58,6 +58,25 @@ class TenantPlan(FrozenModel):
     hostnames: tuple[str, ...]
     bundle_hash: str
     config_version: int
+    egress: tuple[str, ...] = ()
+    """Dispatch mode: the tenant's allow-list, the outbound Worker's parameters for its user Worker."""
+
+
+class PlanKvEntry(FrozenModel):
+    key: str
+    value: str
+    metadata: str | None = None
+
+
+class DispatchPlan(FrozenModel):
+    """Dispatch mode: the real dispatch and outbound Workers in front of every tenant (tools/dispatch.mjs)."""
+
+    settings: dict[str, Any]
+    """What the platform stack renders into `settings.js` (orchestrator.core.dispatch.dispatch_settings)."""
+    compatibility_date: str
+    routes_kv: str
+    """The routing KV namespace's local id (persisted like the tenants', rewritten at every start)."""
+    routing: tuple[PlanKvEntry, ...]
 
 
 class RuntimePlan(FrozenModel):
@@ -76,6 +95,8 @@ class RuntimePlan(FrozenModel):
     """The Worker's config cache TTL in this runtime (the contract's, unless overridden for a test)."""
     contract: dict[str, Any]
     tenants: tuple[TenantPlan, ...]
+    dispatch: DispatchPlan | None = None
+    """Set in dispatch mode: requests go to the dispatcher, which routes them by hostname."""
 
 
 def local_routes(bundle: EdgeBundle) -> tuple[str, ...]:
@@ -83,6 +104,8 @@ def local_routes(bundle: EdgeBundle) -> tuple[str, ...]:
 
     Miniflare matches them like Cloudflare does (host, optional leading `*`, path prefix with
     trailing `*`, most specific first), so a path-restricted route stays path-restricted locally.
+    In dispatch mode they only say which hostnames reach the tenant: the runner gives the user
+    Worker no route, so only the dispatcher is reachable, as on Cloudflare.
     """
     return (*bundle.routes, *(f"{domain}/*" for domain in bundle.custom_domains))
 
@@ -120,6 +143,7 @@ def tenant_plan(
     relay_key_b64: str,
     kv_values: Mapping[str, str],
     config_ttl_seconds: int | None = None,
+    egress: tuple[str, ...] = (),
 ) -> TenantPlan:
     """One tenant's runtime entry; `kv_values` must hold exactly the bundle's KV entries."""
     wanted = {entry.key for entry in bundle.kv_entries}
@@ -156,6 +180,7 @@ def tenant_plan(
         hostnames=bundle.hostnames,
         bundle_hash=bundle.bundle_hash,
         config_version=bundle.config_version,
+        egress=egress,
     )
 
 
@@ -189,6 +214,7 @@ def runtime_plan(
     token: str,
     contract: dict[str, Any],
     config_ttl_seconds: int | None = None,
+    dispatch: DispatchPlan | None = None,
 ) -> RuntimePlan:
     check_distinct(plans)
     return RuntimePlan(
@@ -203,4 +229,27 @@ def runtime_plan(
         ),
         contract=contract,
         tenants=tuple(plans),
+        dispatch=dispatch,
+    )
+
+
+LOCAL_ROUTES_KV = "clawdbot-local-routes"
+
+
+def dispatch_plan(bundles: list[EdgeBundle], settings: dict[str, Any], compatibility_date: str) -> DispatchPlan:
+    """The dispatcher's side of the runtime: the routing entries the tenant stacks would write."""
+    seen: dict[str, str] = {}
+    entries: list[PlanKvEntry] = []
+    for bundle in bundles:
+        if bundle.isolation != "dispatch":
+            raise ConfigError(f"tenant {bundle.tenant}: a workers-mode bundle in a dispatch-mode local edge")
+        for entry in bundle.routing:
+            owner = seen.setdefault(entry.key, bundle.tenant)
+            if owner != bundle.tenant:
+                raise ConfigError(
+                    f"tenant {bundle.tenant}: routing key {entry.key!r} is also written by tenant {owner}"
+                )
+            entries.append(PlanKvEntry(key=entry.key, value=entry.value, metadata=entry.metadata))
+    return DispatchPlan(
+        settings=settings, compatibility_date=compatibility_date, routes_kv=LOCAL_ROUTES_KV, routing=tuple(entries)
     )

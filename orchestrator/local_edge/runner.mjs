@@ -18,6 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const WORKER_SRC = join(HERE, '..', '..', 'worker_src');
 const MIGRATIONS_TOOL = join(WORKER_SRC, 'tools', 'migrations.mjs');
+const DISPATCH_TOOL = join(WORKER_SRC, 'tools', 'dispatch.mjs');
 const require = createRequire(join(WORKER_SRC, 'package.json'));
 const { Miniflare, Log, LogLevel } = await import(pathToFileURL(require.resolve('miniflare')).href);
 
@@ -52,8 +53,11 @@ async function readStdin() {
 /** @param {string} text */
 const sha256 = (text) => createHash('sha256').update(text, 'utf8').digest('hex');
 
-/** One tenant's Miniflare worker options, from its plan (bindings already resolved by the Python side). */
-function tenantWorker(t) {
+/**
+ * One tenant's Miniflare worker options, from its plan (bindings already resolved by the Python side). A user
+ * Worker (dispatch mode) gets no route: like on Cloudflare, only the dispatcher reaches it.
+ */
+function tenantWorker(t, routed = true) {
 	const root = `/clawdbot/${t.worker}`;
 	// Miniflare runs the first module as the main one.
 	const ordered = [...t.modules.filter((m) => m.name === t.main_module), ...t.modules.filter((m) => m.name !== t.main_module)];
@@ -63,7 +67,7 @@ function tenantWorker(t) {
 		modules: ordered.map((m) => ({ type: 'ESModule', path: `${root}/${m.name}`, contents: m.content })),
 		compatibilityDate: t.compatibility_date,
 		compatibilityFlags: t.compatibility_flags,
-		routes: t.routes,
+		routes: routed ? t.routes : [],
 		bindings: {},
 		kvNamespaces: {},
 		d1Databases: {},
@@ -125,6 +129,37 @@ async function controlWorker(plan) {
 	};
 }
 
+/** Workers mode: the fallback (unknown hosts) and every tenant on its routes. Dispatch mode: the dispatcher first. */
+async function frontWorkers(plan) {
+	if (!plan.dispatch) {
+		const fallback = { name: FALLBACK_WORKER, modules: true, script: FALLBACK_SCRIPT, compatibilityDate: plan.control_compatibility_date };
+		return [fallback, ...plan.tenants.map((t) => tenantWorker(t))];
+	}
+	// The same wiring the dispatch tests use: the real dispatcher and outbound Worker, a namespace binding
+	// of the dispatcher API's shape over one service binding per user Worker (worker_src/tools/dispatch.mjs).
+	const { dispatchWorkers } = await import(pathToFileURL(DISPATCH_TOOL).href);
+	return dispatchWorkers({
+		settings: plan.dispatch.settings,
+		compatibilityDate: plan.dispatch.compatibility_date,
+		routesKv: plan.dispatch.routes_kv,
+		users: plan.tenants.map((t) => ({ script: t.worker, tenant: t.tenant, egress: t.egress, options: tenantWorker(t, false) })),
+	});
+}
+
+/** Rewrites the routing KV from the plan: entries of tenants no longer run must not route anywhere. */
+async function seedRouting(mf, plan) {
+	const { DISPATCH_WORKER } = await import(pathToFileURL(DISPATCH_TOOL).href);
+	const kv = await mf.getKVNamespace(plan.dispatch.settings.contract.dispatch.bindings.routes, DISPATCH_WORKER);
+	for (let cursor; ;) {
+		const page = await kv.list(cursor ? { cursor } : {});
+		await Promise.all(page.keys.map((k) => kv.delete(k.name)));
+		if (page.list_complete) break;
+		cursor = page.cursor;
+	}
+	for (const e of plan.dispatch.routing) await kv.put(e.key, e.value, e.metadata ? { metadata: JSON.parse(e.metadata) } : {});
+	log(`dispatch mode: ${plan.dispatch.routing.length} routing entries written`);
+}
+
 async function writeAtomically(path, text) {
 	const tmp = `${path}.${process.pid}.tmp`;
 	await writeFile(tmp, text, { mode: 0o600 });
@@ -147,11 +182,7 @@ async function main() {
 		log: new Log(LogLevel.INFO),
 		// A placeholder request.cf instead of fetching Cloudflare's: loopback only, no network at start.
 		cf: false,
-		workers: [
-			{ name: FALLBACK_WORKER, modules: true, script: FALLBACK_SCRIPT, compatibilityDate: plan.control_compatibility_date },
-			...plan.tenants.map(tenantWorker),
-			await controlWorker(plan),
-		],
+		workers: [...(await frontWorkers(plan)), await controlWorker(plan)],
 	});
 	current = mf;
 	let stopping = false;
@@ -182,6 +213,7 @@ async function main() {
 	if (failed.length) {
 		throw new Error(failed.map((r) => `tenant ${r.tenant}: ${r.error}`).join('; '));
 	}
+	if (plan.dispatch) await seedRouting(mf, plan);
 	const byTenant = Object.fromEntries(results.map((r) => [r.tenant, r]));
 	for (const r of results) {
 		log(`tenant ${r.tenant}: KV seeded, migrations applied ${JSON.stringify(r.applied)} (already there: ${r.skipped.length})`);
@@ -201,6 +233,7 @@ async function main() {
 				runtime_ready_ms: Math.round(runtimeReadyMs),
 				ready_ms: Math.round(readyMs),
 				config_ttl_seconds: plan.config_ttl_seconds,
+				isolation: plan.dispatch ? 'dispatch' : 'workers',
 				tenants: plan.tenants.map((t) => describeTenant(t, byTenant[t.tenant])),
 			},
 			null,

@@ -22,13 +22,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.config.atomic_file import write_atomically
 from orchestrator.core.contract import WORKER_SRC, contract
+from orchestrator.core.dispatch import dispatch_settings
+from orchestrator.core.model import PlatformSpec
 from orchestrator.local_edge import process
 from orchestrator.local_edge.client import ControlClient, EdgeClient
 from orchestrator.local_edge.deploy import PreparedTenant
 from orchestrator.local_edge.errors import LocalEdgeError, NotRunningError
 from orchestrator.local_edge.keys import control_token
 from orchestrator.local_edge.layout import StateLayout
-from orchestrator.local_edge.plan import runtime_plan, tenant_plan
+from orchestrator.local_edge.plan import dispatch_plan, runtime_plan, tenant_plan
 
 RUNNER = process.RUNNER_SCRIPT
 MINIFLARE_PACKAGE = WORKER_SRC / "node_modules" / "miniflare" / "package.json"
@@ -92,6 +94,7 @@ class RuntimeInfo(_Info):
     ready_ms: int
     config_ttl_seconds: int
     tenants: list[TenantInfo]
+    isolation: Literal["workers", "dispatch"] = "workers"
 
     def tenant(self, tenant: str) -> TenantInfo:
         for info in self.tenants:
@@ -233,11 +236,23 @@ class LocalEdge:
         config_ttl_seconds: int | None = None,
         timeout_s: float = 120.0,
         progress: Progress | None = None,
+        platform: PlatformSpec | None = None,
     ) -> RuntimeInfo:
-        """Start the runtime with these tenants; recovers a dead one, refuses to start twice."""
+        """Start the runtime with these tenants; recovers a dead one, refuses to start twice.
+
+        Dispatch-mode bundles need `platform` (its plans and names): they run behind the real
+        dispatch and outbound Workers, reachable only through the dispatcher, as on Cloudflare.
+        """
         say = progress or (lambda _message: None)
         if not tenants:
             raise LocalEdgeError("no tenants to run")
+        dispatch = None
+        if any(t.bundle.isolation == "dispatch" for t in tenants):
+            if platform is None or platform.isolation != "dispatch":
+                raise LocalEdgeError("dispatch-mode tenants need the platform spec in dispatch mode")
+            dispatch = dispatch_plan(
+                [t.bundle for t in tenants], dispatch_settings(platform), platform.compatibility_date.isoformat()
+            )
         with self.locked():
             status = self.status()
             if status.state in ("running", "starting"):
@@ -252,6 +267,7 @@ class LocalEdge:
                     relay_key_b64=t.relay_key_b64,
                     kv_values=t.kv_values,
                     config_ttl_seconds=config_ttl_seconds,
+                    egress=tuple(t.spec.egress),
                 )
                 for t in tenants
             ]
@@ -265,8 +281,10 @@ class LocalEdge:
                 token=control_token(self.layout),
                 contract=contract(),
                 config_ttl_seconds=config_ttl_seconds,
+                dispatch=dispatch,
             )
-            say(f"starting workerd (Miniflare) with {len(plans)} tenant(s) on {host}:{port or 'a free port'}")
+            mode = " behind the dispatcher (dispatch mode)" if dispatch else ""
+            say(f"starting workerd (Miniflare) with {len(plans)} tenant(s){mode} on {host}:{port or 'a free port'}")
             return self._spawn(node, plan.model_dump_json().encode(), timeout_s, say)
 
     def _spawn(self, node: str, plan: bytes, timeout_s: float, say: Progress) -> RuntimeInfo:

@@ -48,10 +48,10 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 from orchestrator.config.ownership import OWNERSHIP_POLICY, fleet_policy_config
 from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
 from orchestrator.core.errors import ConfigError, EdgeError, SetupError
-from orchestrator.core.names import is_tenant_stack
+from orchestrator.core.names import PLATFORM_STACK, is_tenant_stack
 from orchestrator.core.pack import PACK_DIR, pack_module
 from orchestrator.offline.cloudflare_mock import FakeAccount
-from orchestrator.offline.session import UNKNOWN, project_account, run_offline
+from orchestrator.offline.session import UNKNOWN, deployed_platform, project_account, run_offline
 
 CROSS_STACK_POLICIES = ("kv-titles-unique",)
 """Stack policies also run over the union of all stacks: Cloudflare enforces them per account."""
@@ -479,7 +479,10 @@ def offline_runner(project_dir: Path) -> OfflineRunner:
     zones = project_account(project_dir).zones
 
     def run(project_dir: Path, stack: str, preview: bool) -> Sequence[ResourceLike]:
-        return run_offline(project_dir, stack, preview=preview, account=FakeAccount(zones=dict(zones))).resources
+        account = FakeAccount(zones=dict(zones))
+        if stack != PLATFORM_STACK:
+            account = deployed_platform(project_dir, account)
+        return run_offline(project_dir, stack, preview=preview, account=account).resources
 
     return run
 

@@ -19,7 +19,14 @@ import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
 from orchestrator.config.stack_file import Segment, map_secure, secure_key_paths
-from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, project_name, read_stack_config, tenant_stacks
+from orchestrator.config.tenant_config import (
+    PLATFORM_KEY,
+    SECRETS_KEY,
+    TENANT_KEY,
+    project_name,
+    read_stack_config,
+    tenant_stacks,
+)
 from orchestrator.core.errors import ConfigError, EdgeError
 from orchestrator.core.names import PLATFORM_STACK, platform_reference
 from orchestrator.offline.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
@@ -141,6 +148,21 @@ def project_account(project_dir: Path) -> FakeAccount:
     return account
 
 
+def deployed_platform(project_dir: Path, account: FakeAccount) -> FakeAccount:
+    """`account` as a tenant stack finds it once the platform stack is up: in dispatch mode that is
+    the namespace and the routing KV a tenant's StackReference reads (a no-op in workers mode)."""
+    try:
+        platform = read_stack_config(project_dir, PLATFORM_STACK).get(PLATFORM_KEY) or {}
+    except ConfigError:
+        return account  # no platform file: the tenant run says what is missing
+    if isinstance(platform, dict) and platform.get("isolation") == "dispatch":
+        saas = platform.get("saas_zone") or {}
+        if isinstance(saas, dict) and saas.get("id") and saas.get("name"):
+            account.zones.setdefault(str(saas["id"]), str(saas["name"]))
+        OfflineSession(project_dir, PLATFORM_STACK, account=account).run()
+    return account
+
+
 def stack_runtime_config(
     project_dir: Path, stack: str, secret_values: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], list[str]]:
@@ -225,7 +247,11 @@ class OfflineSession:
             self.config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
             default = [SECRETS_KEY] if SECRETS_KEY in config else []
             self.secret_keys = list(default if secret_keys is None else secret_keys)
-        self.mocks = CloudflareMocks(account if account is not None else project_account(project_dir), preview=preview)
+        if account is None:
+            account = project_account(project_dir)
+            if stack != PLATFORM_STACK:
+                account = deployed_platform(project_dir, account)
+        self.mocks = CloudflareMocks(account, preview=preview)
         self.monitor = RecordingMonitor(self.mocks)
         self.preview = preview
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator.config.stack_file import set_value
-from orchestrator.config.tenant_config import TENANT_KEY
+from orchestrator.config.tenant_config import TENANT_KEY, load_platform_spec
 from orchestrator.core.contract import REPO_ROOT, contract
 from orchestrator.core.crypto import webhook_signature
+from orchestrator.core.model import Isolation
 from orchestrator.core.names import stack_file, tenant_stack
 from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, push_config, tenant_request
 from orchestrator.local_edge.errors import LocalEdgeError
@@ -28,6 +29,7 @@ from orchestrator.ops.health import health_table
 from orchestrator.ops.scratch import copy_examples, write_passphrase_file
 
 WEBHOOK_TENANT = "acme"
+UNKNOWN_HOST = "nobody.example.org"
 NEW_GREETING = "Hello from Acme, pushed live by the demo"
 
 
@@ -41,6 +43,8 @@ class DemoOptions:
     config_ttl_seconds: int | None = None
     """None: the Worker's real config cache TTL (the demo waits it out)."""
     source: Path = REPO_ROOT
+    isolation: Isolation = "workers"
+    """`dispatch`: the tenants as user Workers behind the real dispatch and outbound Workers."""
 
 
 class Demo:
@@ -81,16 +85,26 @@ class Demo:
     def _walk(self, root: Path, edge: LocalEdge) -> None:
         self.step("A scratch copy of the example tenants, with fresh secrets")
         passphrase_file = root / "passphrase"
-        project = copy_examples(self.options.source, root / "project", write_passphrase_file(passphrase_file))
+        isolation = self.options.isolation
+        project = copy_examples(
+            self.options.source, root / "project", write_passphrase_file(passphrase_file), isolation
+        )
+        if isolation == "dispatch":
+            self.note("dispatch mode: the platform stack says isolation: dispatch; tenant routes are whole hostnames")
         for name, values in project.secrets.items():
             file_name = stack_file(project.root, tenant_stack(name)).name
             self.note(f"{name}: {file_name}, secrets {', '.join(values)} (random, never shown)")
         self.note(f"passphrase file {passphrase_file} (0600); nothing leaves {root}")
 
-        self.step("Bring up the local edge: every tenant in one workerd, routed by hostname")
+        routed_by = "the dispatcher, by hostname" if isolation == "dispatch" else "hostname"
+        self.step(f"Bring up the local edge: every tenant in one workerd, routed by {routed_by}")
         prepared = prepare_tenants(project.root, edge.layout, passphrase_file=passphrase_file, progress=self.note)
         info = edge.up(
-            prepared, port=self.options.port, config_ttl_seconds=self.options.config_ttl_seconds, progress=self.note
+            prepared,
+            port=self.options.port,
+            config_ttl_seconds=self.options.config_ttl_seconds,
+            progress=self.note,
+            platform=load_platform_spec(project.root),
         )
         for tenant in info.tenants:
             applied = ", ".join(tenant.migrations.applied) or "already applied"
@@ -102,6 +116,9 @@ class Demo:
 
         self.step("Fleet health")
         self._health(edge, info)
+        if info.isolation == "dispatch":
+            nobody = edge.edge_client().request(UNKNOWN_HOST, "GET", "/")
+            self.note(f"the dispatcher, for {UNKNOWN_HOST} (no tenant): HTTP {nobody.status} {nobody.body.decode()}")
 
         self.step(f"A correctly signed webhook to {WEBHOOK_TENANT}, then a forged one")
         acme = info.tenant(WEBHOOK_TENANT)

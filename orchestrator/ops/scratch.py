@@ -18,7 +18,9 @@ from typing import Any
 
 from orchestrator.config.secrets_provider import new_encryption_salt
 from orchestrator.config.stack_file import load_stack_file, set_secrets, set_value
-from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, tenant_stacks
+from orchestrator.config.tenant_config import PLATFORM_KEY, SECRETS_KEY, TENANT_KEY, tenant_stacks
+from orchestrator.core.dispatch import whole_host_routes
+from orchestrator.core.model import Isolation
 from orchestrator.core.names import PLATFORM_STACK, stack_file, tenant_stack
 
 PROJECT_FILES = ("Pulumi.yaml", f"Pulumi.{PLATFORM_STACK}.yaml")
@@ -50,14 +52,22 @@ class ScratchProject:
         self.salt = new_encryption_salt(passphrase)
         self.secrets: dict[str, dict[str, str]] = {}
         """Tenant → secret name → plaintext (in memory only; the demo signs webhooks with them)."""
+        self.isolation: Isolation = "workers"
         root.mkdir(parents=True, exist_ok=True)
         if source is not None:
             for name in PROJECT_FILES:
                 shutil.copyfile(source / name, root / name)
 
+    def use_isolation(self, isolation: Isolation) -> None:
+        """Switch the platform stack; dispatch mode routes whole hostnames, so later tenants get those."""
+        set_value(stack_file(self.root, PLATFORM_STACK), f"{PLATFORM_KEY}.isolation", isolation)
+        self.isolation = isolation
+
     def add_tenant(self, tenant: dict[str, Any], values: Mapping[str, str] | None = None) -> Path:
         """Write `Pulumi.prod.<id>.yaml` holding `tenant` and a fresh (or given) value per secret name."""
         path = stack_file(self.root, tenant_stack(str(tenant["id"])))
+        if self.isolation == "dispatch":
+            tenant = {**tenant, "routes": whole_host_routes(tenant.get("routes", []))}
         # The shared salt goes in first so set_secrets finds it instead of deriving a new key.
         path.write_text(f"encryptionsalt: {json.dumps(self.salt)}\nconfig: {{}}\n", encoding="utf-8")
         os.chmod(path, 0o600)
@@ -70,9 +80,11 @@ class ScratchProject:
         return path
 
 
-def copy_examples(source: Path, dest: Path, passphrase: str) -> ScratchProject:
+def copy_examples(source: Path, dest: Path, passphrase: str, isolation: Isolation = "workers") -> ScratchProject:
     """Every tenant of `source` (the checkout's examples) re-created in `dest` with fresh secrets."""
     project = ScratchProject(dest, passphrase, source=source)
+    if isolation != "workers":
+        project.use_isolation(isolation)
     for stack in tenant_stacks(source):
         tenant = load_stack_file(stack_file(source, stack)).get(TENANT_KEY)
         if isinstance(tenant, dict):

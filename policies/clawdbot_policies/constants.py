@@ -38,3 +38,11 @@ STACK_CONFIG_TENANT_KEY = "clawdbot:tenant"
 """Stack config key holding the tenant spec; the engine hands it to the pack in PULUMI_CONFIG."""
 TENANT_STACK_PREFIX = "prod."
 """Tenant stacks are `prod.<tenant>`; `prod` alone is the platform stack."""
+
+DISPATCH_NAMESPACE = "cloudflare:index/workersForPlatformsDispatchNamespace:WorkersForPlatformsDispatchNamespace"
+DYNAMIC = "pulumi-python:dynamic:Resource"
+PLATFORM_SCRIPT_RE = r"^clawdbot-[a-z][a-z0-9]*--[a-z]+$"
+"""The platform's own Workers (dispatch, outbound: orchestrator.core.dispatch.platform_name) serve
+no tenant and hold no relay key; `--` never occurs in a tenant's name."""
+MAX_SCRIPT_TAGS = 8
+"""Workers for Platforms allows 8 tags per user Worker (orchestrator.core.dispatch.MAX_TAGS)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
+from .rules.dispatch import dispatch_namespace_protected, user_worker_tags
 from .rules.durability import d1_protected, kv_titles_unique
 from .rules.limits import compatibility_date_fresh, cron_schedules_limit, script_size_limit
 from .rules.ownership import hostname_ownership
@@ -30,4 +31,6 @@ POLICIES: list[Policy] = [
     compatibility_date_fresh,
     script_size_limit,
     cron_schedules_limit,
+    dispatch_namespace_protected,
+    user_worker_tags,
 ]

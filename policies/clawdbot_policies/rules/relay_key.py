@@ -7,6 +7,8 @@ the dashboard) and that the key material is generated at the contract's size (Ra
 
 from __future__ import annotations
 
+import re
+
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
 from .. import constants as c
@@ -29,6 +31,8 @@ def relay_key_binding_validator(args: ResourceValidationArgs, report_violation: 
     if args.resource_type != c.SCRIPT:
         return
     script = get_str(args.props, "scriptName") or args.name
+    if re.match(c.PLATFORM_SCRIPT_RE, script):
+        return  # the platform's dispatch and outbound Workers serve no tenant
     relay = [b for b in maps(get_list(args.props, "bindings")) if get_str(b, "name") == c.RELAY_KEY_BINDING]
     if not relay:
         report_violation(
