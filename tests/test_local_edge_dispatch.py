@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.config.stack_file import set_value
 from orchestrator.config.tenant_config import load_platform_spec
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.errors import ConfigError
@@ -115,3 +116,11 @@ def test_dispatch_mode_needs_the_platform_and_one_owner_per_hostname(tmp_path: P
     prepared = prepare_tenants(project.root, edge.layout, passphrase_file=tmp_path / "pp")
     with pytest.raises(LocalEdgeError, match="dispatch-mode tenants need the platform spec in dispatch mode"):
         edge.up(prepared, port=0)
+
+
+def test_the_local_edge_refuses_what_up_would_refuse(tmp_path: Path) -> None:
+    project = copy_examples(REPO_ROOT, tmp_path / "p", write_passphrase_file(tmp_path / "pp"), "dispatch")
+    set_value(project.root / "Pulumi.prod.acme.yaml", "clawdbot:tenant.routes", ["shop.acme.example.com/api/*"])
+    edge = LocalEdge(tmp_path / "state")
+    with pytest.raises(ConfigError, match=r"stack prod\.acme: clawdbot:tenant\.routes\[0\]: .*whole hostnames"):
+        prepare_tenants(project.root, edge.layout, passphrase_file=tmp_path / "pp")

@@ -17,8 +17,15 @@ from pathlib import Path
 from orchestrator.config.ownership import check_ownership, registry_hosts
 from orchestrator.config.secrets_provider import read_passphrase_file
 from orchestrator.config.stack_file import read_config
-from orchestrator.config.tenant_config import SECRETS_KEY, load_platform_spec, load_tenant_spec, tenant_stacks
+from orchestrator.config.tenant_config import (
+    SECRETS_KEY,
+    TENANT_KEY,
+    load_platform_spec,
+    load_tenant_spec,
+    tenant_stacks,
+)
 from orchestrator.core import crypto
+from orchestrator.core.dispatch import dispatch_problems
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.model import TenantSpec
 from orchestrator.core.names import stack_file, tenant_stack
@@ -61,6 +68,9 @@ def load_bundles(project_dir: Path, stacks: Sequence[str]) -> list[tuple[TenantS
     fleet = registry_hosts(project_dir)
     for spec in specs:
         check_ownership(spec, fleet)
+        # What `up` refuses (a path route in dispatch mode, an unknown plan) is refused here too.
+        for key, problem in dispatch_problems(spec, platform):
+            raise ConfigError(f"stack {tenant_stack(spec.id)}: {TENANT_KEY}.{key}: {problem}")
     return [(spec, render_bundle(spec, platform)) for spec in specs]
 
 
