@@ -158,7 +158,8 @@ def run_once(project: ScratchProject, passphrase: Path, state: Path, requests: i
     """One cold bring-up: ready time, RSS, and (when asked) request latencies; always torn down."""
     edge = LocalEdge(state)
     prepared = prepare_tenants(project.root, edge.layout, passphrase_file=passphrase)
-    info = edge.up(prepared, port=0, platform=load_platform_spec(project.root))
+    # 200 tenants on a loaded 2-core box can take minutes to start: the runtime default (120 s) is too short.
+    info = edge.up(prepared, port=0, platform=load_platform_spec(project.root), timeout_s=900)
     try:
         time.sleep(0.5)
         result: dict[str, float] = {"ready_ms": float(info.ready_ms), "rss": float(workerd_rss(info.pid))}
