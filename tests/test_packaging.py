@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _pins(text: str) -> dict[str, str]:
     found = re.findall(r"^([A-Za-z0-9_.\[\]-]+)==([^\s;\\]+)", text, re.MULTILINE)
-    return {re.sub(r"\[.*\]", "", name).lower().replace("_", "-"): version for name, version in found}
+    return {re.sub(r"[-_.]+", "-", re.sub(r"\[.*\]", "", name)).lower(): version for name, version in found}
 
 
 def test_pyproject_dependencies_are_the_runtime_pins() -> None:

@@ -187,7 +187,7 @@ def test_the_provider_plugins_are_the_sdks_declared_versions() -> None:
     requirements = (SCRIPTS.parent / "requirements.txt").read_text()
     expected = {
         f"resource {sdk} {version}"
-        for sdk, version in re.findall(r"^pulumi-(cloudflare|random)==(\S+)$", requirements, re.MULTILINE)
+        for sdk, version in re.findall(r"^pulumi-(cloudflare|random)==([^\s\\]+)", requirements, re.MULTILINE)
     }
     assert len(expected) == 2 and set(listed) - {""} == expected
 

@@ -236,7 +236,7 @@ def test_help() -> None:
 
 def test_cli_pin_matches_the_sdk_pin() -> None:
     requirements = (SCRIPTS.parent / "requirements.txt").read_text().splitlines()
-    sdk = next(line.split("==")[1] for line in requirements if line.startswith("pulumi=="))
+    sdk = next(line.split("==")[1].split()[0] for line in requirements if line.startswith("pulumi=="))
     assert f'PULUMI_VERSION="{sdk}"' in SCRIPT.read_text()
     assert f"# version: {sdk}" in (SCRIPTS / "pulumi-cli.sha256").read_text()
 
