@@ -419,9 +419,10 @@ def test_fleet_inputs_digest_real_files(tmp_path: Path) -> None:
     assert FleetInputs.compute(repo, repo) == first
     (repo / "worker_src" / "src" / "index.js").write_text("export default {fetch(){}}\n")
     second = FleetInputs.compute(repo, repo)
-    assert second.program_digest == first.program_digest and second.render_digest != first.render_digest
+    # The Worker's source is in every tenant's bundle: both digests move.
+    assert second.program_digest != first.program_digest and second.render_digest != first.render_digest
     (repo / "components" / "edge.py").write_text("x = 2\n")
-    assert FleetInputs.compute(repo, repo).program_digest != first.program_digest
+    assert FleetInputs.compute(repo, repo).program_digest != second.program_digest
 
 
 def test_moving_the_checkout_changes_no_digest(tmp_path: Path) -> None:
@@ -439,14 +440,16 @@ def test_program_digest_follows_what_the_program_imports(tmp_path: Path) -> None
     repo = tmp_path / "repo"
     (repo / "orchestrator" / "sub").mkdir(parents=True)
     (repo / "components").mkdir()
+    (repo / "orchestrator" / "core").mkdir()
     files = {
         "orchestrator/__init__.py": "",
-        "orchestrator/program.py": "from orchestrator import crypto\nfrom .sub import deep\n",
-        "orchestrator/crypto.py": "def f():\n    import orchestrator.lazy\n",
-        "orchestrator/lazy.py": "x = 1\n",
+        "orchestrator/program.py": "from orchestrator.core import crypto\nfrom .sub import deep\n",
+        "orchestrator/core/__init__.py": "",
+        "orchestrator/core/crypto.py": "def f():\n    import orchestrator.core.lazy\n",
+        "orchestrator/core/lazy.py": "x = 1\n",
         "orchestrator/sub/__init__.py": "",
-        "orchestrator/sub/deep.py": "from ..contract import C\n",
-        "orchestrator/contract.py": "C = 1\n",
+        "orchestrator/sub/deep.py": "from ..core.contract import C\n",
+        "orchestrator/core/contract.py": "C = 1\n",
         "orchestrator/cli.py": "import orchestrator.program\n",
     }
     for name, text in files.items():
@@ -454,11 +457,13 @@ def test_program_digest_follows_what_the_program_imports(tmp_path: Path) -> None
     found = {str(p.relative_to(repo)) for p in program_modules(repo)}
     assert found == set(files) - {"orchestrator/cli.py"}
     first = FleetInputs.compute(repo, repo)
-    (repo / "orchestrator" / "lazy.py").write_text("x = 2\n")  # imported inside a function
+    (repo / "orchestrator" / "core" / "lazy.py").write_text("x = 2\n")  # imported inside a function
     second = FleetInputs.compute(repo, repo)
     assert second.program_digest != first.program_digest
     (repo / "orchestrator" / "cli.py").write_text("# not imported by the program\n")
     assert FleetInputs.compute(repo, repo).program_digest == second.program_digest
+    (repo / "orchestrator" / "sub" / "deep.py").write_text("from ..core.contract import C  # reads values in\n")
+    assert FleetInputs.compute(repo, repo).program_digest == second.program_digest, "imported, shapes nothing"
 
 
 def test_program_digest_covers_the_real_program_modules() -> None:

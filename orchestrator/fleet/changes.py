@@ -110,6 +110,12 @@ def _files(root: Path, *patterns: str) -> list[Path]:
 PROGRAM_ENTRY = "orchestrator.program"
 CODE_PACKAGES = ("components", "orchestrator")
 """The repo's own packages; everything else the program imports is pinned by version."""
+SHAPING_MODULES = ("components", "orchestrator.core", PROGRAM_ENTRY)
+"""Of what the program imports, what decides which resources exist and what they hold. The rest
+of its import closure (`config`: stack files, settings, the passphrase file) only brings values in,
+and a change there that matters shows in the rendered bundle, which the render digest guards."""
+BUNDLE_INPUTS = ("worker_src/src/**/*", "worker_src/migrations/*", "contract/*")
+"""What a rendered bundle is made of besides the tenant's config: the Worker, its migrations, the contract."""
 
 
 def _module_file(repo_root: Path, name: str) -> Path | None:
@@ -186,6 +192,11 @@ def _parse(path: Path) -> ast.Module:
             gc.enable()
 
 
+def _shapes_resources(repo_root: Path, path: Path) -> bool:
+    name = ".".join(path.relative_to(repo_root).with_suffix("").parts).removesuffix(".__init__")
+    return any(name == module or name.startswith(module + ".") for module in SHAPING_MODULES)
+
+
 @dataclass(frozen=True)
 class FleetInputs:
     """Fleet-wide digests, computed once per run."""
@@ -195,21 +206,22 @@ class FleetInputs:
 
     @classmethod
     def compute(cls, project_dir: Path, repo_root: Path) -> FleetInputs:
+        """Program digest: what shapes the deployed resources (components, the program and the core
+        modules it imports, the bundle's inputs, Pulumi.yaml, the platform stack, provider versions).
+        The CLI, the fleet, the engine adapter, backups, the test vectors are not in it: editing them
+        redeploys nobody. Render digest: everything a render reads, so a change there re-renders
+        (cheap) and redeploys only tenants whose bundle really changed."""
         versions = [
             f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in ("pulumi", "pulumi-cloudflare", "pulumi-random")
         ]
-        # Worker source, templates and the contract shape resources only through the rendered bundle,
-        # whose hash the render digest below guards; they need not redeploy everyone by themselves.
         program = [
             *_files(repo_root, "components/**/*.py"),
-            *program_modules(repo_root),
+            *(p for p in program_modules(repo_root) if _shapes_resources(repo_root, p)),
+            *_files(repo_root, *BUNDLE_INPUTS),
             project_dir / "Pulumi.yaml",
             stack_file(project_dir, PLATFORM_STACK),
         ]
-        # Generous on purpose: a render-input change only costs a re-render, never a deploy.
-        render = _files(
-            repo_root, "orchestrator/**/*.py", "worker_src/src/**/*", "worker_src/migrations/*", "contract/*"
-        )
+        render = _files(repo_root, "orchestrator/core/**/*.py", "orchestrator/config/**/*.py", *BUNDLE_INPUTS)
         roots = (repo_root, project_dir)
         return cls(tree_digest(program, versions, roots), tree_digest(render, roots=roots))
 
