@@ -212,6 +212,9 @@ class Refuse:
     def run(self, request: OpRequest) -> StackOutcome:
         raise AssertionError(f"engine started for {request.stack}")
 
+    def prepare(self) -> None:
+        """Nothing to install: no engine runs in this benchmark."""
+
     def rollback(self, stack: str) -> StackOutcome:
         raise AssertionError("rollback")
 

@@ -25,7 +25,6 @@ from orchestrator.core.render import Binding, EdgeBundle
 
 TYPE_TOKEN = "clawdbot:edge:TenantEdge"
 RELAY_KEY_BYTES = 32
-READ_REPLICATION_DEFAULT = "disabled"
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ class TenantEdge(pulumi.ComponentResource):
             primary_location_hint=bundle.d1_location_hint,
             # Always explicit: up to TF provider v5.22 the attribute is optional, not computed, and
             # Read copies the API's object into state, so an unset one is a diff after every refresh.
-            read_replication=cf.D1DatabaseReadReplicationArgs(mode=READ_REPLICATION_DEFAULT),
+            read_replication=cf.D1DatabaseReadReplicationArgs(mode=bundle.d1_read_replication),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect_database),
         )
         migrations = D1Migrations(

@@ -19,6 +19,7 @@ from orchestrator.core.errors import StackError
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.fleet.audit import read_events
 from orchestrator.fleet.changes import Rendered
+from orchestrator.fleet.ports import StackExecutor
 from orchestrator.testing.simulated import SimulatedExecutor
 
 TENANTS = ("acme", "beta", "gamma")
@@ -321,3 +322,31 @@ def test_outputs_command_prints_masked_outputs(env: Env) -> None:
     assert env.invoke("outputs", "--tenant", "ghost").exit_code == 2
     missing = env.invoke("outputs", "--tenant", "acme", real=True)
     assert missing.exit_code == 1 and "Pulumi CLI not found" in missing.output
+
+
+def test_budget_key_and_policy_config_reach_the_run(env: Env, tmp_path: Path) -> None:
+    seen: list[Settings] = []
+    base = env.deps.executor
+
+    def capture(settings: Settings, url: str | None) -> StackExecutor:
+        seen.append(settings)
+        return base(settings, url)
+
+    env.deps.executor = capture
+    config = tmp_path / "policy.json"
+    config.write_text("{}")
+    result = env.invoke("up", "--all", "--api-budget-key", "token", "--policy-config", str(config))
+    assert result.exit_code == 0, result.output
+    assert (seen[0].api_budget_key, seen[0].policy_config) == ("token", config)
+    assert env.sim.prepared == 1, "plugins are installed once per run, before any stack"
+    preview = env.invoke("preview", "--all")
+    assert preview.exit_code == 0, preview.output
+    assert (seen[1].api_budget_key, seen[1].policy_config) == ("fleet", None)
+    assert env.invoke("up", "--all", "--api-budget-key", "user").exit_code == 2
+
+
+def test_help_says_the_budget_is_per_user_and_the_pack_always_runs(env: Env) -> None:
+    up_help = " ".join(env.invoke("up", "--help").output.split())
+    assert "1,200 requests / 5 min per user, across all of that user's API tokens" in up_help
+    assert "--policy-config" in up_help and "CLAWDBOT_POLICY_PACK_DIR" in up_help
+    assert "--policy-config" not in env.invoke("refresh", "--help").output

@@ -14,23 +14,47 @@ refresh. Sources (details in /work/notes/upstream-11.md):
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from components.tenant_edge import READ_REPLICATION_DEFAULT
-from orchestrator.config.tenant_config import load_platform_spec, tenant_stacks
+from orchestrator.config.stack_file import load_stack_file, set_value
+from orchestrator.config.tenant_config import load_platform_spec, tenant_stacks, validate_tenant
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import IGNORED, ResourceStep, classify
+from orchestrator.core.errors import ConfigError
 from orchestrator.core.resource_types import D1, SCRIPT
 from orchestrator.offline.session import run_offline
 
 
 @pytest.mark.parametrize("stack", tenant_stacks(REPO_ROOT))
-def test_d1_read_replication_is_always_explicit(stack: str) -> None:
+def test_d1_read_replication_is_always_explicit_and_disabled_unless_asked(stack: str) -> None:
     (database,) = run_offline(REPO_ROOT, stack).of_type(D1)
-    assert database.inputs["readReplication"] == {"mode": READ_REPLICATION_DEFAULT}
-    assert READ_REPLICATION_DEFAULT in ("auto", "disabled")  # the schema's only values
+    assert database.inputs["readReplication"] == {"mode": "disabled"}
+
+
+def test_a_tenant_may_ask_for_read_replicas(tmp_path: Path) -> None:
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.prod.acme.yaml"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    set_value(tmp_path / "Pulumi.prod.acme.yaml", "clawdbot:tenant.d1_read_replication", "auto")
+    (database,) = run_offline(tmp_path, "prod.acme").of_type(D1)
+    assert database.inputs["readReplication"] == {"mode": "auto"}
+
+
+@pytest.mark.parametrize("value", ["enabled", "AUTO", "", 1, None])
+def test_anything_but_the_schemas_two_modes_is_one_line_naming_the_field(value: object) -> None:
+    # The schema (schema.go above): mode is one of "auto", "disabled".
+    raw = {**_acme(), "d1_read_replication": value}
+    with pytest.raises(ConfigError, match=r"^stack prod\.acme: clawdbot:tenant\.d1_read_replication: "):
+        validate_tenant("prod.acme", raw, [], require_values=False)
+
+
+def _acme() -> dict[str, Any]:
+    config = load_stack_file(REPO_ROOT / "Pulumi.prod.acme.yaml").config
+    tenant: dict[str, Any] = config["clawdbot:tenant"]
+    return tenant
 
 
 @pytest.mark.parametrize("stack", tenant_stacks(REPO_ROOT))

@@ -287,8 +287,27 @@ def test_authorization_never_logged(
     assert "/client/v4/accounts/a" in caplog.text  # it did log, just not the sensitive parts
 
 
-def test_each_credential_has_its_own_budget(upstream: Upstream) -> None:
+# Issue 11, item 9. Upstream fact (developers.cloudflare.com/fundamentals/api/reference/limits): "The
+# global rate limit for the Cloudflare API is 1,200 requests per five minute period per user, and
+# applies cumulatively regardless of whether the request is made via the dashboard, API key, or API
+# token." Two tokens of one user share one limit, so the default is one budget for the fleet.
+
+
+def test_by_default_every_credential_spends_one_fleet_budget(upstream: Upstream) -> None:
     config = ThrottleConfig(requests=4, window_s=100, safety=0.5, time_scale=0.01)  # burst 2, 2 per s
+    assert config.budget_key == "fleet"
+    with ThrottleProxy(upstream.url, config) as proxy:
+        started = time.monotonic()
+        for auth in ("Bearer one", "Bearer two", "Bearer three"):
+            for _ in range(2):
+                assert call(proxy, "GET", "/client/v4/x", headers={"Authorization": auth})[0] == 200
+        # 6 requests from one shared burst of 2 at 2 per (scaled) second: at least 2 s of pacing.
+        assert time.monotonic() - started >= 1.5
+    assert len(proxy._buckets) == 1
+
+
+def test_with_the_token_key_each_credential_has_its_own_budget(upstream: Upstream) -> None:
+    config = ThrottleConfig(requests=4, window_s=100, safety=0.5, time_scale=0.01, budget_key="token")
     with ThrottleProxy(upstream.url, config) as proxy:
         started = time.monotonic()
         for auth in ("Bearer one", "Bearer two", "Bearer three"):
@@ -304,6 +323,8 @@ def test_unreachable_upstream_is_a_502_for_creates() -> None:
 
 
 def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="budget_key must be one of fleet, token"):
+        ThrottleConfig(budget_key="user")
     with pytest.raises(ValueError, match="safety"):
         ThrottleConfig(safety=0)
     with pytest.raises(ValueError, match="max_attempts"):

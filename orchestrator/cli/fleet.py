@@ -24,7 +24,7 @@ from orchestrator.config.tenant_config import tenant_stacks
 from orchestrator.core.drift import IGNORED
 from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.stacks import AutomationExecutor
-from orchestrator.engine.throttle import ThrottleConfig
+from orchestrator.engine.throttle import BUDGET_KEYS, ThrottleConfig
 from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
 from orchestrator.fleet.changes import Rendered, bundle_renderer
@@ -92,9 +92,44 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
         type=click.IntRange(1, 100_000),
         default=ThrottleConfig.requests,
         show_default=True,
-        help="Cloudflare API requests per 5 minutes shared by all stacks (per token).",
+        help="Cloudflare API requests per 5 minutes for one budget (see --api-budget-key).",
+    )(fn)
+    fn = click.option(
+        "--api-budget-key",
+        type=click.Choice(BUDGET_KEYS),
+        expose_value=False,
+        callback=_remember,
+        help="What one budget is counted for. Cloudflare counts 1,200 requests / 5 min per user, across all "
+        "of that user's API tokens and the dashboard, so the default is one budget for the whole fleet run "
+        "(`fleet`, or CLAWDBOT_API_BUDGET_KEY); `token` gives each credential its own, right only when "
+        "every token belongs to a different user or is account-owned.",
     )(fn)
     return _selection(fn)
+
+
+def _policy_config(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--policy-config",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember,
+        help="Per-policy settings for the policy pack every preview and up runs (the format of "
+        "`pulumi preview --policy-pack-config`, as `policy check --policy-config`); default: "
+        "CLAWDBOT_POLICY_CONFIG. The pack itself: CLAWDBOT_POLICY_PACK_DIR (default: policies/).",
+    )(fn)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep an option that only run_operation reads out of every command's signature."""
+    if value is not None and param.name:
+        ctx.meta[f"fleet.{param.name}"] = value
+
+
+def _run_settings(settings: Settings) -> Settings:
+    """Settings with this command's --api-budget-key and --policy-config applied."""
+    meta = click.get_current_context().meta
+    overrides = {name: meta[f"fleet.{name}"] for name in ("api_budget_key", "policy_config") if f"fleet.{name}" in meta}
+    return settings.model_copy(update=overrides) if overrides else settings
 
 
 def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, str | None, str], None]]:
@@ -131,7 +166,7 @@ def run_operation(
     gate_timeout: float = health.GATE_TIMEOUT_S,
 ) -> None:
     deps = _deps()
-    settings = deps.settings()
+    settings = _run_settings(deps.settings())
     gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=health.GATE_INTERVAL_S)
     seams = RunSeams(deps.executor, gate, deps.render, budget=budget, throttle=deps.throttle)
     bar, on_event = _progress(deps.stderr, len(stacks))
@@ -181,6 +216,7 @@ def _print_report(report: FleetReport, as_json: bool) -> None:
 
 @click.command()
 @_common
+@_policy_config
 @click.option("--expect-no-changes", is_flag=True, help="Report any planned change as drift (exit 1).")
 def preview(
     tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: int, as_json: bool, expect_no_changes: bool
@@ -193,6 +229,7 @@ def preview(
 
 @click.command()
 @_common
+@_policy_config
 @click.option(
     "--wave-size",
     type=click.IntRange(1, 1000),

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,6 +114,16 @@ class Settings(BaseModel):
     audit log, which setup-vps.sh puts in the service's data directory."""
     pulumi_root: Path | None = None
     """Directory of a pinned Pulumi CLI install (`<root>/bin/pulumi`); unset means `pulumi` on PATH."""
+    policy_pack_dir: Path = REPO_ROOT / "policies"
+    """The CrossGuard pack every fleet `preview` and `up` runs (`--policy-pack`), as a hand-run
+    `pulumi preview --policy-pack policies` does."""
+    policy_config: Path | None = None
+    """JSON file of per-policy settings for that pack (`--policy-pack-config`; the format
+    `policy check --policy-config` reads). `preview`/`up --policy-config FILE` overrides it."""
+    api_budget_key: Literal["fleet", "token"] = "fleet"
+    """What one Cloudflare API budget is counted for: `fleet` (default) one budget for every request
+    of a run, since Cloudflare counts 1,200 requests / 5 min per *user*, across all of the user's tokens;
+    `token` one per credential, right only when each token belongs to a different user (or account)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, default_env_file: Path = DEFAULT_ENV_FILE) -> Settings:

@@ -166,6 +166,9 @@ class TenantSpec(StrictModel):
     """Overrides the platform default compatibility flags."""
     d1_location_hint: D1LocationHint | None = None
     """Where D1 places the primary. Changing it replaces the database, so it is protected."""
+    d1_read_replication: Literal["auto", "disabled"] = "disabled"
+    """D1 read replicas: `auto` lets D1 place them around the world. Always sent to Cloudflare,
+    since an unset one is a diff after every refresh (issue 11, item 4)."""
     config_version: Annotated[int, Field(ge=1, le=2**53 - 1)] = 1
     """Version of `config`; bump it on every change (the Worker never goes backwards)."""
     config: dict[str, JsonValue] = {}

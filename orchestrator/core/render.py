@@ -75,6 +75,7 @@ class EdgeBundle(FrozenModel):
     cpu_ms: int | None
     subrequests: int | None
     d1_location_hint: str | None
+    d1_read_replication: str
     relay_key_generation: int
     isolation: Isolation = "workers"
     """`dispatch`: uploaded as a user Worker into the platform's namespace (NamespacedScript)."""
@@ -180,6 +181,7 @@ def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
         "cpu_ms": spec.limits.cpu_ms if spec.limits else None,
         "subrequests": spec.limits.subrequests if spec.limits else None,
         "d1_location_hint": spec.d1_location_hint,
+        "d1_read_replication": spec.d1_read_replication,
         "relay_key_generation": spec.relay_key_generation,
     }
     if isolation_of(spec, platform) == "dispatch":

@@ -51,6 +51,7 @@ from orchestrator.core.errors import (
 from orchestrator.core.masking import SECRET_MASK, one_line, redact
 from orchestrator.core.names import stack_file, tenant_flag, tenant_of
 from orchestrator.engine.locks import checkpoint_resources, state_file
+from orchestrator.engine.plugins import installed_plugins
 from orchestrator.fleet.ports import DeployedRecord, KeptResource, Operation, OpRequest, StackOutcome
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,24 @@ def check_passphrase_file(path: Path) -> None:
         )
     if info.st_uid != os.getuid():
         raise SetupError(f"passphrase file {path} is owned by uid {info.st_uid}, not by this user")
+
+
+def check_policy_pack(settings: Settings) -> None:
+    """Refuse to run stacks without the policy pack (or with an unreadable pack config)."""
+    pack = settings.policy_pack_dir
+    if not (pack / "PulumiPolicy.yaml").is_file():
+        raise SetupError(f"policy pack {pack}: no PulumiPolicy.yaml there; set CLAWDBOT_POLICY_PACK_DIR")
+    config = settings.policy_config
+    if config is None:
+        return
+    try:
+        document = json.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SetupError(f"policy config {config} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"policy config {config} is not readable JSON ({exc.__class__.__name__})") from None
+    if not isinstance(document, dict):
+        raise SetupError(f"policy config {config} must be a JSON object of policy name -> settings")
 
 
 def ensure_private_dir(path: Path, what: str) -> None:
@@ -429,6 +448,31 @@ class AutomationExecutor:
         self.program = program or default_program()
         self.base_url = base_url
         self.parallel = parallel
+        check_policy_pack(settings)
+
+    def policy_args(self) -> tuple[list[str], list[str] | None]:
+        """The pack (and its config) every preview and up runs, as `--policy-pack`/`--policy-pack-config`.
+
+        pulumi/automation/_stack.py (3.272.0): `preview()`/`up()` take `policy_packs` and
+        `policy_pack_configs` and `_parse_extra_args` turns each into one flag; refresh and destroy
+        take none (the CLI runs no pack there either).
+        """
+        config = self.settings.policy_config
+        return [str(self.settings.policy_pack_dir.resolve())], [str(config.resolve())] if config else None
+
+    def prepare(self) -> None:
+        """Install the provider plugins of the installed SDKs, exact versions, once, before any stack runs."""
+        work = self.settings.work_root / "plugins"
+        ensure_private_dir(work, "plugin work dir")
+        workspace = auto.LocalWorkspace(work_dir=str(work), pulumi_command=self.command, env_vars=self.env_vars())
+        for plugin in installed_plugins():
+            try:
+                workspace.install_plugin(plugin.name, plugin.version, plugin.kind)
+            except Exception as exc:
+                raise SetupError(
+                    f"installing provider plugin {plugin.name} {plugin.version} failed: "
+                    f"{one_line(redact(_error_lines(str(exc))))}"
+                ) from None
 
     def env_vars(self) -> dict[str, str]:
         """What the CLI and its plugins get on top of our environment: paths and URLs, no secrets.
@@ -552,10 +596,17 @@ class AutomationExecutor:
 
     def _dispatch(self, stack: auto.Stack, request: OpRequest, output: Callable[[str], None]) -> StackOutcome:
         name, op = request.stack, request.operation
+        packs, pack_configs = self.policy_args()
         if op is Operation.PREVIEW:
             collector = StepCollector()
             preview = stack.preview(
-                parallel=self.parallel, on_output=output, on_event=collector, message=request.message, color="never"
+                parallel=self.parallel,
+                on_output=output,
+                on_event=collector,
+                message=request.message,
+                color="never",
+                policy_packs=packs,
+                policy_pack_configs=pack_configs,
             )
             changes = _summary_changes(preview.change_summary)
             drift = classify(collector.steps, changes) if request.drift_check else None
@@ -565,7 +616,13 @@ class AutomationExecutor:
             # --show-secrets); the outputs are another matter: the SDK always reads them with
             # --show-secrets after the update, and we drop the secret ones here.
             result = stack.up(
-                parallel=self.parallel, on_output=output, message=request.message, color="never", show_secrets=False
+                parallel=self.parallel,
+                on_output=output,
+                message=request.message,
+                color="never",
+                show_secrets=False,
+                policy_packs=packs,
+                policy_pack_configs=pack_configs,
             )
             outputs = {key: value.value for key, value in result.outputs.items() if not value.secret}
             return StackOutcome(name, op, _summary_changes(result.summary.resource_changes), outputs)

@@ -1,12 +1,17 @@
 """One Cloudflare API budget for every stack: a throttling reverse proxy on loopback.
 
 pulumi-cloudflare v6 bridges terraform-provider-cloudflare v5, which has no rate limiting of its own
-(TF#5505) while Cloudflare allows 1,200 requests per 5 minutes per token and answers 429 (and blocks
-for minutes) past that. Every provider process of a fleet run is pointed here through
-`CLOUDFLARE_BASE_URL` (set in the workspace env, so no stack config changes). The proxy:
+(TF#5505) while Cloudflare allows 1,200 requests per 5 minutes per *user*, cumulatively across the
+dashboard, API keys and every API token of that user, and answers 429 (and blocks for minutes) past
+that (developers.cloudflare.com/fundamentals/api/reference/limits). Every provider process of a
+fleet run is pointed here through `CLOUDFLARE_BASE_URL` (set in the workspace env, so no stack config
+changes). The proxy:
 
-- spends one token bucket per API credential (keyed by a hash of the credential header, kept in
-  memory only) for every upstream attempt, retries included, since Cloudflare counts those too;
+- spends one token bucket per budget for every upstream attempt, retries included, since Cloudflare
+  counts those too. The budget key (`ThrottleConfig.budget_key`) says what a budget is: `fleet`
+  (default) one for every request of the run, whatever token it carries, because two tokens of one
+  user share one limit; `token` one per credential (a hash of the credential header, kept in memory
+  only), right only when every token belongs to a different user or is account-owned;
 - sizes the bucket so that no sliding window of `window_s` ever sees more than `requests`:
   a steady rate of `safety * requests / window_s` plus a burst of `(1 - safety) * requests`;
 - retries upstream 429 and 5xx with backoff (honouring `Retry-After`, and pausing the whole bucket
@@ -63,6 +68,9 @@ HOP_BY_HOP = frozenset(
 )
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 CREDENTIAL_HEADERS = ("authorization", "x-auth-key", "x-auth-user-service-key")
+FLEET_BUDGET = "fleet"
+PER_TOKEN_BUDGET = "token"
+BUDGET_KEYS = (FLEET_BUDGET, PER_TOKEN_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,10 @@ class ThrottleConfig:
     """Budget and retry settings. Defaults are Cloudflare's documented API limit."""
 
     requests: int = 1200
-    """Requests allowed per credential in any window of `window_s` seconds."""
+    """Requests allowed per budget in any window of `window_s` seconds."""
+    budget_key: str = FLEET_BUDGET
+    """`fleet`: one budget for every request (Cloudflare counts per user, across tokens);
+    `token`: one budget per credential."""
     window_s: float = 300.0
     """Length of Cloudflare's rate-limit window, in real seconds (before `time_scale`)."""
     safety: float = 0.95
@@ -91,6 +102,8 @@ class ThrottleConfig:
     def __post_init__(self) -> None:
         if self.requests < 1 or self.window_s <= 0 or not 0 < self.safety <= 1:
             raise ValueError("throttle: requests >= 1, window_s > 0 and 0 < safety <= 1 are required")
+        if self.budget_key not in BUDGET_KEYS:
+            raise ValueError(f"throttle: budget_key must be one of {', '.join(BUDGET_KEYS)}")
         if self.max_attempts < 1 or self.time_scale <= 0:
             raise ValueError("throttle: max_attempts >= 1 and time_scale > 0 are required")
 
@@ -345,7 +358,8 @@ class ThrottleProxy:
         """Send one client request upstream within the budget, retrying until it is not a 429."""
         cfg = self.config
         self.stats.add(received=1)
-        bucket, guard = self.bucket_for(_credential_key(headers))
+        key = _credential_key(headers) if cfg.budget_key == PER_TOKEN_BUDGET else FLEET_BUDGET
+        bucket, guard = self.bucket_for(key)
         out_headers = _end_to_end(headers.items())
         target = self._upstream.target(path)
         last: _Reply | None = None

@@ -111,6 +111,9 @@ class DeployedRecord(BaseModel):
 
 
 class StackExecutor(Protocol):
+    def prepare(self) -> None:
+        """Once per run, before any stack: install what every stack needs (the provider plugins)."""
+
     def run(self, request: OpRequest) -> StackOutcome: ...
 
     def rollback(self, stack: str) -> StackOutcome: ...

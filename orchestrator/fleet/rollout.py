@@ -58,6 +58,9 @@ class Fleet(StackRunner):
     def run(self, stacks: Sequence[str], options: RolloutOptions) -> FleetReport:
         started = time.monotonic()
         self._record("fleet", options.operation.value, "started", detail=f"{len(stacks)} stacks")
+        # Once per run, before the pool starts: N engines fetching one missing plugin at once race.
+        self.progress("plugins", None, "installing the provider plugins of the installed SDKs")
+        self.executor.prepare()
         if options.operation is Operation.UP:
             report = self._rollout(list(stacks), options)
         else:

@@ -67,13 +67,13 @@ def preflight_for(settings: Settings, audit: AuditLog) -> Preflight:
 
 
 @contextmanager
-def api_budget(budget: int, enabled: bool = True) -> Iterator[str | None]:
+def api_budget(budget: int, enabled: bool = True, budget_key: str = ThrottleConfig.budget_key) -> Iterator[str | None]:
     """The throttling proxy every provider of the run goes through (its base URL), or None."""
     if not enabled:
         yield None
         return
     upstream = os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_UPSTREAM
-    with ThrottleProxy(upstream, ThrottleConfig(requests=budget)) as proxy:
+    with ThrottleProxy(upstream, ThrottleConfig(requests=budget, budget_key=budget_key)) as proxy:
         yield proxy.base_url
 
 
@@ -122,7 +122,7 @@ def run_fleet(
     command = f"{options.operation.value} {' '.join(tenant_of(s) for s in stacks)}"
     with (
         fleet_lease(settings.fleet_lease_file, holder=holder, command=command[:200]),
-        api_budget(seams.budget, seams.throttle) as base_url,
+        api_budget(seams.budget, seams.throttle, settings.api_budget_key) as base_url,
     ):
         inputs = FleetInputs.compute(settings.project_dir, REPO_ROOT)
         project = project_name(settings.project_dir)

@@ -51,6 +51,8 @@ class SimulatedExecutor:
     drift: dict[str, DriftReport] = field(default_factory=dict)
     sleep: Callable[[float], None] = time.sleep
     calls: list[tuple[str, str]] = field(default_factory=list)
+    prepared: int = 0
+    """How often `prepare` ran (once per fleet run, before any stack)."""
     max_in_flight: int = 0
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,6 +72,10 @@ class SimulatedExecutor:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def prepare(self) -> None:
+        with self._lock:
+            self.prepared += 1
 
     def rollback(self, stack: str) -> StackOutcome:
         with self._lock:
