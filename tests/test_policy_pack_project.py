@@ -35,6 +35,7 @@ import pytest
 import yaml
 
 from orchestrator.core.contract import REPO_ROOT
+from orchestrator.fleet.changes import parse_source
 
 PACK = REPO_ROOT / "policies"
 PYTHON_TOOLCHAINS = ("pip", "poetry", "uv")
@@ -107,7 +108,7 @@ def test_pack_requirements_are_the_pins_the_repo_tests_with() -> None:
 
 def _imported_roots(source: Path) -> set[str]:
     roots: set[str] = set()
-    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+    for node in ast.walk(parse_source(source)):
         if isinstance(node, ast.Import):
             roots.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

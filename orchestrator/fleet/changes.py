@@ -174,11 +174,12 @@ def program_modules(repo_root: Path, entry: str = PROGRAM_ENTRY) -> list[Path]:
         parts = name.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
         package = name if path.name == "__init__.py" else ".".join(parts[:-1])
-        todo.extend(_imported_names(_parse(path), package))
+        todo.extend(_imported_names(parse_source(path), package))
     return sorted(found.values())
 
 
-def _parse(path: Path) -> ast.Module:
+def parse_source(path: Path) -> ast.Module:
+    """`ast.parse` of a file, safe from CPython 3.11's spurious recursion-depth SystemError."""
     # With the garbage collector off: CPython 3.11 keeps the AST builder's recursion count per
     # interpreter, so a finalizer that lets another thread parse midway (an asyncio future logging
     # "exception was never retrieved") fails this parse with a spurious SystemError "AST
