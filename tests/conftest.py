@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from moto.server import ThreadedMotoServer
@@ -31,3 +33,17 @@ def _no_inherited_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
 def _no_host_env_file(monkeypatch: pytest.MonkeyPatch) -> None:
     """A host's /etc/clawdbot/clawdbot.env must not leak into tests: no env file unless a test names one."""
     monkeypatch.setenv("CLAWDBOT_ENV_FILE", os.devnull)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running the real CLI on a copy of the example project with a home of its own."""
+    repo = Path(__file__).resolve().parents[1]
+    project = tmp_path / "project"
+    project.mkdir()
+    for path in repo.glob("Pulumi*.yaml"):
+        shutil.copy(path, project / path.name)
+    home = tmp_path / "home"
+    home.mkdir()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CLAWDBOT_", "PULUMI_"))}
+    return {**clean, "HOME": str(home), "CLAWDBOT_PROJECT_DIR": str(project), "PYTHONPATH": str(repo)}

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,15 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    project = tmp_path / "project"
-    project.mkdir()
-    for path in REPO.glob("Pulumi*.yaml"):
-        shutil.copy(path, project / path.name)
-    home = tmp_path / "home"
-    home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CLAWDBOT_", "PULUMI_"))}
-    return {**clean, "HOME": str(home), "CLAWDBOT_PROJECT_DIR": str(project), "PYTHONPATH": str(REPO)}
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

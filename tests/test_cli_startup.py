@@ -7,8 +7,6 @@ Each case runs the real command in a fresh interpreter and reports what it impor
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,17 +34,8 @@ def _imported(args: list[str], env: dict[str, str]) -> tuple[set[str], subproces
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> dict[str, str]:
-    """A copy of the example project and a home of its own, so nothing of the operator's is touched."""
-    project = tmp_path / "project"
-    project.mkdir()
-    for path in REPO.glob("Pulumi*.yaml"):
-        shutil.copy(path, project / path.name)
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAWDBOT_", "PULUMI_"))}
-    env.update(HOME=str(home), CLAWDBOT_PROJECT_DIR=str(project), PYTHONPATH=str(REPO))
-    return env
+def project(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 FAST = [
