@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator.core import outputs as output_keys
-from orchestrator.core.errors import EdgeError
+from orchestrator.core.errors import EdgeError, SetupError
 from orchestrator.core.health import HealthCheck, HealthTarget
 from orchestrator.core.names import tenant_of
 from orchestrator.fleet.changes import Decision, decide
@@ -58,12 +58,10 @@ class Fleet(StackRunner):
     def run(self, stacks: Sequence[str], options: RolloutOptions) -> FleetReport:
         started = time.monotonic()
         self._record("fleet", options.operation.value, "started", detail=f"{len(stacks)} stacks")
-        # Once per run, before the pool starts: N engines fetching one missing plugin at once race.
-        self.progress("plugins", None, "installing the provider plugins of the installed SDKs")
-        self.executor.prepare()
         if options.operation is Operation.UP:
             report = self._rollout(list(stacks), options)
         else:
+            self._prepare(options)
             results, stop = self._run_all(list(stacks), options, wave=None)
             report = FleetReport(options.operation.value, tuple(results), stop is not None, stop)
         report = replace(report, duration_s=time.monotonic() - started)
@@ -74,6 +72,18 @@ class Fleet(StackRunner):
             detail=report.halt_reason or ", ".join(f"{k}={v}" for k, v in sorted(report.counts().items())),
         )
         return report
+
+    def _prepare(self, options: RolloutOptions) -> None:
+        """Once per run, before the first stack starts (never when nothing runs): the executor's setup.
+
+        N engines fetching one missing plugin at once race, so plugins are installed here, not per stack.
+        """
+        try:
+            self.executor.prepare()
+        except SetupError as exc:
+            self._record("fleet", options.operation.value, "failed", detail=str(exc))
+            raise
+        self.progress("plugins", None, "the provider plugins of the installed SDKs are installed")
 
     # -- rollout (up) ---------------------------------------------------------------------
 
@@ -104,6 +114,8 @@ class Fleet(StackRunner):
         if any(r.result is Result.FAILED for r in results.values()) and not options.continue_on_error:
             halted, reason = True, "a tenant cannot be deployed as configured; fix it or pass --continue-on-error"
         waves = [] if halted else plan_waves(changed, options.wave_size, options.canary)
+        if waves:
+            self._prepare(options)
         for number, wave in enumerate(waves):
             if self.cancelled():
                 halted, reason = True, CANCELLED

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
@@ -25,7 +26,16 @@ from orchestrator.engine.stacks import FileDeployedStore
 from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import FleetInputs, Rendered
-from orchestrator.fleet.ports import Clearance, ConfigVersions, HealthGate, Operation, Preflight, StackExecutor
+from orchestrator.fleet.ports import (
+    Clearance,
+    ConfigVersions,
+    HealthGate,
+    Operation,
+    OpRequest,
+    Preflight,
+    StackExecutor,
+    StackOutcome,
+)
 from orchestrator.fleet.report import FleetReport, RolloutOptions
 from orchestrator.fleet.rollout import Fleet
 from orchestrator.fleet.runner import Progress
@@ -95,6 +105,37 @@ def deployed_config_versions(settings: Settings, project: str, store: FileDeploy
     return versions
 
 
+class BuiltOnFirstUse:
+    """A `StackExecutor` built when the run first needs one, not when the run starts.
+
+    Building the real executor checks the Pulumi CLI (`pulumi version`), the passphrase file and the
+    private directories, and imports the Automation API; a run that finds nothing to do (an `up` over
+    unchanged tenants) needs none of that, so it never pays for it. A setup error surfaces at the
+    first use, before any stack starts (`Fleet` calls `prepare` first).
+    """
+
+    def __init__(self, build: Callable[[], StackExecutor]) -> None:
+        self._build = build
+        self._built: StackExecutor | None = None
+
+    def _executor(self) -> StackExecutor:
+        if self._built is None:
+            self._built = self._build()
+        return self._built
+
+    def prepare(self) -> None:
+        self._executor().prepare()
+
+    def run(self, request: OpRequest) -> StackOutcome:
+        return self._executor().run(request)
+
+    def rollback(self, stack: str) -> StackOutcome:
+        return self._executor().rollback(stack)
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        return self._executor().outputs(stack)
+
+
 @dataclass(frozen=True)
 class RunSeams:
     """How a run reaches the world; the doors pass the real ones, tests the simulated executor."""
@@ -128,7 +169,7 @@ def run_fleet(
         project = project_name(settings.project_dir)
         store = FileDeployedStore(settings, project)
         fleet = Fleet(
-            seams.executor(settings, base_url),
+            BuiltOnFirstUse(lambda: seams.executor(settings, base_url)),
             store,
             desired=lambda s: inputs.desired(settings.project_dir, s),
             render=seams.render(settings.project_dir),
