@@ -79,8 +79,9 @@ def up(tenants: tuple[str, ...], host: str, port: int, config_ttl: int | None, t
     it is cleaned up and restarted with its data intact.
     """
     settings = Settings.from_env()
-    check_passphrase_env(settings.passphrase_file)
     edge = _edge(settings)
+    edge.check_can_start(host, port)  # before rendering and decrypting every tenant
+    check_passphrase_env(settings.passphrase_file)
     prepared = prepare_tenants(
         settings.project_dir,
         edge.layout,

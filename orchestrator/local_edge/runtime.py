@@ -30,6 +30,7 @@ from orchestrator.local_edge.deploy import PreparedTenant
 from orchestrator.local_edge.errors import LocalEdgeError, NotRunningError
 from orchestrator.local_edge.keys import control_token
 from orchestrator.local_edge.layout import StateLayout
+from orchestrator.local_edge.listen import check_listenable
 from orchestrator.local_edge.plan import dispatch_plan, runtime_plan, tenant_plan
 
 RUNNER = process.RUNNER_SCRIPT
@@ -195,6 +196,17 @@ class LocalEdge:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    def check_can_start(self, host: str, port: int) -> None:
+        """Refuse at once what `up` would refuse late: a runtime already running, a port taken.
+
+        Cheap, so the CLI asks before rendering and decrypting every tenant. A dead runtime's
+        workerd may still hold the port: `up` stops it first, so only `up` checks the port then.
+        """
+        status = self.status()
+        _refuse_if_running(status)
+        if status.state == "stopped":
+            check_listenable(host, port)
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Serialise up/down/push-config on this state directory (a second caller fails at once)."""
@@ -255,11 +267,11 @@ class LocalEdge:
             )
         with self.locked():
             status = self.status()
-            if status.state in ("running", "starting"):
-                raise LocalEdgeError(f"local edge is already running ({status.reason}); run `local down` first")
+            _refuse_if_running(status)
             if status.state == "dead":
                 say(f"cleaning up after a dead runtime: {status.reason}")
             self._clear(status.pid)
+            check_listenable(host, port)
             node = self._check_tools()
             plans = [
                 tenant_plan(
@@ -360,3 +372,8 @@ class LocalEdge:
         except FileNotFoundError:
             return "(no log yet)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _refuse_if_running(status: Status) -> None:
+    if status.state in ("running", "starting"):
+        raise LocalEdgeError(f"local edge is already running ({status.reason}); run `local down` first")
