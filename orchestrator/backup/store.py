@@ -7,14 +7,56 @@ name the bucket and key, never the request signature.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.utils import is_valid_uri
 
 from orchestrator.core.errors import BackupError
+
+ENDPOINT_VARIABLE = "CLAWDBOT_R2_ENDPOINT"
+"""Where Settings.r2_endpoint comes from (named in errors so the operator knows what to set)."""
+ENDPOINT_EXAMPLE = "https://<account id>.r2.cloudflarestorage.com"
+
+
+def checked_endpoint(endpoint_url: str | None) -> str:
+    """The S3 endpoint backups use, refused unless it is an https URL (http only to loopback).
+
+    Required: without one boto3 derives AWS's own `https://s3.<region>.amazonaws.com` from the
+    region (R2's `auto` makes `s3.auto.amazonaws.com`, which does not resolve), and every call
+    then fails as an EndpointConnectionError naming an AWS host. A malformed one would be a
+    ValueError from botocore. Both become one line naming the variable.
+    """
+    if not endpoint_url:
+        raise BackupError(
+            f"{ENDPOINT_VARIABLE} is not set: set it to your R2 endpoint ({ENDPOINT_EXAMPLE}, "
+            "in /etc/clawdbot/clawdbot.env on a VPS)"
+        )
+    parts = urlsplit(endpoint_url)
+    if "@" in parts.netloc:  # never echo it: the part before @ is a credential
+        raise BackupError(
+            f"{ENDPOINT_VARIABLE} holds credentials (user:password@host): give it only the URL; the key pair "
+            "goes to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/etc/clawdbot/r2.env on a VPS)"
+        )
+    if not is_valid_uri(endpoint_url) or parts.scheme not in ("https", "http"):
+        raise BackupError(f"{ENDPOINT_VARIABLE}={endpoint_url!r} is not an endpoint URL like {ENDPOINT_EXAMPLE}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        raise BackupError(f"{ENDPOINT_VARIABLE}={endpoint_url!r}: plain http only to a loopback address; use https")
+    return endpoint_url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ObjectStore(Protocol):
@@ -38,6 +80,7 @@ class S3Store:
 
     def __init__(self, bucket: str, endpoint_url: str | None, region: str = "auto") -> None:
         self.bucket = bucket
+        endpoint_url = checked_endpoint(endpoint_url)
         # Bounded retries and timeouts: a backup timer should fail visibly rather than hang.
         config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60)
         # A fresh session: boto3's default one caches credentials for the life of the process.

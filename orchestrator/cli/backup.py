@@ -34,12 +34,12 @@ R = TypeVar("R")
 def _repository(settings: Settings, escrow: bool, *, creating: bool = False) -> tuple[BackupRepository, str]:
     bucket = (settings.escrow_bucket or settings.r2_bucket) if escrow else settings.r2_bucket
     if not bucket:
-        raise BackupError("no backup bucket configured: set CLAWDBOT_R2_BUCKET (and CLAWDBOT_R2_ENDPOINT for R2)")
+        raise BackupError("no backup bucket configured: set CLAWDBOT_R2_BUCKET (and CLAWDBOT_R2_ENDPOINT)")
+    store = S3Store(bucket, settings.r2_endpoint, settings.r2_region)
     passphrase = read_passphrase_file(settings.backup_passphrase_file)
     if creating:
         # Nothing new is sealed under the state passphrase; reading older backups stays possible.
         ensure_distinct(passphrase, settings.backup_passphrase_file, settings.passphrase_file)
-    store = S3Store(bucket, settings.r2_endpoint, settings.r2_region)
     return BackupRepository(store, "escrow" if escrow else "state", passphrase.encode("utf-8")), bucket
 
 
