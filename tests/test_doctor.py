@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -184,3 +185,27 @@ def test_free_disk_threshold(tmp_path: Path) -> None:
     assert check_disk(tmp_path / "not" / "yet", 1).ok
     low = check_disk(tmp_path, 1 << 40)
     assert not low.ok and "below" in low.detail
+
+
+def test_json_is_one_document_with_every_check(vps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_ok(monkeypatch)
+    text = CliRunner().invoke(doctor, [])
+    result = CliRunner().invoke(doctor, ["--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)  # the whole of stdout: one document, nothing else
+    assert document["ok"] is True
+    assert [c["name"] for c in document["checks"]] == [line.split(":")[0][6:] for line in text.output.splitlines()]
+    assert all(set(c) == {"name", "ok", "detail"} and c["ok"] is True for c in document["checks"])
+
+
+def test_json_with_a_failure_is_ok_false_exit_1_and_no_error_line(vps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_ok(monkeypatch)
+    (vps / "backup-passphrase").write_text(PASSPHRASE + "\n")
+    (vps / "state").chmod(0o755)
+    result = CliRunner().invoke(doctor, ["--json"])
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["ok"] is False
+    failed = {c["name"] for c in document["checks"] if not c["ok"]}
+    assert failed == {"state dir", "backup passphrase"}
+    assert PASSPHRASE not in result.output

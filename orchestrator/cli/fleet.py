@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator.cli.tables import print_table, table_console
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import tenant_stacks
@@ -205,7 +206,7 @@ def _print_report(report: FleetReport, as_json: bool) -> None:
             changes,
             r.detail,
         )
-    console = Console(width=160)
+    console = table_console()
     console.print(table)
     for r in report.results:
         for line in r.advice:
@@ -386,7 +387,7 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
                 r["drift"] or "unknown",
                 r["health"] or "-",
             )
-        Console(width=160).print(table)
+        print_table(table)
     if bad:
         click.get_current_context().exit(1)
 
@@ -439,4 +440,4 @@ def outputs(tenant: str, as_json: bool) -> None:
     table.add_column("value")
     for key, value in sorted(values.items()):
         table.add_row(key, value if isinstance(value, str) else json.dumps(value))
-    Console(width=160).print(table)
+    print_table(table)

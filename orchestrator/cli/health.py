@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
 
+from orchestrator.cli.tables import print_table
 from orchestrator.config.settings import Settings
 from orchestrator.local_edge import LocalEdge
 from orchestrator.local_edge.errors import LocalEdgeError
@@ -45,6 +45,6 @@ def health(tenants: tuple[str, ...], local: bool, remote: bool, as_json: bool) -
         click.echo(json.dumps({"target": mode, "tenants": [check_json(c) for c in checks]}, indent=2))
     else:
         where = "local edge" if mode == "local" else "Cloudflare"
-        Console().print(health_table(checks, f"Fleet health ({where})"))
+        print_table(health_table(checks, f"Fleet health ({where})"))
     if not all(c.ok for c in checks):
         raise SystemExit(1)

@@ -12,8 +12,8 @@ import sys
 import time
 
 import click
-from rich.console import Console
 
+from orchestrator.cli.tables import print_table
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import load_platform_spec
@@ -203,6 +203,6 @@ def push_config_(tenant: str) -> None:
 def health_(tenants: tuple[str, ...]) -> None:
     """Probe every local tenant's health endpoint and show the fleet table; exit 1 if any is not ok."""
     checks = local_checks(_edge(Settings.from_env()), tenants)
-    Console().print(health_table(checks, "Fleet health (local edge)"))
+    print_table(health_table(checks, "Fleet health (local edge)"))
     if not all(c.ok for c in checks):
         sys.exit(1)

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli.fleet import _deps, select_stacks
+from orchestrator.cli.tables import print_table
 from orchestrator.config.ownership import check_registered_ownership
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.config.tenant_config import (
@@ -61,7 +61,7 @@ def list_tenants(as_json: bool) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(row["tenant"], row["stack"], (row["bundle_hash"] or "")[:12], row["last_update"] or "never")
-    Console(width=160).print(table)
+    print_table(table)
 
 
 @tenants.command()
