@@ -2,6 +2,8 @@
 # Regenerate the hashed locks from what the project declares:
 #   requirements.txt      <- pyproject.toml [project.dependencies] (runtime: the program and the control plane)
 #   requirements-dev.txt  <- requirements-dev.in (tests, lint, packaging), constrained to requirements.txt
+#   requirements-build.txt <- requirements-build.in (the build backend setup-vps.sh builds the wheel with),
+#                            constrained to requirements-dev.txt (the versions the packaging test builds with)
 # Every transitive package is pinned with its hashes, so a VPS installs exactly what CI tested.
 # Add a dependency to pyproject.toml or requirements-dev.in, never to the .txt files, then run this.
 # Needs the package index; uses a throwaway venv for pip-tools, so .venv is left as it is.
@@ -18,4 +20,6 @@ compile() {
 }
 compile --output-file requirements.txt pyproject.toml
 compile --output-file requirements-dev.txt --constraint requirements.txt requirements-dev.in
-echo "locked: requirements.txt ($(grep -c '==' requirements.txt) packages), requirements-dev.txt ($(grep -c '==' requirements-dev.txt) packages)"
+CUSTOM_COMPILE_COMMAND="scripts/lock.sh  (pip-compile from requirements-build.in, constrained to requirements-dev.txt)" \
+  compile --output-file requirements-build.txt --constraint requirements-dev.txt requirements-build.in
+echo "locked: requirements.txt ($(grep -c '==' requirements.txt) packages), requirements-dev.txt ($(grep -c '==' requirements-dev.txt) packages), requirements-build.txt ($(grep -c '==' requirements-build.txt) packages)"

@@ -298,19 +298,37 @@ step_pulumi() {
   sys_run ln -sfn "${PULUMI_DIR}/bin/pulumi" /usr/local/bin/pulumi
 }
 
+# The venv holds exactly the hash-locked runtime packages plus this package, which gives the units
+# their `clawdbot-edge` console script. The package is built here from the code directory, offline
+# (--no-build-isolation, --no-index), by a throwaway venv holding only the hash-locked build backend
+# (requirements-build.txt): pip's build isolation would download an unpinned hatchling.
 step_venv() {
-  say "Python venv and the Worker's npm packages"
+  say "Python venv (hash-locked packages + the clawdbot-edge package) and the local edge's npm packages"
   if [[ "${SYSTEM}" -eq 0 ]]; then
-    echo "skipped (target root): venv ${VENV_DIR}, pip install, npm ci in ${APP_DIR}/worker_src"
+    echo "skipped (target root): venv ${VENV_DIR}, pip install of the lock and the package, npm ci"
     return 0
   fi
+  ensure_tmp_dir
   if [[ ! -x "${VENV_DIR}/bin/python" ]]; then
     run python3 -m venv "${VENV_DIR}"
   fi
-  run "${VENV_DIR}/bin/pip" install --quiet --require-virtualenv -r "${APP_DIR}/requirements.txt"
-  if [[ -f "${REPO_DIR}/worker_src/package-lock.json" ]]; then
-    run env PATH="${NODE_DIR}/bin:${PATH}" npm ci --prefix "${APP_DIR}/worker_src" --no-audit --no-fund
+  run "${VENV_DIR}/bin/pip" install --quiet --require-virtualenv --require-hashes --no-deps \
+    -r "${APP_DIR}/requirements.txt"
+  local build="${TMP_DIR}/build"
+  run python3 -m venv "${build}/venv"
+  run "${build}/venv/bin/pip" install --quiet --require-virtualenv --require-hashes --no-deps \
+    -r "${APP_DIR}/requirements-build.txt"
+  run "${build}/venv/bin/pip" wheel --quiet --no-deps --no-build-isolation --no-index \
+    --wheel-dir "${build}/wheel" "${APP_DIR}"
+  # --force-reinstall: after a `git pull` the version may be unchanged but the code is not.
+  run "${VENV_DIR}/bin/pip" install --quiet --require-virtualenv --no-deps --no-index --force-reinstall \
+    --find-links "${build}/wheel" clawdbot-edge
+  # The local edge runs Miniflare from the installed package's worker sources (core.contract.WORKER_SRC).
+  local worker_src="(the installed package's worker_src)"
+  if [[ "${DRY_RUN}" -eq 0 ]]; then
+    worker_src="$("${VENV_DIR}/bin/python" -c 'from orchestrator.core.contract import WORKER_SRC; print(WORKER_SRC)')"
   fi
+  run env PATH="${NODE_DIR}/bin:${PATH}" npm ci --prefix "${worker_src}" --no-audit --no-fund
 }
 
 # The provider plugins, installed once here (the fleet's runs then find them in PULUMI_HOME), at
@@ -422,7 +440,7 @@ main() {
   fi
   say "done. Next: set account_id in ${PROJECT_DIR}/Pulumi.prod.yaml, fill ${ETC_DIR}/r2.env," \
     "copy ${ETC_DIR}/backup-passphrase off this machine, then check the host with:"
-  echo "  sudo -u ${SERVICE_USER} sh -c 'cd ${APP_DIR} && set -a && . ${ENV_FILE} && exec ${VENV_DIR}/bin/python -m orchestrator doctor'"
+  echo "  sudo -u ${SERVICE_USER} ${VENV_DIR}/bin/clawdbot-edge doctor    # reads ${ENV_FILE} itself"
 }
 
 main

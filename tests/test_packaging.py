@@ -171,3 +171,72 @@ def test_a_missing_project_directory_is_a_usage_error(installed: Path, outside: 
     _, env = outside
     result = _run(installed, Path(env["PWD"]), env, "--project-dir", "/nonexistent/project", "tenants", "list")
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def _hashed_pins(text: str) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of --hash lines) of a pip-compile --generate-hashes lock."""
+    found: dict[str, tuple[str, int]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
+        head = re.match(r"([A-Za-z0-9_.-]+)==([^\s\\]+)", block)
+        if head:
+            name = re.sub(r"[-_.]+", "-", head.group(1)).lower()
+            found[name] = (head.group(2), block.count("--hash=sha256:"))
+    return found
+
+
+def test_the_build_backend_is_hash_locked_at_the_versions_ci_builds_with() -> None:
+    """setup-vps.sh builds the wheel offline with requirements-build.txt (never build isolation)."""
+    build = _hashed_pins((REPO / "requirements-build.txt").read_text())
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert {name: version for name, (version, _) in build.items() if name == "hatchling"} == _pins("\n".join(requires))
+    assert all(hashes >= 1 for _, hashes in build.values()), "a build pin without --hash"
+    dev = _hashed_pins((REPO / "requirements-dev.txt").read_text())
+    assert {name: build[name][0] for name in build} == {name: dev[name][0] for name in build}
+    # Complete: every run-time requirement of the backend (on Python 3.11+) is pinned too.
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    needed = {
+        re.sub(r"[-_.]+", "-", r.name).lower()
+        for r in map(Requirement, metadata.requires("hatchling") or [])
+        if r.marker is None or r.marker.evaluate({"python_version": "3.11"})
+    }
+    assert needed <= set(build), f"not locked: {sorted(needed - set(build))}"
+
+
+def test_the_wheel_carries_what_the_local_edge_runner_loads(installed: Path) -> None:
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(installed), "platbase": str(installed)}))
+    worker_src = site / "orchestrator" / "_assets" / "worker_src"
+    runner = (REPO / "orchestrator" / "local_edge" / "runner.mjs").read_text()
+    tools = set(re.findall(r"join\(WORKER_SRC, 'tools', '([a-z-]+\.mjs)'\)", runner))
+    assert tools and all((worker_src / "tools" / name).is_file() for name in tools)
+    assert (worker_src / "tools" / "contract.mjs").is_file()  # imported by migrations.mjs
+    assert (worker_src / "package.json").is_file() and (worker_src / "package-lock.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_installed_package_runs_the_local_edge(installed: Path, outside: tuple[Path, dict[str, str]]) -> None:
+    """What clawdbot-local-edge.service runs: `clawdbot-edge local up|status|down` from the venv."""
+    node_modules = REPO / "worker_src" / "node_modules"
+    if not (node_modules / "miniflare").is_dir() or shutil.which("node") is None:
+        pytest.skip("needs node and worker_src/node_modules (npm ci in worker_src)")
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(installed), "platbase": str(installed)}))
+    target = site / "orchestrator" / "_assets" / "worker_src" / "node_modules"
+    if not target.exists():
+        target.symlink_to(node_modules)  # what setup-vps.sh's `npm ci --prefix <installed worker_src>` provides
+    project, env = outside
+    cwd = Path(env["PWD"])
+    env = {**env, "CLAWDBOT_LOCAL_EDGE_DIR": str(cwd / "local-edge"), "CLAWDBOT_ENV_FILE": os.devnull}
+    # One tenant without secrets, so no passphrase is needed (secrets reach workerd in test_local_edge_runtime).
+    (project / "Pulumi.prod.globex.yaml").unlink()
+    acme = project / "Pulumi.prod.acme.yaml"
+    acme.write_text(acme.read_text().replace("secret_names: [WEBHOOK_SECRET, STRIPE_KEY]", "secret_names: []"))
+    up = _run(installed, cwd, env, "local", "up", "--port", "0")
+    try:
+        assert up.returncode == 0, up.stderr
+        status = _run(installed, cwd, env, "local", "status", "--json")
+        assert status.returncode == 0 and '"state": "running"' in status.stdout, status.stdout + status.stderr
+    finally:
+        down = _run(installed, cwd, env, "local", "down")
+    assert down.returncode == 0 and "local edge stopped" in down.stdout

@@ -381,3 +381,24 @@ def test_the_cli_works_in_the_laid_out_project_dir(tmp_path: Path) -> None:
     assert "+ Platform clawdbot-prod" in outputs[0]
     assert (root / "var/lib/clawdbot/project/Pulumi.prod.acme.yaml").is_file()
     assert "not-a-real-secret" not in "".join(outputs)
+
+
+def test_the_venv_gets_the_hash_locked_packages_and_the_package_built_offline() -> None:
+    """Every pip command setup runs installs hash-checked pins or only local files (never an unpinned download)."""
+    if any(Path(p).exists() for p in ("/etc/clawdbot", "/var/lib/clawdbot", "/opt/clawdbot")):
+        pytest.skip("this machine already has a Clawdbot install")
+    result = run("--dry-run")
+    pips = [line.removeprefix("would run: ") for line in result.stdout.splitlines() if "/bin/pip " in line]
+    assert len(pips) == 4, result.stdout
+    for line in pips:
+        assert "--require-hashes" in line or "--no-index" in line, line
+        assert "--require-hashes" not in line or "--no-deps" in line  # the lock is complete: nothing resolved
+    runtime, backend, wheel, package = pips
+    assert runtime.startswith("/opt/clawdbot/venv/bin/pip install") and runtime.endswith(
+        "-r /opt/clawdbot/app/requirements.txt"
+    )
+    assert backend.endswith("-r /opt/clawdbot/app/requirements-build.txt") and "/opt/clawdbot/venv/" not in backend
+    assert " wheel " in wheel and "--no-build-isolation" in wheel and wheel.endswith(" /opt/clawdbot/app")
+    assert package.startswith("/opt/clawdbot/venv/bin/pip install") and "--force-reinstall" in package
+    assert package.endswith(" clawdbot-edge")  # the console script the units run
+    assert any("npm ci --prefix" in line for line in result.stdout.splitlines())

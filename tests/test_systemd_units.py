@@ -9,15 +9,18 @@ The score comes from the real `systemd-analyze security` run offline over the la
 from __future__ import annotations
 
 import configparser
+import importlib
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import click
 import pytest
 from vps_setup import UNITS, run
 
+import orchestrator.__main__ as orchestrator_main
 from orchestrator.cli import cli
 from orchestrator.local_edge.layout import StateLayout
 
@@ -25,6 +28,7 @@ SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
 JOBS = [name for name in SERVICES if "@" not in name]  # every unit but the alert template
 DROP_IN = UNITS / "clawdbot-.service.d" / "10-hardening.conf"
 MAX_EXPOSURE = 3.5  # issue 12 item 5
+CONSOLE_SCRIPT = "clawdbot-edge"
 
 
 def unit(path: Path) -> configparser.ConfigParser:
@@ -87,6 +91,21 @@ def test_the_local_edge_unit_supervises_the_runner_the_cli_records() -> None:
     assert not [line for line in active if line.startswith("MemoryDenyWriteExecute")]  # node/workerd JIT
 
 
+def test_the_console_script_is_the_package_entry_point_the_cli_is() -> None:
+    scripts = tomllib.loads((UNITS.parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, attribute = scripts[CONSOLE_SCRIPT].partition(":")
+    entry = getattr(importlib.import_module(module), attribute)
+    assert entry is orchestrator_main.run
+
+
+@pytest.mark.parametrize("name", [n for n in JOBS if "ExecStart" in unit(UNITS / n)["Service"]])
+def test_each_cli_unit_starts_in_the_project_dir_and_never_in_the_code(name: str) -> None:
+    # An installed package imports from the venv, so the code dir is no longer the working directory.
+    section = unit(UNITS / name)["Service"]
+    assert section["WorkingDirectory"] == "/var/lib/clawdbot/project"  # CLAWDBOT_PROJECT_DIR of the env file
+    assert "/opt/clawdbot/app" not in section["ExecStart"]
+
+
 def _commands() -> list[tuple[str, str]]:
     found = []
     for name in JOBS:
@@ -98,8 +117,9 @@ def _commands() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("name", "line"), _commands(), ids=lambda v: str(v))
 def test_each_command_line_parses_with_the_real_cli(name: str, line: str) -> None:
     """Parse (never run) a unit's command line with the real CLI: catches renamed commands/options."""
-    python, dash_m, module, *args = line.split()
-    assert (python, dash_m, module) == ("/opt/clawdbot/venv/bin/python", "-m", "orchestrator")
+    script, *args = line.split()
+    # The installed package's console script (setup-vps.sh pip-installs the package into the venv).
+    assert script == f"/opt/clawdbot/venv/bin/{CONSOLE_SCRIPT}"
     command: click.Command = cli
     context = click.Context(cli, info_name="orchestrator")
     word, rest = "orchestrator", list(args)

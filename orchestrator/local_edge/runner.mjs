@@ -16,7 +16,9 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
-const WORKER_SRC = join(HERE, '..', '..', 'worker_src');
+// Python passes its WORKER_SRC (orchestrator.core.contract): the checkout's worker_src/, or in an
+// installed package orchestrator/_assets/worker_src/, where setup-vps.sh runs `npm ci`.
+const WORKER_SRC = process.env.CLAWDBOT_WORKER_SRC || join(HERE, '..', '..', 'worker_src');
 const MIGRATIONS_TOOL = join(WORKER_SRC, 'tools', 'migrations.mjs');
 const DISPATCH_TOOL = join(WORKER_SRC, 'tools', 'dispatch.mjs');
 const SEED_BATCH = 64;

@@ -301,6 +301,7 @@ class LocalEdge:
 
     def _spawn(self, node: str, plan: bytes, timeout_s: float, say: Progress) -> RuntimeInfo:
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        env["CLAWDBOT_WORKER_SRC"] = str(WORKER_SRC)  # the runner's tools and Miniflare, checkout or installed
         log_fd = os.open(self.layout.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             child = subprocess.Popen(
