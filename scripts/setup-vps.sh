@@ -438,9 +438,10 @@ main() {
     printf '  - %s\n' "${PROBLEMS[@]}" >&2
     exit 1
   fi
-  say "done. Next: set account_id in ${PROJECT_DIR}/Pulumi.prod.yaml, fill ${ETC_DIR}/r2.env," \
-    "copy ${ETC_DIR}/backup-passphrase off this machine, then check the host with:"
-  echo "  sudo -u ${SERVICE_USER} ${VENV_DIR}/bin/clawdbot-edge doctor    # reads ${ENV_FILE} itself"
+  say "done. Next, as ${SERVICE_USER} (the CLI reads ${ENV_FILE} itself): write the platform stack," \
+    "fill ${ETC_DIR}/r2.env, copy ${ETC_DIR}/backup-passphrase off this machine, check the host:"
+  echo "  sudo -u ${SERVICE_USER} ${VENV_DIR}/bin/clawdbot-edge platform init"
+  echo "  sudo -u ${SERVICE_USER} ${VENV_DIR}/bin/clawdbot-edge doctor"
 }
 
 main

@@ -52,6 +52,15 @@ FAST = [
     ["doctor"],
     ["secrets", "--help"],
     ["recover", "--help"],
+    [
+        "platform",
+        "init",
+        "--force",
+        "--account-id",
+        "0123456789abcdef0123456789abcdef",
+        "--compatibility-date",
+        "2026-03-01",
+    ],
 ]
 
 

@@ -63,6 +63,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "plan": LazyCommand(
         "orchestrator.cli.plan:plan", "Show what a stack would register, without credentials or the Pulumi CLI."
     ),
+    "platform": LazyCommand(
+        "orchestrator.cli.platform:platform",
+        "Write the platform stack (Pulumi.prod.yaml): account, environment, compatibility date, isolation.",
+    ),
     "policy": LazyCommand("orchestrator.cli.policy:policy", "Run the CrossGuard policy pack (policies/) in-process."),
     "preview": LazyCommand(
         f"{_FLEET}:preview", "Show what `up` would change for the selected tenants (no changes made)."
