@@ -236,7 +236,12 @@ ENV
 tracked_files() {
   local file
   # safe.directory: run as root (sudo) on a checkout owned by the operator, git would refuse.
-  git -c safe.directory="${REPO_DIR}" -C "${REPO_DIR}" ls-files -z -- . ':(exclude,glob)**/Pulumi.*.yaml' |
+  # Stack files are the operator's data, never code; the one exception is the shipped example
+  # platform stack, which the package carries (pyproject.toml force-include) and so its build needs.
+  {
+    git -c safe.directory="${REPO_DIR}" -C "${REPO_DIR}" ls-files -z -- . ':(exclude,glob)**/Pulumi.*.yaml'
+    git -c safe.directory="${REPO_DIR}" -C "${REPO_DIR}" ls-files -z -- ':(top,literal)Pulumi.prod.yaml'
+  } |
     while IFS= read -r -d '' file; do
       if [[ -e "${REPO_DIR}/${file}" || -L "${REPO_DIR}/${file}" ]]; then
         printf '%s\0' "${file}"
@@ -251,13 +256,18 @@ copy_app() {
   git -c safe.directory="${REPO_DIR}" -C "${REPO_DIR}" rev-parse --is-inside-work-tree >/dev/null 2>&1 \
     || die "${REPO_DIR} is not a git checkout: the application is copied from git-tracked files only" \
       "(clone the repository and run this script from the clone)"
+  # The code dir is world-readable: an operator's real platform stack (a salt, secrets) stays out.
+  if grep -Eq '^encryptionsalt:|secure:' "${REPO_DIR}/Pulumi.prod.yaml" 2>/dev/null; then
+    die "${REPO_DIR}/Pulumi.prod.yaml holds an encryptionsalt or secure values: it is a real stack, not the" \
+      "example; keep it in ${PROJECT_DIR} only and restore the example in the checkout (git checkout -- Pulumi.prod.yaml)"
+  fi
   ensure_tmp_dir
   list="${TMP_DIR}/app-files"
   tracked_files > "${list}"
   count="$(tr -cd '\0' < "${list}" | wc -c)"
   [[ "${count}" -gt 0 ]] || die "git lists no tracked files in ${REPO_DIR}"
   if [[ "${DRY_RUN}" -eq 1 ]]; then
-    echo "would copy ${count} git-tracked files of ${REPO_DIR} to ${target} (read-only; never Pulumi.*.yaml or untracked files)"
+    echo "would copy ${count} git-tracked files of ${REPO_DIR} to ${target} (read-only; no stack file but the example Pulumi.prod.yaml, no untracked files)"
     return 0
   fi
   rm -rf -- "${target}.new" "${target}.old"

@@ -110,7 +110,8 @@ def test_app_dir_gets_only_git_tracked_files(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     app = root / "opt/clawdbot/app"
     copied = sorted(str(p.relative_to(app)) for p in app.rglob("*") if p.is_file())
-    expected = ["Pulumi.yaml", "app.py", "requirements.txt"]
+    # Stack files stay out, but for the example platform stack: the package carries it (its wheel is built here).
+    expected = ["Pulumi.prod.yaml", "Pulumi.yaml", "app.py", "requirements.txt"]
     expected += sorted(f"scripts/{p.relative_to(SCRIPTS)}" for p in SCRIPTS.rglob("*") if p.is_file())
     assert copied == sorted(expected)
     assert not (app / ".env").exists() and not (app / "notes").exists()
@@ -129,7 +130,24 @@ def test_real_checkout_copies_the_application(tmp_path: Path) -> None:
     app = root / "opt/clawdbot/app"
     assert (app / "orchestrator" / "__main__.py").is_file() and (app / "requirements.txt").is_file()
     assert not (app / ".venv").exists() and not (app / "worker_src" / "node_modules").exists()
-    assert not list(app.glob("Pulumi.*.yaml")) and (app / "Pulumi.yaml").is_file()
+    assert [p.name for p in app.glob("Pulumi.*.yaml")] == ["Pulumi.prod.yaml"] and (app / "Pulumi.yaml").is_file()
+    assert (app / "Pulumi.prod.yaml").read_bytes() == (SCRIPTS.parent / "Pulumi.prod.yaml").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "line", ["encryptionsalt: v1:c2FsdA==:v1:bm9uY2U=:Y3Q=", "  cloudflare:apiToken:\n    secure: v1:x:y"]
+)
+def test_a_real_platform_stack_in_the_checkout_is_never_copied_into_the_code(tmp_path: Path, line: str) -> None:
+    """The code dir is world-readable; an operator's platform stack with a salt or secrets stays out."""
+    repo = tracked_checkout(tmp_path)
+    (repo / "Pulumi.prod.yaml").write_text("config: {}\n" + line + "\n")
+    root = tmp_path / "vps"
+    result = subprocess.run(
+        ["bash", str(repo / "scripts" / "setup-vps.sh"), "--root", str(root)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "holds an encryptionsalt or secure values" in result.stderr
+    assert not (root / "opt/clawdbot/app").exists()
 
 
 def test_temporary_files_are_removed_when_the_script_dies(tmp_path: Path) -> None:
