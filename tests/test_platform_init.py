@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 import orchestrator.cli.platform as platform_cli
 import orchestrator.config.platform_stack as platform_stack
+import orchestrator.config.stack_writer as stack_writer
 from orchestrator.cli import cli
 from orchestrator.config.platform_stack import EXAMPLE, validate_platform
 from orchestrator.config.stack_file import load_stack_file
@@ -240,11 +241,21 @@ def test_the_checkouts_own_file_is_never_taken_for_the_example(tmp_path: Path, m
 def test_a_file_appearing_meanwhile_is_never_replaced(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.prod.yaml"
     path.write_text("someone else's\n")
-    spec = validate_platform({"account_id": ACCOUNT, "compatibility_date": "2026-03-01"})
-    text = platform_stack.render_platform_stack(platform_stack.platform_value(spec, []))
-    with pytest.raises(ConfigError, match="appeared while it was being written"):
-        platform_stack._put_in_place(path, text, spec, replace=False)
+    with pytest.raises(ConfigError, match="already exists; nothing was changed"):
+        stack_writer.put_in_place(path, "config: {}\n", lambda tmp: None, replace=False)
     assert path.read_text() == "someone else's\n" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_a_copy_failing_its_check_never_lands(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text("before\n")
+
+    def refuse(tmp: Path) -> None:
+        raise ConfigError("refused")
+
+    with pytest.raises(ConfigError, match="refused"):
+        stack_writer.put_in_place(path, "after\n", refuse, replace=True)
+    assert path.read_text() == "before\n" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_the_written_document_is_plain_json_values() -> None:

@@ -4,6 +4,7 @@
 - `stack_yaml`: the bounded reader of that untrusted YAML; `stack_roundtrip`: edits keeping its style;
 - `secrets_provider`: Pulumi's passphrase secrets provider and the 0600 passphrase file;
 - `tenant_config`: the tenant registry (`Pulumi.prod.<tenant>.yaml`) → validated specs;
+- `platform_stack`: `platform init` writes `Pulumi.prod.yaml`; `stack_writer`: a new stack file, read back first;
 - `secret_entry`: operator secret entry and relay-key rotation into the stack files;
 - `settings`: where the control plane keeps things on the VPS; `atomic_file`: crash-safe writes.
 """

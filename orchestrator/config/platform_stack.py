@@ -12,15 +12,14 @@ comments stay.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.config.stack_file import load_stack_file, set_value
+from orchestrator.config.stack_writer import put_in_place, render_stack_file
 from orchestrator.config.tenant_config import PLATFORM_KEY, check_stack_config, validate
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.errors import ConfigError
@@ -50,11 +49,7 @@ def platform_value(spec: PlatformSpec, given: Iterable[str]) -> dict[str, Any]:
 
 
 def render_platform_stack(value: dict[str, Any]) -> str:
-    """A whole platform stack file. Every value is written as JSON (valid YAML, quoted strings), so
-    no scalar can read differently under YAML 1.1, YAML 1.2 or the Pulumi CLI's go-yaml."""
-    lines = [HEADER, "config:\n", f"  {PLATFORM_KEY}:\n"]
-    lines += [f"    {key}: {json.dumps(item, sort_keys=True)}\n" for key, item in value.items()]
-    return "".join(lines)
+    return render_stack_file(HEADER, PLATFORM_KEY, value)
 
 
 @dataclass(frozen=True)
@@ -87,41 +82,15 @@ def _check_reads_back(path: Path, spec: PlatformSpec) -> None:
         raise ConfigError(f"{path}: {PLATFORM_KEY} does not read back as written; nothing was changed")
 
 
-def _put_in_place(path: Path, text: str, spec: PlatformSpec, *, replace: bool) -> None:
-    """Write beside `path`, read it back, then move it into place: linked (never replacing a file
-    that appeared meanwhile) for a new file, renamed over the example otherwise."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _check_reads_back(Path(tmp), spec)
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise ConfigError(f"{path} appeared while it was being written; nothing was changed") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def write_platform_stack(project_dir: Path, spec: PlatformSpec, given: Iterable[str], *, force: bool) -> Written:
     """Write `spec` as the platform stack of `project_dir`; refuses an operator's file unless `force`."""
     path = stack_file(project_dir, PLATFORM_STACK)
     value = platform_value(spec, given)
     if not path.exists() and not path.is_symlink():
-        _put_in_place(path, render_platform_stack(value), spec, replace=False)
+        put_in_place(path, render_platform_stack(value), lambda tmp: _check_reads_back(tmp, spec), replace=False)
         return Written(path, None)
     if _is_example(path):
-        _put_in_place(path, render_platform_stack(value), spec, replace=True)
+        put_in_place(path, render_platform_stack(value), lambda tmp: _check_reads_back(tmp, spec), replace=True)
         return Written(path, None)
     if not force:
         raise ConfigError(

@@ -6,7 +6,7 @@ own persisted KV namespace and D1 database, routed by hostname. Modules:
 
 - `plan`: bundle → the runner's per-tenant input (pure);
 - `deploy`: stack files → bundles, relay keys and KV values (decrypts `secure:` values);
-- `runtime`: `LocalEdge` (up/down/status) around the node runner (`runner.mjs`);
+- `runtime`: `LocalEdge` (up/down/status) around the node runner (`runner.mjs`); `listen`: is the port free;
 - `client`, `ops`: requests by hostname, the control worker, push-config, health probes.
 """
 
