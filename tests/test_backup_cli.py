@@ -20,6 +20,7 @@ from orchestrator.backup.marker import read_marker
 from orchestrator.backup.repository import BackupRepository
 from orchestrator.cli.backup import backup
 from orchestrator.engine.locks import fleet_lease
+from orchestrator.fleet.audit import read_events
 
 BACKUP_PASS = "backup passphrase kept off the box"
 AWS_SECRET = "moto-secret-key-value"
@@ -204,3 +205,19 @@ def test_create_waits_for_the_lease(vps: Path, fast_kdf: None, monkeypatch: pyte
     finally:
         release.set()
         holder.join()
+
+
+def test_a_restore_goes_to_the_audit_log(
+    vps: Path, tmp_path: Path, fast_kdf: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 item 7: every restore is audited (which backup, where to; never a file's contents)."""
+    log = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("CLAWDBOT_AUDIT_LOG", str(log))
+    assert run("create").exit_code == 0
+    dest = tmp_path / "restored"
+    assert run("restore", "latest", str(dest)).exit_code == 0
+    (event,) = [e for e in read_events(log) if e.operation == "backup-restore"]
+    marker = read_marker(vps / "last-backup.json")
+    assert marker is not None and event.detail == f"state backup {marker.backup_id} into {dest}"
+    assert event.stack == "fleet" and event.result == "ok"
+    assert "state pass" not in log.read_text() and BACKUP_PASS not in log.read_text()

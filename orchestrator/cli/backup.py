@@ -25,7 +25,7 @@ from orchestrator.config.secrets_provider import read_passphrase_file
 from orchestrator.config.settings import Settings
 from orchestrator.core.errors import BackupError, FleetLockError
 from orchestrator.engine.locks import fleet_lease
-from orchestrator.fleet.audit import default_who
+from orchestrator.fleet.audit import AuditLog, default_who
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -186,8 +186,11 @@ def restore(backup_id: str, dest: Path, escrow: bool) -> None:
     DEST receives state/ and config/ (or escrow/) with the original bytes and modes; move them
     into place yourself once you have looked at them.
     """
-    repo, _bucket = _repository(Settings.from_env(), escrow)
+    settings = Settings.from_env()
+    repo, _bucket = _repository(settings, escrow)
     manifest = repo.restore(_resolve_id(repo, backup_id), dest)
+    detail = f"{repo.kind} backup {manifest.backup_id} into {dest}"  # ids and paths only, never contents
+    AuditLog(settings.audit_log).record(stack="fleet", operation="backup-restore", result="ok", detail=detail)
     click.echo(f"restored {repo.kind} backup {manifest.backup_id} into {dest}: {_describe(manifest)}")
 
 
