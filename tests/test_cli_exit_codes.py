@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.errors import INTERRUPTED, EdgeGroup
+from orchestrator.cli.local import STATUS_EXIT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,3 +136,13 @@ def test_ctrl_c_while_python_loads_the_cli_is_130(env: dict[str, str]) -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == INTERRUPTED and "Traceback" not in result.stderr
+
+
+def test_local_status_3_is_stopped_and_the_readme_table_names_every_code(env: dict[str, str], tmp_path: Path) -> None:
+    """Issue 12 item 8: `local status` uses 3 for stopped; documented in the one table, not folded."""
+    stopped = _cli({**env, "CLAWDBOT_LOCAL_EDGE_DIR": str(tmp_path / "edge")}, "local", "status")
+    assert stopped.returncode == STATUS_EXIT["stopped"] == 3, stopped.stderr
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("### Exit codes") :].split("\n\n")[1]
+    documented = {int(row.split("|")[1]) for row in table.splitlines()[2:]}
+    assert documented == {0, 1, 2, *STATUS_EXIT.values(), INTERRUPTED}
