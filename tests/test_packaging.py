@@ -171,6 +171,8 @@ def test_a_missing_project_directory_is_a_usage_error(installed: Path, outside: 
     _, env = outside
     result = _run(installed, Path(env["PWD"]), env, "--project-dir", "/nonexistent/project", "tenants", "list")
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    # Usage lines name the console script that ran (what a unit's journal shows), not `python -m`.
+    assert "Usage: clawdbot-edge [OPTIONS]" in result.stderr, result.stderr
 
 
 def _hashed_pins(text: str) -> dict[str, tuple[str, int]]:

@@ -140,7 +140,9 @@ def main() -> None:
     """Run the CLI; exit statuses as in `cli/errors.py`, errors as JSON on stdout when `--json` was asked."""
     as_json = "--json" in sys.argv[1:]
     try:
-        code = cli.main(prog_name="python -m orchestrator", standalone_mode=False)
+        # Usage lines name what was run: the console script (the units' ExecStart) or the module.
+        prog = "clawdbot-edge" if Path(sys.argv[0]).name == "clawdbot-edge" else "python -m orchestrator"
+        code = cli.main(prog_name=prog, standalone_mode=False)
     except click.Abort as exc:  # Ctrl-C while click parses or loads a command, or a declined prompt
         # click.confirm raises Abort "from None": the interrupt is still its __context__
         interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
