@@ -184,8 +184,8 @@ class Propagating:
         self.edges.deployed(request.stack, bundle if isinstance(bundle, str) else "")
         return outcome
 
-    def rollback(self, stack: str) -> StackOutcome:
-        return self.inner.rollback(stack)
+    def rollback(self, stack: str, config_version: int | None) -> StackOutcome:
+        return self.inner.rollback(stack, config_version)
 
     def outputs(self, stack: str) -> dict[str, Any]:
         return self.inner.outputs(stack)

@@ -122,5 +122,6 @@ def test_built_on_first_use_builds_once_whatever_is_called_first() -> None:
     assert builds == []
     assert lazy.outputs("prod.acme")["bundle_hash"] == "sim-prod.acme"
     lazy.prepare()
-    lazy.rollback("prod.acme")
+    lazy.rollback("prod.acme", 4)
     assert builds == [1] and sim.prepared == 1 and sim.calls == [("prod.acme", "rollback")]
+    assert sim.rollback_versions == {"prod.acme": 4}  # the version to re-issue under is passed through

@@ -302,15 +302,30 @@ def test_rollback_applies_the_last_good_stack_file(settings: Settings) -> None:
     cli = FakeCli()
     ex = executor(settings, cli)
     with pytest.raises(StackError, match="no last good deployment"):
-        ex.rollback("prod.acme")
+        ex.rollback("prod.acme", None)
     ex.run(OpRequest("prod.acme", Operation.UP))
     store = FileDeployedStore(settings, "clawdbot")
     store.mark_good("prod.acme")
     (settings.project_dir / "Pulumi.prod.acme.yaml").write_text(STACK_FILE.replace("id: acme", "id: broken"))
-    ex.rollback("prod.acme")
+    ex.rollback("prod.acme", None)
     assert "id: acme" in (settings.work_root / "prod.acme" / "Pulumi.prod.acme.yaml").read_text()
     assert last(cli, "up")[:3] == ["up", "--yes", "--skip-preview"]
     assert "rollback to last good" in last(cli, "up")
+
+
+def test_rollback_can_re_issue_the_last_good_file_under_a_newer_config_version(settings: Settings) -> None:
+    cli = FakeCli()
+    ex = executor(settings, cli)
+    ex.run(OpRequest("prod.acme", Operation.UP))
+    FileDeployedStore(settings, "clawdbot").mark_good("prod.acme")
+    work = settings.work_root / "prod.acme"
+    good = (work / "last-good.Pulumi.yaml").read_bytes()
+    ex.rollback("prod.acme", 5)
+    deployed = (work / "Pulumi.prod.acme.yaml").read_text()
+    # Only the version line is new: the secret's ciphertext and the salt reach the engine untouched.
+    assert deployed == STACK_FILE.replace("    id: acme\n", "    id: acme\n    config_version: 5\n")
+    assert (work / "last-good.Pulumi.yaml").read_bytes() == good  # the last good itself is kept as it was
+    assert "rollback to last good, re-issued as config_version 5" in last(cli, "up")
 
 
 def test_passphrase_file_others_can_read_is_refused(tmp_path: Path) -> None:
@@ -438,7 +453,7 @@ def test_rollback_keeps_the_failed_up_log(settings: Settings) -> None:
     work = settings.work_root / "prod.acme"
     (work / "last-up.log").write_text("the failed up's output\n")
     FileDeployedStore(settings, "clawdbot").mark_good("prod.acme")
-    ex.rollback("prod.acme")
+    ex.rollback("prod.acme", None)
     assert (work / "last-up.log").read_text() == "the failed up's output\n"
     assert (work / "last-rollback.log").read_text() == "Updating (prod.acme): done\n"
 

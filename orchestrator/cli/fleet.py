@@ -246,7 +246,9 @@ def preview(
     "--rollback",
     is_flag=True,
     help="On a failed health gate, re-apply the last good stack file to the wave and gate it again "
-    "(refused for a tenant when the code changed since its last good deploy).",
+    "(refused for a tenant when the code changed since its last good deploy). It rolls forward: when the "
+    "failed up raised config_version, the old file is re-issued one above the highest deployed version, "
+    "which the Worker adopts.",
 )
 @click.option(
     "--allow-config-rollback",

@@ -6,5 +6,6 @@
 - `tenant_config`: the tenant registry (`Pulumi.prod.<tenant>.yaml`) → validated specs;
 - `platform_stack`: `platform init` writes `Pulumi.prod.yaml`; `stack_writer`: a new stack file, read back first;
 - `secret_entry`: operator secret entry and relay-key rotation into the stack files;
+- `reissue`: a last good stack file under a newer config_version (the rollback that rolls forward);
 - `settings`: where the control plane keeps things on the VPS; `atomic_file`: crash-safe writes.
 """

@@ -34,6 +34,7 @@ from pulumi.automation import errors as auto_errors
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.config.atomic_file import make_private_dirs, write_atomically
+from orchestrator.config.reissue import reissue
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name
@@ -174,6 +175,11 @@ class StackPaths:
     @property
     def last_good_file(self) -> Path:
         return self.work_dir / "last-good.Pulumi.yaml"
+
+    @property
+    def reissued_file(self) -> Path:
+        """The last good stack file under a newer config_version (a rollback that rolls forward)."""
+        return self.work_dir / "rollback.Pulumi.yaml"
 
     @property
     def drift_file(self) -> Path:
@@ -536,17 +542,24 @@ class AutomationExecutor:
     def run(self, request: OpRequest) -> StackOutcome:
         return self._run(request, config_from=None)
 
-    def rollback(self, stack: str) -> StackOutcome:
+    def rollback(self, stack: str, config_version: int | None) -> StackOutcome:
         """Re-apply the stack file that last passed the health gate, with the code of this run.
 
         That reproduces the last good deployment only if the program and render inputs are the
         same as then: the fleet checks the digests in the last-good record before calling this.
+        With `config_version`, the file is re-issued under that version first (only that key
+        changes): the Worker never adopts a config below one it served, so the fleet rolls forward.
         The output goes to `last-rollback.log`, so the failed up's log is kept.
         """
-        good = StackPaths.of(self.settings, stack).last_good_file
+        paths = StackPaths.of(self.settings, stack)
+        good = paths.last_good_file
         if not good.exists():
             raise StackError(f"stack {stack}: no last good deployment recorded; nothing to roll back to")
-        request = OpRequest(stack, Operation.UP, message="rollback to last good")
+        message = "rollback to last good"
+        if config_version is not None:
+            atomic_write(paths.reissued_file, reissue(good.read_bytes(), config_version, path=good))
+            good, message = paths.reissued_file, f"{message}, re-issued as config_version {config_version}"
+        request = OpRequest(stack, Operation.UP, message=message)
         return self._run(request, config_from=good, log_name="rollback")
 
     def outputs(self, stack: str) -> dict[str, Any]:

@@ -116,7 +116,8 @@ class StackExecutor(Protocol):
 
     def run(self, request: OpRequest) -> StackOutcome: ...
 
-    def rollback(self, stack: str) -> StackOutcome: ...
+    def rollback(self, stack: str, config_version: int | None) -> StackOutcome:
+        """Re-apply the last good stack file; with `config_version`, re-issued under that version."""
 
     def outputs(self, stack: str) -> dict[str, Any]: ...
 

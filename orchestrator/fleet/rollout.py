@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator.core import outputs as output_keys
+from orchestrator.core.crypto import MAX_CONFIG_VERSION
 from orchestrator.core.errors import EdgeError, SetupError
 from orchestrator.core.health import HealthCheck, HealthTarget
 from orchestrator.core.names import tenant_of
@@ -177,6 +178,27 @@ class Fleet(StackRunner):
             "version), or pass --allow-config-rollback to deploy it anyway (the edge then reports degraded)"
         )
 
+    def _forward_version(self, stack: str, good: DeployedRecord) -> int | None:
+        """The config_version to re-issue the last good stack file under, or None to apply it as it was.
+
+        The Worker refuses a config below the highest version it adopted (docs/contract.md, "Never
+        backwards"), and the up being rolled back may have deployed a higher one than the last good:
+        then the rollback rolls forward, the old config under a version above everything deployed.
+        """
+        if good.config_version is None:
+            return None  # a record without the output: nothing to compare with, apply it as it was
+        seen: list[object] = [good.config_version, self._outputs.get(stack, {}).get(output_keys.CONFIG_VERSION)]
+        if self.versions is not None:
+            seen.append(self.versions(stack)[1])
+        highest = max(v for v in seen if isinstance(v, int) and not isinstance(v, bool))
+        if highest <= good.config_version:
+            return None
+        if highest >= MAX_CONFIG_VERSION:
+            raise EdgeError(
+                f"stack {stack}: config_version {highest} is deployed; there is no higher one to roll forward to"
+            )
+        return highest + 1
+
     def _decide(self, stack: str, force: bool) -> Decision:
         if force:
             return Decision(True, "forced")
@@ -247,6 +269,9 @@ class Fleet(StackRunner):
     ) -> dict[str, TenantResult]:
         """Re-apply each wave tenant's last good stack file, then gate the wave again.
 
+        A rollback rolls forward where the up it undoes deployed a higher config_version: the last
+        good config is re-issued above it (`_forward_version`), so the Worker adopts it.
+
         Only honest when this run's code is the code of the last good deployment: the rollback
         re-renders the old stack file with the current program. When the digests differ, the
         tenant is not touched and the report says to redeploy the previous commit.
@@ -271,13 +296,21 @@ class Fleet(StackRunner):
                         previous, "rollback impossible: code changed since last good; redeploy the previous commit"
                     )
                     return
-                outcome = self.executor.rollback(stack)
+                version = self._forward_version(stack, good)
+                outcome = self.executor.rollback(stack, version)
             except Exception as exc:  # one tenant's failed rollback must not stop the others'
                 out[stack] = refuse(previous, _detail(exc))
                 return
             self.store.invalidate(stack)
-            record = _record_for(stack, outcome.outputs, good.config_digest, current)
+            # Re-issued, the deployed file is no file of the registry: the next up always sees a change.
+            digest = good.config_digest if version is None else f"{good.config_digest}+v{version}"
+            record = _record_for(stack, outcome.outputs, digest, current)
             detail = f"{previous.detail}; re-applied last good ({(record.bundle_hash or '?')[:12]})"
+            if version is not None:
+                detail += (
+                    f" re-issued as config_version {version}, above the version this up deployed (the Worker "
+                    f"never goes backwards); the next up needs clawdbot:tenant.config_version above {version}"
+                )
             result = replace(previous, result=Result.ROLLED_BACK, bundle_hash=record.bundle_hash, detail=detail)
             with self._lock:
                 rolled[stack] = (result, outcome, record)

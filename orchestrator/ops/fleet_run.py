@@ -129,8 +129,8 @@ class BuiltOnFirstUse:
     def run(self, request: OpRequest) -> StackOutcome:
         return self._executor().run(request)
 
-    def rollback(self, stack: str) -> StackOutcome:
-        return self._executor().rollback(stack)
+    def rollback(self, stack: str, config_version: int | None) -> StackOutcome:
+        return self._executor().rollback(stack, config_version)
 
     def outputs(self, stack: str) -> dict[str, Any]:
         return self._executor().outputs(stack)

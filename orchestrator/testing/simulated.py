@@ -40,6 +40,8 @@ class SimulatedExecutor:
     rollback_failures: set[str] = field(default_factory=set)
     rollback_bundles: dict[str, str] = field(default_factory=dict)
     """bundle_hash output of a rollback per stack (default: as for an up)."""
+    rollback_versions: dict[str, int | None] = field(default_factory=dict)
+    """The config_version each rollback was asked to re-issue the last good file under (None: as it was)."""
     kept: dict[str, tuple[KeptResource, ...]] = field(default_factory=dict)
     """Protected resources a destroy leaves per stack."""
     bundles: dict[str, str] = field(default_factory=dict)
@@ -77,13 +79,17 @@ class SimulatedExecutor:
         with self._lock:
             self.prepared += 1
 
-    def rollback(self, stack: str) -> StackOutcome:
+    def rollback(self, stack: str, config_version: int | None) -> StackOutcome:
         with self._lock:
             self.calls.append((stack, "rollback"))
+            self.rollback_versions[stack] = config_version
         self._work(stack, Operation.UP)
         if stack in self.rollback_failures:
             raise EdgeError(f"stack {stack}: simulated rollback failure")
-        return StackOutcome(stack, Operation.UP, {"update": 1}, self._outputs(stack, self.rollback_bundles.get(stack)))
+        outputs = self._outputs(stack, self.rollback_bundles.get(stack))
+        if config_version is not None:
+            outputs[output_keys.CONFIG_VERSION] = config_version
+        return StackOutcome(stack, Operation.UP, {"update": 1}, outputs)
 
     def _outputs(self, stack: str, bundle_hash: str | None = None) -> dict[str, Any]:
         outs: dict[str, Any] = {
