@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_policy_rules import run
 
 from orchestrator.config.tenant_config import load_platform_spec
 from orchestrator.core import dispatch, resource_types
-from orchestrator.core.contract import REPO_ROOT
-from orchestrator.offline.policy_runner import check_stack
+from orchestrator.core.contract import REPO_ROOT, contract
+from orchestrator.offline.policy_runner import check_stack, check_stacks
 from orchestrator.ops.scratch import copy_examples, write_passphrase_file
 
 constants = importlib.import_module("clawdbot_policies.constants")
@@ -25,6 +26,7 @@ constants = importlib.import_module("clawdbot_policies.constants")
         ("DISPATCH_NAMESPACE", resource_types.DISPATCH_NAMESPACE),
         ("DYNAMIC", resource_types.DYNAMIC),
         ("MAX_SCRIPT_TAGS", dispatch.MAX_TAGS),
+        ("ROUTING_HOST_KEY_PREFIX", contract()["dispatch"]["host_key_prefix"]),
     ],
 )
 def test_pack_constants_match_the_orchestrator(pack_name: str, value: Any) -> None:
@@ -76,3 +78,26 @@ def test_a_dispatch_mode_project_passes_the_whole_pack(tmp_path: Path) -> None:
         result, resources = check_stack(project.root, stack)
         assert resources, stack
         assert not result.failed, [v.line() for v in result.violations]
+
+
+@pytest.mark.parametrize(
+    ("intruder", "claims"),
+    [
+        ({"custom_domains": ["edge.acme.example.com"]}, 1),
+        ({"routes": ["shop.acme.example.com/*"]}, 1),
+        ({"routes": ["shop.acme.example.com/*", "www.example.com/*"], "custom_domains": ["edge.acme.example.com"]}, 2),
+    ],
+)
+def test_a_routing_entry_on_another_tenants_host_is_refused(
+    tmp_path: Path, intruder: dict[str, Any], claims: int
+) -> None:
+    # A dispatch tenant has no WorkersRoute or WorkersCustomDomain: its claims on hostnames are its
+    # routing entries (`host:<hostname>` in the platform's routing KV), which the rule must read.
+    project = copy_examples(REPO_ROOT, tmp_path / "p", write_passphrase_file(tmp_path / "pp"), "dispatch")
+    evil = {"id": "evil", "zone": {"id": "e" * 32, "name": "example.com"}, "routes": [], **intruder}
+    (project.root / "Pulumi.prod.evil.yaml").write_text(yaml.safe_dump({"config": {"clawdbot:tenant": evil}}))
+    results = {r.stack: r for r in check_stacks(project.root, ["prod.acme", "prod.evil"])}
+    found = [v for v in results["prod.evil"].violations if v.policy == "hostname-ownership"]
+    # The zone nests with acme's (one violation), then one per routing entry reaching acme's hosts.
+    assert len(found) == 1 + claims, [v.message for v in found]
+    assert all("tenant acme" in v.message for v in found)

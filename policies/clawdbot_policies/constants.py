@@ -25,6 +25,8 @@ KV_BINDING = "EDGE_KV"
 D1_BINDING = "EDGE_DB"
 
 CONFIG_KV_KEY = "config"
+ROUTING_HOST_KEY_PREFIX = "host:"
+"""Dispatch mode: a routing-KV key `host:<hostname>` routes that hostname to the entry's tenant."""
 SECRET_KV_PREFIX = "secret:"
 ENVELOPE_VERSION = 1
 ENVELOPE_ALG = "A256GCM"

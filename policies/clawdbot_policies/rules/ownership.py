@@ -1,4 +1,5 @@
-"""A hostname belongs to one tenant across the fleet: no route or custom domain on another's host.
+"""A hostname belongs to one tenant across the fleet: no route, custom domain or (dispatch mode)
+routing entry on another's host.
 
 One stack cannot see the others, so the fleet's zones, routes and custom domains come in as this
 policy's config (`fleet`, written by `python -m orchestrator policy fleet-config` from the tenant
@@ -46,6 +47,13 @@ def hostname_ownership_validator(args: StackValidationArgs, report_violation: Re
             claims.append(Claim.route(resource.name, get_str(resource.props, "pattern") or ""))
         elif resource.resource_type == c.CUSTOM_DOMAIN:
             claims.append(Claim.domain(resource.name, get_str(resource.props, "hostname") or ""))
+        elif resource.resource_type == c.KV_ENTRY and (get_str(resource.props, "keyName") or "").startswith(
+            c.ROUTING_HOST_KEY_PREFIX
+        ):
+            # Dispatch mode has no routes or domains: a routing entry is the claim (the dispatcher
+            # routes its host, a `*.` one every name below, as a whole-host route would).
+            host = (get_str(resource.props, "keyName") or "").removeprefix(c.ROUTING_HOST_KEY_PREFIX)
+            claims.append(Claim.route(resource.name, f"{host}/*"))
         else:
             continue
         urns[resource.name] = resource.urn
@@ -59,7 +67,7 @@ def hostname_ownership_validator(args: StackValidationArgs, report_violation: Re
 
 hostname_ownership = StackValidationPolicy(
     name="hostname-ownership",
-    description="Prohibits a zone, route or custom domain that reaches a hostname another tenant of the fleet owns.",
+    description="Prohibits a zone, route, custom domain or routing entry that reaches a hostname another tenant owns.",
     validate=hostname_ownership_validator,
     config_schema=PolicyConfigSchema(properties={**context.CONTEXT_SCHEMA, FLEET_KEY: FLEET_SCHEMA}),
 )
