@@ -20,7 +20,6 @@ import binascii
 import hashlib
 import hmac
 import os
-import stat
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +27,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from orchestrator.core.errors import ConfigError, CryptoError, EdgeError, PassphraseError, PermissionsError, SetupError
+from orchestrator.config.private_files import read_private_file
+from orchestrator.core.errors import ConfigError, CryptoError, EdgeError, PassphraseError, SetupError
 
 PBKDF2_ITERATIONS = 1_000_000
 KEY_BYTES = 32
@@ -36,7 +36,6 @@ SALT_BYTES = 8
 NONCE_BYTES = 12
 CHECK_PLAINTEXT = "pulumi"
 VALUE_VERSION = "v1"
-ALLOWED_FILE_MODES = (0o600, 0o400)
 
 
 @lru_cache(maxsize=64)
@@ -137,28 +136,10 @@ def new_encryption_salt(passphrase: str) -> str:
 
 
 def read_passphrase_file(path: str | os.PathLike[str]) -> str:
-    """The passphrase in a 0600/0400 file, trimmed like PULUMI_CONFIG_PASSPHRASE_FILE."""
+    """The passphrase in an owner-only file (config/private_files.py), trimmed like PULUMI_CONFIG_PASSPHRASE_FILE."""
     file = Path(path)
-    try:
-        # O_NOFOLLOW + fstat: the mode checked is the mode of the file actually read.
-        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise ConfigError(f"passphrase file {file} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"passphrase file {file} cannot be opened: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"passphrase file {file} is not a regular file")
-        mode = stat.S_IMODE(info.st_mode)
-        if mode not in ALLOWED_FILE_MODES:
-            raise PermissionsError(
-                f"passphrase file {file} has mode {mode:04o}; it must be 0600 or 0400 (chmod 600 {file})"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            raw = handle.read()
-    finally:
-        os.close(fd)
+    raw = read_private_file(file, "passphrase file")
+    assert raw is not None
     try:
         passphrase = raw.decode("utf-8").strip()
     except UnicodeDecodeError:

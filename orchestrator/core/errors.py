@@ -19,12 +19,12 @@ class BackupError(EdgeError):
     """A backup could not be made, read, verified or restored; names the backup/object at fault."""
 
 
-class PermissionsError(EdgeError):
-    """A file holding secrets, or the state directory, is readable by more than its owner."""
-
-
 class SetupError(EdgeError):
     """The VPS is not set up to run stacks (missing Pulumi CLI, unsafe file modes, bad directories)."""
+
+
+class PermissionsError(SetupError):
+    """A file holding secrets, or a private directory, fails the owner-only rule (config/private_files.py)."""
 
 
 class PulumiCliMissingError(SetupError):

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import shlex
-import stat
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +33,7 @@ from pulumi.automation import errors as auto_errors
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.config.atomic_file import make_private_dirs, write_atomically
+from orchestrator.config.private_files import check_private_file, ensure_private_dir
 from orchestrator.config.reissue import reissue
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
@@ -41,6 +41,7 @@ from orchestrator.config.tenant_config import project_name
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import DriftReport, StepCollector, classify
 from orchestrator.core.errors import (
+    ConfigError,
     EdgeError,
     PulumiCliMissingError,
     SetupError,
@@ -90,23 +91,14 @@ def pulumi_command(root: Path | None = None) -> auto.PulumiCommand:
 
 
 def check_passphrase_file(path: Path) -> None:
-    """Refuse a passphrase file that is missing or readable by anyone but its owner. Never reads it."""
+    """Refuse a passphrase file that is missing or fails the owner-only rule. Never reads it.
+
+    A setup error: the fleet stops, since every stack would fail alike.
+    """
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise SetupError(
-            f"passphrase file {path} does not exist: create it with `install -m 600 /dev/null {path}` "
-            f"and write the state passphrase into it"
-        ) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise SetupError(f"passphrase file {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise SetupError(
-            f"passphrase file {path} has mode {stat.S_IMODE(info.st_mode):04o}; others may read it: "
-            f"run `chmod 600 {path}`"
-        )
-    if info.st_uid != os.getuid():
-        raise SetupError(f"passphrase file {path} is owned by uid {info.st_uid}, not by this user")
+        check_private_file(path, "passphrase file")
+    except ConfigError as exc:
+        raise SetupError(str(exc)) from None
 
 
 def check_policy_pack(settings: Settings) -> None:
@@ -125,14 +117,6 @@ def check_policy_pack(settings: Settings) -> None:
         raise SetupError(f"policy config {config} is not readable JSON ({exc.__class__.__name__})") from None
     if not isinstance(document, dict):
         raise SetupError(f"policy config {config} must be a JSON object of policy name -> settings")
-
-
-def ensure_private_dir(path: Path, what: str) -> None:
-    """Create `path` 0700, or refuse an existing one that others can enter."""
-    make_private_dirs(path)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise SetupError(f"{what} {path} has mode {mode:04o}; run `chmod 700 {path}`")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,32 +10,25 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import stat
 from pathlib import Path
 
+from orchestrator.config.private_files import read_private_file
 from orchestrator.core.crypto import RELAY_KEY_BYTES, relay_key_from_b64
-from orchestrator.core.errors import ConfigError, CryptoError, PermissionsError
+from orchestrator.core.errors import ConfigError, CryptoError
 from orchestrator.local_edge.layout import StateLayout
 
 TOKEN_BYTES = 32
 
 
 def _read_private(path: Path, what: str) -> str | None:
-    """The file's text, or None when absent; refuses a file others can read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
+    """The file's text, or None when absent; refuses a file that fails the owner-only rule."""
+    raw = read_private_file(path, what, missing_ok=True)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot be opened ({exc.strerror})") from None
     try:
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        if mode & 0o077:
-            raise PermissionsError(f"{what} {path} has mode {mode:04o}; it must be 0600 (chmod 600 {path})")
-        with os.fdopen(fd, "r", encoding="ascii", closefd=False) as handle:
-            return handle.read().strip()
-    finally:
-        os.close(fd)
+        return raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not ASCII text") from None
 
 
 def _create_private(path: Path, text: str) -> bool:

@@ -11,14 +11,10 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.core.errors import PermissionsError, SetupError
-
-DIR_MODE = 0o700
+from orchestrator.config.private_files import ensure_private_dir
 
 
 @dataclass(frozen=True)
@@ -58,17 +54,6 @@ class StateLayout:
         return self.root / "lock"
 
     def ensure(self) -> None:
-        """Create the state directory (0700) or refuse one that others can read."""
-        try:
-            self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            self.keys_dir.mkdir(mode=DIR_MODE, exist_ok=True)
-        except OSError as exc:
-            raise SetupError(f"local edge state directory {self.root}: cannot be created ({exc.strerror})") from None
+        """Create the state directory (0700) or refuse one that others can read (relay keys live here)."""
         for directory in (self.root, self.keys_dir):
-            mode = stat.S_IMODE(os.stat(directory).st_mode)
-            if mode & 0o077:
-                # Relay keys live here: a group- or world-readable directory would expose them.
-                raise PermissionsError(
-                    f"local edge state directory {directory} has mode {mode:04o}; "
-                    f"it must be 0700 (chmod 700 {directory})"
-                )
+            ensure_private_dir(directory, "local edge state directory")

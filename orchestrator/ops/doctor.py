@@ -7,10 +7,8 @@ without an error. Here every Pulumi.<stack>.yaml is opened with the one passphra
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import stat
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from pathlib import Path
 
 from orchestrator.backup.custody import reused_passphrase_message, same_passphrase
 from orchestrator.backup.marker import read_marker
+from orchestrator.config.private_files import dir_problem
 from orchestrator.config.secrets_provider import check_passphrase_env, read_passphrase_file
 from orchestrator.config.settings import Settings
 from orchestrator.config.stack_file import load_stack_file
@@ -67,18 +66,8 @@ def check_pulumi_cli(expected: str, which: Callable[[str], str | None] = shutil.
 
 
 def check_private_dir(name: str, path: Path) -> Check:
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return Check(name, False, f"{path} does not exist")
-    if not stat.S_ISDIR(info.st_mode):
-        return Check(name, False, f"{path} is not a directory")
-    mode = stat.S_IMODE(info.st_mode)
-    if info.st_uid != os.getuid():
-        return Check(name, False, f"{path} is owned by uid {info.st_uid}, not this user ({os.getuid()})")
-    if mode & 0o077:
-        return Check(name, False, f"{path} has mode {mode:04o}; it must be 0700 (chmod 700 {path})")
-    return Check(name, True, f"{path} is 0700")
+    problem = dir_problem(path)
+    return Check(name, problem is None, problem or f"{path} is 0700")
 
 
 def check_passphrase_file(path: Path) -> tuple[Check, str | None]:
