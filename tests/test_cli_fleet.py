@@ -86,7 +86,8 @@ def test_selection_is_required(env: Env) -> None:
 
 def test_unknown_tenant_is_a_usage_error(env: Env) -> None:
     result = env.invoke("up", "--tenant", "ghost")
-    assert result.exit_code == 2 and "unknown tenant 'ghost' (registered: acme, beta, gamma)" in result.output
+    assert result.exit_code == 2 and "unknown tenant 'ghost': no stack file Pulumi.prod.ghost.yaml" in result.output
+    assert "(registered: acme, beta, gamma)" in result.output
 
 
 def test_bad_numbers_are_usage_errors(env: Env) -> None:

@@ -21,8 +21,9 @@ from rich.table import Table
 from orchestrator.cli.tables import print_table, table_console
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import tenant_stacks
+from orchestrator.config.tenant_config import select_tenant_stacks, tenant_stacks
 from orchestrator.core.drift import IGNORED
+from orchestrator.core.errors import ConfigError
 from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.stacks import AutomationExecutor
 from orchestrator.engine.throttle import BUDGET_KEYS, ThrottleConfig
@@ -57,20 +58,10 @@ def select_stacks(project_dir: Path, tenants: Sequence[str], all_: bool) -> list
     """`--tenant X` (repeatable) or `--all`, exactly one; unknown tenants are a usage error."""
     if bool(tenants) == all_:
         raise click.UsageError("choose the tenants: --tenant ID (repeatable) or --all")
-    known = tenant_stacks(project_dir)
-    if all_:
-        if not known:
-            raise click.UsageError(f"no tenants registered in {project_dir} (no Pulumi.prod.*.yaml)")
-        return known
-    chosen = []
-    for tenant in tenants:
-        stack = tenant_stack(tenant)
-        if stack not in known:
-            names = ", ".join(tenant_of(s) for s in known) or "none"
-            raise click.UsageError(f"unknown tenant {tenant!r} (registered: {names})")
-        if stack not in chosen:
-            chosen.append(stack)
-    return chosen
+    try:
+        return select_tenant_stacks(project_dir, None if all_ else tenants)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _selection(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,7 +17,6 @@ from orchestrator.cli.fleet import select_stacks
 from orchestrator.config.secret_bulk import import_secrets, list_secrets, parse_secrets, unset_secret
 from orchestrator.config.secret_entry import (
     adopt_stack_file,
-    all_tenants,
     check_secret_name,
     rotate_relay_keys,
     set_tenant_secret,
@@ -25,7 +24,7 @@ from orchestrator.config.secret_entry import (
 )
 from orchestrator.config.secrets_provider import check_passphrase_env, read_state_passphrase
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import project_name
+from orchestrator.config.tenant_config import project_name, select_tenant_stacks
 from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.locks import state_file
 from orchestrator.fleet.audit import AuditLog
@@ -89,7 +88,7 @@ def rotate(tenants: tuple[str, ...], all_: bool) -> None:
     settings = Settings.from_env()
     check_passphrase_env(settings.passphrase_file)
     project_dir = settings.project_dir
-    chosen = all_tenants(project_dir) if all_ else list(tenants)
+    chosen = [tenant_of(stack) for stack in select_tenant_stacks(project_dir, None if all_ else tenants)]
     for rotation in rotate_relay_keys(project_dir, chosen):
         _audit(settings, tenant_of(rotation.stack), "rotate", f"relay_key_generation -> {rotation.new_generation}")
         click.echo(
@@ -118,7 +117,7 @@ def adopt(tenants: tuple[str, ...], all_: bool, dry_run: bool, as_json: bool) ->
     settings = Settings.from_env()
     passphrase = read_state_passphrase(settings.passphrase_file)
     project_dir = settings.project_dir
-    chosen = all_tenants(project_dir) if all_ else list(tenants)
+    chosen = [tenant_of(stack) for stack in select_tenant_stacks(project_dir, None if all_ else tenants)]
     paths = [tenant_file(project_dir, tenant) for tenant in chosen]  # every name checked before any write
     results = [adopt_stack_file(path, passphrase, dry_run=dry_run) for path in paths]
     for r in results:

@@ -9,7 +9,6 @@ the key and re-encrypts every secret envelope and the signed config in that one 
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +22,11 @@ from orchestrator.config.stack_file import (
     set_secret,
     set_value,
 )
-from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, tenant_stacks
+from orchestrator.config.tenant_config import SECRETS_KEY, TENANT_KEY, select_tenant_stacks
 from orchestrator.core.errors import ConfigError, CryptoError, PassphraseError
+from orchestrator.core.model import is_secret_name
 from orchestrator.core.names import stack_file, tenant_of, tenant_stack
 
-# Same rule as model.SecretName; checked here too so a bad NAME fails before any prompt.
-SECRET_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-TENANT_ID = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
 GENERATION_KEY = f"{TENANT_KEY}.relay_key_generation"
 NAMES_KEY = f"{TENANT_KEY}.secret_names"
 
@@ -49,16 +46,12 @@ class Rotation:
 
 
 def tenant_file(project_dir: Path, tenant: str) -> Path:
-    if not TENANT_ID.fullmatch(tenant):
-        raise ConfigError(f"{tenant!r} is not a tenant id (lowercase letters, digits and dashes)")
-    path = stack_file(project_dir, tenant_stack(tenant))
-    if not path.is_file():
-        raise ConfigError(f"unknown tenant {tenant!r}: no stack file {path.name} in {project_dir}")
-    return path
+    (stack,) = select_tenant_stacks(project_dir, [tenant])
+    return stack_file(project_dir, stack)
 
 
 def check_secret_name(tenant: str, name: str) -> None:
-    if not SECRET_NAME.fullmatch(name):
+    if not is_secret_name(name):
         raise ConfigError(
             f"stack {tenant_stack(tenant)}: {SECRETS_KEY}.{name}: secret names are UPPER_SNAKE_CASE "
             "(A-Z, 0-9, _; at most 64 characters, starting with a letter)"
@@ -131,11 +124,6 @@ def rotate_relay_keys(project_dir: Path, tenants: list[str]) -> list[Rotation]:
     return [rotation for _, rotation in planned]
 
 
-def all_tenants(project_dir: Path) -> list[str]:
-    """Tenant ids from the registry of Pulumi.prod.<tenant>.yaml files."""
-    return [tenant_of(stack) for stack in tenant_stacks(project_dir)]
-
-
 @dataclass(frozen=True)
 class Adoption:
     """What `adopt_stack_file` found (and, unless a dry run, removed) in one stack file."""
@@ -159,7 +147,7 @@ class Adoption:
         prefix = f"{SECRETS_KEY}."
         return [
             f"python -m orchestrator secrets set {tenant} {key[len(prefix) :]}"
-            if key.startswith(prefix) and SECRET_NAME.fullmatch(key[len(prefix) :])
+            if key.startswith(prefix) and is_secret_name(key[len(prefix) :])
             else f"pulumi config set --secret --path '{key}' --stack {self.stack}"
             for key in self.dropped
         ]

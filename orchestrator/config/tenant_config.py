@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.config.stack_file import is_secure, load_stack_file, secure_key_paths
 from orchestrator.config.stack_yaml import YamlRefused, clip, kind_of, load_plain
 from orchestrator.core.errors import ConfigError
-from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError
+from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError, is_tenant_id
 from orchestrator.core.names import (
     PLATFORM_STACK,
     TENANT_STACK_PREFIX,
@@ -43,6 +43,30 @@ Spec = TypeVar("Spec", bound=BaseModel)
 def tenant_stacks(project_dir: Path) -> list[str]:
     """The tenant registry: one `Pulumi.prod.<tenant>.yaml` per tenant (never `pulumi stack ls`)."""
     return sorted(stack_name_from_path(p) for p in project_dir.glob(f"Pulumi.{TENANT_STACK_PREFIX}*.yaml"))
+
+
+def select_tenant_stacks(project_dir: Path, tenants: Sequence[str] | None) -> list[str]:
+    """The stacks of the named tenants, in the order given and each once; every tenant when none are named.
+
+    The one tenant selection (fleet commands, the local edge, health, secret entry): an unknown
+    or malformed name is an error naming what is registered, and so is an empty registry.
+    """
+    known = tenant_stacks(project_dir)
+    if not tenants:
+        if not known:
+            raise ConfigError(f"no tenants registered in {project_dir} (no Pulumi.prod.<tenant>.yaml files)")
+        return known
+    chosen = []
+    for tenant in dict.fromkeys(tenants):
+        if not is_tenant_id(tenant):
+            raise ConfigError(f"{tenant!r} is not a tenant id (lowercase letters, digits and dashes, 2-32 long)")
+        stack = tenant_stack(tenant)
+        if stack not in known:
+            names = ", ".join(tenant_of(s) for s in known) or "none"
+            file = stack_file(project_dir, stack).name
+            raise ConfigError(f"unknown tenant {tenant!r}: no stack file {file} in {project_dir} (registered: {names})")
+        chosen.append(stack)
+    return chosen
 
 
 def _key_path(root: str, loc: Iterable[str | int]) -> str:

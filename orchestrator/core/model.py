@@ -21,6 +21,8 @@ from pydantic import (
     Field,
     JsonValue,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -57,16 +59,35 @@ def _check_hostname(value: str) -> str:
 
 
 Hostname = Annotated[str, AfterValidator(_check_hostname)]
-TenantId = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$", min_length=2, max_length=MAX_TENANT_ID),
-]
+TENANT_ID_PATTERN = r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$"
+SECRET_NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
+TenantId = Annotated[str, StringConstraints(pattern=TENANT_ID_PATTERN, min_length=2, max_length=MAX_TENANT_ID)]
 # No hyphen: `clawdbot-<env>-<tenant>` must split one way only, or tenant `eu-acme` in env `prod`
 # and tenant `acme` in env `prod-eu` would claim the same account-wide names.
 Environment = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*$", min_length=2, max_length=MAX_ENVIRONMENT)]
-SecretName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
+SecretName = Annotated[str, StringConstraints(pattern=SECRET_NAME_PATTERN)]
 CompatibilityFlag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+_TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
+_SECRET_NAME: TypeAdapter[str] = TypeAdapter(SecretName)
+
+
+def is_tenant_id(value: str) -> bool:
+    """The `TenantSpec.id` rule, for input checked before any stack file is read (CLI arguments)."""
+    try:
+        _TENANT_ID.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def is_secret_name(value: str) -> bool:
+    """The `SecretName` rule, for a name checked before any prompt for its value."""
+    try:
+        _SECRET_NAME.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _check_compatibility_date(value: dt.date) -> dt.date:

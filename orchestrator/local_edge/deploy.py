@@ -22,7 +22,7 @@ from orchestrator.config.tenant_config import (
     TENANT_KEY,
     load_platform_spec,
     load_tenant_spec,
-    tenant_stacks,
+    select_tenant_stacks,
 )
 from orchestrator.core import crypto
 from orchestrator.core.dispatch import dispatch_problems
@@ -42,23 +42,6 @@ class PreparedTenant:
     bundle: EdgeBundle
     relay_key_b64: str = field(repr=False)
     kv_values: dict[str, str] = field(repr=False)
-
-
-def select_stacks(project_dir: Path, tenants: Sequence[str] | None) -> list[str]:
-    """Stacks of the named tenants (all tenant stacks when None), refusing unknown names."""
-    known = tenant_stacks(project_dir)
-    if not tenants:
-        if not known:
-            raise ConfigError(f"no tenant stacks in {project_dir} (expected Pulumi.prod.<tenant>.yaml files)")
-        return known
-    chosen = []
-    for tenant in dict.fromkeys(tenants):
-        stack = tenant_stack(tenant)
-        if stack not in known:
-            name = stack_file(project_dir, stack).name
-            raise ConfigError(f"unknown tenant {tenant!r}: no stack file {name} in {project_dir}")
-        chosen.append(stack)
-    return chosen
 
 
 def load_bundles(project_dir: Path, stacks: Sequence[str]) -> list[tuple[TenantSpec, EdgeBundle]]:
@@ -115,7 +98,7 @@ def prepare_tenants(
     """Load, render and seal every selected tenant; fails before anything starts if one is wrong."""
     say = progress or (lambda _message: None)
     layout.ensure()
-    stacks = select_stacks(project_dir, tenants)
+    stacks = select_tenant_stacks(project_dir, tenants)
     say(f"rendering {len(stacks)} tenant bundle(s) from {project_dir}")
     bundles = load_bundles(project_dir, stacks)
     needs_passphrase = any(spec.secret_names for spec, _ in bundles)

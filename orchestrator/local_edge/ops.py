@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.config.tenant_config import select_tenant_stacks
 from orchestrator.core import crypto
 from orchestrator.core.contract import config_kv_key, health_path
 from orchestrator.core.errors import ConfigError, CryptoError
@@ -14,7 +15,7 @@ from orchestrator.core.health import HealthCheck, HealthTarget, check_answer
 from orchestrator.core.model import host_for
 from orchestrator.core.names import tenant_stack
 from orchestrator.local_edge.client import ROUTE_OVERRIDE_HEADER, ControlClient, EdgeClient, EdgeResponse
-from orchestrator.local_edge.deploy import load_bundles, select_stacks
+from orchestrator.local_edge.deploy import load_bundles
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.keys import relay_key_b64, relay_key_path
 from orchestrator.local_edge.runtime import LocalEdge, TenantInfo
@@ -39,7 +40,7 @@ def push_config(edge: LocalEdge, project_dir: Path, tenant: str) -> PushResult:
     """
     runtime = edge.running()
     info = runtime.tenant(tenant)
-    (stack,) = select_stacks(project_dir, [tenant])
+    (stack,) = select_tenant_stacks(project_dir, [tenant])
     ((spec, bundle),) = load_bundles(project_dir, [stack])
     if not relay_key_path(edge.layout, tenant, spec.relay_key_generation).is_file():
         raise ConfigError(

@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from rich.table import Table
 
 from orchestrator.config.settings import Settings
+from orchestrator.config.tenant_config import select_tenant_stacks
 from orchestrator.core.contract import health_path
 from orchestrator.core.health import HealthCheck, HealthTarget
 from orchestrator.core.names import tenant_stack
 from orchestrator.fleet.health import probe
 from orchestrator.local_edge import LocalEdge, probe_local
-from orchestrator.local_edge.deploy import load_bundles, select_stacks
+from orchestrator.local_edge.deploy import load_bundles
 
 MAX_PARALLEL = 8
 VERDICT_STYLE = {"ok": "green", "degraded": "yellow"}
@@ -62,7 +63,7 @@ def local_checks(edge: LocalEdge, tenants: Sequence[str]) -> list[HealthCheck]:
 
 def remote_targets(settings: Settings, tenants: Sequence[str]) -> list[HealthTarget]:
     """What each tenant should serve on Cloudflare, from its stack file (as `up` renders it)."""
-    stacks = select_stacks(settings.project_dir, list(tenants) or None)
+    stacks = select_tenant_stacks(settings.project_dir, list(tenants) or None)
     targets = []
     for spec, bundle in load_bundles(settings.project_dir, stacks):
         host = bundle.health_host
