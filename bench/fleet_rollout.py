@@ -43,7 +43,7 @@ from bench.fleet_sim import ApiClient, Edges, Propagating, Upstream, World, stop
 from orchestrator.config.settings import Settings
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.names import stack_file, tenant_stack
-from orchestrator.engine.stacks import FileDeployedStore
+from orchestrator.engine.records import FileDeployedStore
 from orchestrator.engine.throttle import ThrottleConfig, ThrottleProxy
 from orchestrator.fleet import health
 from orchestrator.fleet.changes import FleetInputs, Rendered, bundle_renderer

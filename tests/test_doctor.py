@@ -140,7 +140,7 @@ def test_wide_modes_fail(vps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_cli_fails_with_install_hint(vps: Path) -> None:
     result = CliRunner().invoke(doctor, [], env={"PATH": str(vps)})
     assert result.exit_code == 1
-    assert "FAIL  pulumi cli: not on PATH; install it with scripts/setup-vps.sh" in result.output
+    assert "FAIL  pulumi cli: not on PATH; install the Pulumi CLI 3.272.0 with scripts/setup-vps.sh" in result.output
 
 
 def test_cli_check_error_paths() -> None:

@@ -14,7 +14,7 @@ from orchestrator.config.settings import Settings
 from orchestrator.core.drift import DriftFinding, DriftReport
 from orchestrator.core.errors import SetupError, StackError, TransientStackError
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
-from orchestrator.engine.stacks import FileDeployedStore
+from orchestrator.engine.records import FileDeployedStore
 from orchestrator.fleet.audit import AuditLog, read_events
 from orchestrator.fleet.changes import FleetInputs, Rendered, program_modules
 from orchestrator.fleet.ports import Clearance, KeptResource, Operation, Preflight

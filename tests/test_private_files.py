@@ -22,7 +22,7 @@ from orchestrator.config.private_files import (
 )
 from orchestrator.config.secrets_provider import read_passphrase_file
 from orchestrator.core.errors import ConfigError, EdgeError, PermissionsError, SetupError
-from orchestrator.engine.stacks import check_passphrase_file
+from orchestrator.engine.setup import check_passphrase_file
 from orchestrator.local_edge.keys import control_token
 from orchestrator.local_edge.layout import StateLayout
 from orchestrator.ops.doctor import check_private_dir as doctor_dir_check

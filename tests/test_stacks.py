@@ -31,15 +31,10 @@ from orchestrator.core.errors import (
     StackMissingError,
     TransientStackError,
 )
-from orchestrator.engine.stacks import (
-    AutomationExecutor,
-    FileDeployedStore,
-    check_passphrase_file,
-    install_hint,
-    pinned_cli_version,
-    pulumi_command,
-    sync_stack_file,
-)
+from orchestrator.engine.records import FileDeployedStore
+from orchestrator.engine.setup import check_passphrase_file, install_hint, pinned_cli_version, pulumi_command
+from orchestrator.engine.stacks import AutomationExecutor
+from orchestrator.engine.workdirs import sync_stack_file
 from orchestrator.fleet.ports import DeployedRecord, Operation, OpRequest
 
 PASSPHRASE = "correct horse battery staple"
@@ -496,7 +491,7 @@ def test_the_dynamic_provider_process_can_import_our_code(settings: Settings, mo
 
 
 def test_only_a_missing_cli_binary_is_a_missing_cli() -> None:
-    from orchestrator.engine.stacks import map_error
+    from orchestrator.engine.errors import map_error
 
     cli_gone = FileNotFoundError(2, "No such file or directory", "/opt/pulumi/bin/pulumi")
     assert isinstance(

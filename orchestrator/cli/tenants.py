@@ -25,8 +25,9 @@ from orchestrator.config.tenant_config import (
 from orchestrator.core.errors import EdgeError
 from orchestrator.core.masking import SECRET_MASK
 from orchestrator.core.names import stack_file, tenant_of, tenant_stack
+from orchestrator.engine.kept import removal_commands
 from orchestrator.engine.locks import checkpoint_resources
-from orchestrator.engine.stacks import FileDeployedStore, removal_commands
+from orchestrator.engine.records import FileDeployedStore
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.ports import KeptResource
 

@@ -1,7 +1,11 @@
 """The adapter to the Pulumi engine: what runs stacks for real. Imports `core` and `config`.
 
-- `stacks`: one tenant stack through the Automation API (VPS checks, work dirs, the deployed
-  records, kept resources, error mapping, the executor the fleet's ports ask for);
+- `stacks`: the Automation-API executor, one tenant stack at a time (the fleet's `StackExecutor`);
+- `setup`: is this VPS able to run stacks (the pinned CLI, the one install hint, the passphrase file);
+- `workdirs`: each stack's persistent work dir and the stack file synced into it;
+- `records`: what was deployed, read without the engine (the fleet's `DeployedStore`);
+- `kept`: what `destroy` keeps on purpose, and the commands that remove it;
+- `errors`: engine failures mapped to one-line domain errors (transient ones retried);
 - `locks`: crash recovery (stale stack locks, pending operations) and the fleet run lease;
 - `throttle`: the one Cloudflare API budget, a throttling reverse proxy on loopback.
 """

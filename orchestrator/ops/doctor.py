@@ -13,7 +13,6 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 from orchestrator.backup.custody import reused_passphrase_message, same_passphrase
@@ -24,9 +23,9 @@ from orchestrator.config.settings import Settings
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.core.errors import EdgeError
 from orchestrator.core.names import stack_name_from_path
+from orchestrator.engine.setup import install_hint, pinned_cli_version
 
 CLI_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)")
-INSTALL_HINT = "install it with scripts/setup-vps.sh (pinned, checksum-verified)"
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,6 @@ class Check:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
 
 
-def expected_cli_version() -> str:
-    """The CLI should match the pinned Python SDK (they are released together)."""
-    return metadata.version("pulumi")
-
-
 def parse_cli_version(output: str) -> str | None:
     match = CLI_VERSION.match(output.strip())
     return match.group(1) if match else None
@@ -52,7 +46,7 @@ def parse_cli_version(output: str) -> str | None:
 def check_pulumi_cli(expected: str, which: Callable[[str], str | None] = shutil.which) -> Check:
     binary = which("pulumi")
     if binary is None:
-        return Check("pulumi cli", False, f"not on PATH; {INSTALL_HINT}")
+        return Check("pulumi cli", False, f"not on PATH; {install_hint()}")
     try:
         proc = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -61,7 +55,7 @@ def check_pulumi_cli(expected: str, which: Callable[[str], str | None] = shutil.
     if found is None:
         return Check("pulumi cli", False, f"{binary} version gave no version (exit {proc.returncode})")
     if found != expected:
-        return Check("pulumi cli", False, f"{binary} is v{found}, expected v{expected}; {INSTALL_HINT}")
+        return Check("pulumi cli", False, f"{binary} is v{found}, expected v{expected}; {install_hint()}")
     return Check("pulumi cli", True, f"{binary} v{found}")
 
 
@@ -150,7 +144,7 @@ def check_backup(marker: Path, max_age_hours: float, now: datetime) -> Check:
 def run_checks(settings: Settings, now: datetime | None = None) -> list[Check]:
     passphrase_check, passphrase = check_passphrase_file(settings.passphrase_file)
     return [
-        check_pulumi_cli(expected_cli_version()),
+        check_pulumi_cli(pinned_cli_version()),
         check_private_dir("state dir", settings.state_dir),
         passphrase_check,
         check_passphrase_variable(settings.passphrase_file),
