@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from orchestrator.offline.policy_runner import load_pack
+from orchestrator.offline.policy_pack import load_pack
 
 load_pack()  # registers the pack's package under the analyzer's name
 hostnames = importlib.import_module("clawdbot_policies.hostnames")

@@ -28,7 +28,8 @@ import pytest
 import yaml
 
 from orchestrator.core.contract import REPO_ROOT
-from orchestrator.offline.policy_runner import StaticResource, check_stack, evaluate, resources_from_json
+from orchestrator.offline.analyzer import StaticResource, evaluate, resources_from_json
+from orchestrator.offline.policy_runner import check_stack
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policy"
 CORPUS = sorted((FIXTURES / "corpus").glob("*.json"))

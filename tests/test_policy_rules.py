@@ -27,7 +27,7 @@ from orchestrator.core.crypto import seal_secret
 from orchestrator.core.model import NAME_PREFIX
 from orchestrator.core.names import TENANT_STACK_PREFIX
 from orchestrator.core.pack import PACK_DIR
-from orchestrator.offline.policy_runner import load_pack
+from orchestrator.offline.policy_pack import load_pack
 
 PACK = load_pack()
 secretlike = importlib.import_module("clawdbot_policies.secretlike")
