@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
-import yaml
 from rich.table import Table
 
 from orchestrator.cli.fleet import _deps, select_stacks
 from orchestrator.cli.tables import print_table
-from orchestrator.config.ownership import check_registered_ownership
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.config.tenant_config import (
     SECRETS_KEY,
-    TENANT_KEY,
     load_tenant_spec,
     project_name,
     tenant_stacks,
-    validate_tenant,
 )
-from orchestrator.core.errors import EdgeError
 from orchestrator.core.masking import SECRET_MASK
-from orchestrator.core.names import stack_file, tenant_of, tenant_stack
-from orchestrator.engine.kept import removal_commands
-from orchestrator.engine.locks import checkpoint_resources
+from orchestrator.core.names import stack_file, tenant_of
 from orchestrator.engine.records import FileDeployedStore
-from orchestrator.fleet.audit import AuditLog
-from orchestrator.fleet.ports import KeptResource
+from orchestrator.ops.tenants import add_tenant, remove_tenant
 
 
 @click.group()
@@ -104,7 +95,6 @@ def add(
 ) -> None:
     """Register a tenant: write a validated Pulumi.prod.<tenant>.yaml (set secrets with `secrets set`)."""
     settings = _deps().settings()
-    stack = tenant_stack(tenant)
     raw: dict[str, Any] = {
         "id": tenant,
         "zone": {"id": zone_id, "name": zone_name},
@@ -116,18 +106,7 @@ def add(
     }
     if d1_location_hint:
         raw["d1_location_hint"] = d1_location_hint
-    check_registered_ownership(settings.project_dir, validate_tenant(stack, raw, []))
-    path = stack_file(settings.project_dir, stack)
-    text = f"# Tenant {tenant}: registered with `python -m orchestrator tenants add`.\n" + yaml.safe_dump(
-        {"config": {TENANT_KEY: raw}}, sort_keys=False
-    )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise EdgeError(f"tenant {tenant} is already registered ({path})") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    AuditLog(settings.audit_log).record(stack=stack, tenant=tenant, operation="tenant-add", result="ok")
+    path = add_tenant(settings, raw)
     click.echo(f"registered {tenant}: {path.name}; deploy with `python -m orchestrator up --tenant {tenant}`")
 
 
@@ -140,31 +119,5 @@ def remove(tenant: str, yes: bool) -> None:
     (stack,) = select_stacks(settings.project_dir, (tenant,), False)
     if not yes:
         raise click.UsageError(f"removing {tenant} deletes Pulumi.{stack}.yaml and its secrets; add --yes")
-    project = project_name(settings.project_dir)
-    # Real resources only: the stack, components and providers stay around what destroy keeps.
-    left = [
-        r
-        for r in checkpoint_resources(settings.state_dir, project, stack)
-        if r.get("custom", True)
-        and r.get("type") != "pulumi:pulumi:Stack"
-        and not str(r.get("type", "")).startswith("pulumi:providers:")
-    ]
-    unprotected = [r for r in left if not r.get("protect")]
-    if unprotected:
-        raise EdgeError(
-            f"tenant {tenant} still has {len(unprotected)} resources in stack {stack}: run "
-            f"`python -m orchestrator destroy --tenant {tenant} --yes` first"
-        )
-    if left:
-        # destroy kept these on purpose (the D1 database): running it again would change nothing.
-        kept = [KeptResource(str(r.get("urn", "?")), str(r.get("type", "?"))) for r in left]
-        names = ", ".join(f"{k.kind} {k.name}" for k in kept)
-        raise EdgeError(
-            f"tenant {tenant}: stack {stack} still holds protected {names}, which destroy keeps on purpose; "
-            f"{removal_commands(settings, stack, kept).describe()}; then run "
-            f"`python -m orchestrator tenants remove {tenant} --yes` again"
-        )
-    stack_file(settings.project_dir, stack).unlink()
-    FileDeployedStore(settings, project).forget(stack)
-    AuditLog(settings.audit_log).record(stack=stack, tenant=tenant, operation="tenant-remove", result="ok")
+    remove_tenant(settings, stack)
     click.echo(f"removed {tenant}")

@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.config.secret_entry import NAMES_KEY, SECRET_NAME, check_passphrase, tenant_file
+from orchestrator.config.secret_entry import NAMES_KEY, check_passphrase, tenant_file
 from orchestrator.config.stack_file import SECURE, StackFile, load_stack_file, remove_secrets, set_secrets, set_value
 from orchestrator.config.tenant_config import SECRETS_KEY
 from orchestrator.core.errors import ConfigError
+from orchestrator.core.model import is_secret_name
 
 _DOTENV = re.compile(r"(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*)")
 _DOUBLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
@@ -159,7 +160,7 @@ def import_secrets(
     """
     path = tenant_file(project_dir, tenant)
     stack = load_stack_file(path)
-    bad = sorted(name for name in values if not SECRET_NAME.fullmatch(name))
+    bad = sorted(name for name in values if not is_secret_name(name))
     if bad and not only_declared:
         raise ConfigError(
             f"stack {stack.stack}: not UPPER_SNAKE_CASE secret names (A-Z, 0-9, _; at most 64): {', '.join(bad)}"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.config.stack_file import is_secure, load_stack_file, secure_key_paths
@@ -252,3 +254,26 @@ def engine_object(stack: str, key: str, text: str | None) -> Any:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def register_tenant(project_dir: Path, raw: Mapping[str, Any]) -> Path:
+    """Write a new tenant's `Pulumi.prod.<tenant>.yaml` (validated first, 0600, never over an existing one)."""
+    tenant = str(raw.get("id", ""))
+    stack = tenant_stack(tenant)
+    validate_tenant(stack, raw, [])
+    path = stack_file(project_dir, stack)
+    text = f"# Tenant {tenant}: registered with `python -m orchestrator tenants add`.\n" + yaml.safe_dump(
+        {"config": {TENANT_KEY: dict(raw)}}, sort_keys=False
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"tenant {tenant} is already registered ({path})") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def unregister_tenant(project_dir: Path, stack: str) -> None:
+    """Delete the tenant's stack file (its encrypted secrets too): the registry forgets it."""
+    stack_file(project_dir, stack).unlink()

@@ -15,13 +15,30 @@ from orchestrator.engine.workdirs import StackPaths
 from orchestrator.fleet.ports import KeptResource
 
 
+@dataclass(frozen=True)
+class Leftovers:
+    """The real resources still in a stack's checkpoint (not the stack, components or providers)."""
+
+    unprotected: tuple[KeptResource, ...]
+    protected: tuple[KeptResource, ...]
+    """What `destroy` keeps on purpose (the tenant's D1 database)."""
+
+
+def leftovers(state_dir: Path, project: str, stack: str) -> Leftovers:
+    """Read from the checkpoint file, no engine: what a `destroy` has not removed."""
+    unprotected: list[KeptResource] = []
+    protected: list[KeptResource] = []
+    for r in checkpoint_resources(state_dir, project, stack):
+        kind = str(r.get("type", "?"))
+        if not r.get("custom", True) or kind == "pulumi:pulumi:Stack" or kind.startswith("pulumi:providers:"):
+            continue
+        (protected if r.get("protect") else unprotected).append(KeptResource(str(r.get("urn", "?")), kind))
+    return Leftovers(tuple(unprotected), tuple(protected))
+
+
 def kept_protected(state_dir: Path, project: str, stack: str) -> tuple[KeptResource, ...]:
     """Protected custom resources still in the stack's checkpoint (read from the file, no engine)."""
-    return tuple(
-        KeptResource(str(r.get("urn", "?")), str(r.get("type", "?")))
-        for r in checkpoint_resources(state_dir, project, stack)
-        if r.get("protect") and r.get("custom", True)
-    )
+    return leftovers(state_dir, project, stack).protected
 
 
 @dataclass(frozen=True)

@@ -9,23 +9,15 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from orchestrator.config.settings import Settings
 from orchestrator.core.drift import DriftReport
 from orchestrator.engine.locks import state_file
 from orchestrator.engine.workdirs import StackPaths, atomic_write
-from orchestrator.fleet.ports import DeployedRecord
+from orchestrator.fleet.ports import DeployedRecord, DriftRecord
 
 log = logging.getLogger(__name__)
-
-
-class DriftRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    checked_at: datetime
-    drifted: bool
-    summary: str
 
 
 class FileDeployedStore:

@@ -110,6 +110,16 @@ class DeployedRecord(BaseModel):
     updated_at: datetime
 
 
+class DriftRecord(BaseModel):
+    """The last drift check of a stack, as the fleet recorded it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    checked_at: datetime
+    drifted: bool
+    summary: str
+
+
 class StackExecutor(Protocol):
     def prepare(self) -> None:
         """Once per run, before any stack: install what every stack needs (the provider plugins)."""
@@ -138,6 +148,8 @@ class DeployedStore(Protocol):
     def put_drift(self, stack: str, report: DriftReport) -> None: ...
 
     def forget(self, stack: str) -> None: ...
+
+    def drift(self, stack: str) -> DriftRecord | None: ...
 
 
 HealthGate = Callable[[Sequence[HealthTarget]], GateResult]

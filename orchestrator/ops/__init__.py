@@ -1,7 +1,10 @@
 """Operations a person runs on the VPS or a laptop, built from the other packages.
 
 - `doctor`: is this VPS safe and ready to run the fleet (one verdict per check);
+- `fleet_run`: one fleet run as every door makes it (preflight and lock recovery, lease, API budget);
+- `status`: the fleet status rows and verdict, wired to the records on disk and one health probe;
 - `health`: every tenant's health endpoint probed, local or remote, and the table it prints;
 - `demo`: the example tenants on a local edge, end to end, in a scratch directory;
+- `tenants`: registering and unregistering tenants, and the rule for removal;
 - `scratch`: scratch projects (fresh passphrase, fresh secrets) for the demo, tests and benchmarks.
 """

@@ -22,7 +22,7 @@ from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.names import tenant_flag, tenant_of
 from orchestrator.engine.locks import RecoveryReport, checkpoint_outputs, clear_stale, fleet_lease, inspect
-from orchestrator.engine.stacks import FileDeployedStore
+from orchestrator.engine.records import FileDeployedStore
 from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import FleetInputs, Rendered
@@ -36,6 +36,7 @@ from orchestrator.fleet.ports import (
     StackExecutor,
     StackOutcome,
 )
+from orchestrator.fleet.preflight import clearance
 from orchestrator.fleet.report import FleetReport, RolloutOptions
 from orchestrator.fleet.rollout import Fleet
 from orchestrator.fleet.runner import Progress
@@ -60,18 +61,11 @@ def recover_stack(settings: Settings, audit: AuditLog, stack: str) -> tuple[Reco
 
 
 def preflight_for(settings: Settings, audit: AuditLog) -> Preflight:
+    """The fleet's `Preflight` port: recover the stack, then apply the fleet's rule (fleet/preflight.py)."""
+
     def preflight(stack: str, operation: Operation) -> Clearance:
         report, _ = recover_stack(settings, audit, stack)
-        if report.blocked:
-            return Clearance("; ".join(report.advice), report.advice)
-        if operation is Operation.UP and report.pending:
-            # An up over pending operations can create duplicates of what the killed run created.
-            blocked = (
-                f"{len(report.pending)} operations of an interrupted update are pending; clear them first: "
-                + "; ".join(report.advice)
-            )
-            return Clearance(blocked, report.advice)
-        return Clearance(None, report.advice)
+        return clearance(report, operation)
 
     return preflight
 

@@ -22,7 +22,8 @@ from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.core.masking import one_line, redact
 from orchestrator.core.model import TenantId, resource_prefix
 from orchestrator.core.names import stack_file, tenant_of, tenant_stack
-from orchestrator.engine.stacks import AutomationExecutor, FileDeployedStore
+from orchestrator.engine.records import FileDeployedStore
+from orchestrator.engine.stacks import AutomationExecutor
 from orchestrator.fleet import health as health_checks
 from orchestrator.fleet.audit import AuditEvent, AuditLog, default_who, read_events
 from orchestrator.fleet.changes import Rendered, bundle_renderer
