@@ -43,8 +43,9 @@ from bench.fleet_sim import ApiClient, Edges, Propagating, Upstream, World, stop
 from orchestrator.config.settings import Settings
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.names import stack_file, tenant_stack
+from orchestrator.engine.budget import ThrottleConfig
 from orchestrator.engine.records import FileDeployedStore
-from orchestrator.engine.throttle import ThrottleConfig, ThrottleProxy
+from orchestrator.engine.throttle import ThrottleProxy
 from orchestrator.fleet import health
 from orchestrator.fleet.changes import FleetInputs, Rendered, bundle_renderer
 from orchestrator.fleet.ports import DeployedRecord, Operation

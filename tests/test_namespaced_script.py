@@ -45,7 +45,8 @@ from components import wfp_api
 from components.namespaced_script import RELAY_KEY_SECRET, NamespacedScriptProvider, upload_metadata
 from components.wfp_api import ModuleFile, NamespaceApi, NamespaceApiError
 from orchestrator.core.contract import REPO_ROOT
-from orchestrator.engine.throttle import ThrottleConfig, ThrottleProxy
+from orchestrator.engine.budget import ThrottleConfig
+from orchestrator.engine.throttle import ThrottleProxy
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 NAMESPACE = "clawdbot-prod"

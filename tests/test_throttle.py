@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from orchestrator.engine.throttle import ThrottleConfig, ThrottleProxy, TokenBucket, WindowGuard
+from orchestrator.engine.budget import ThrottleConfig, TokenBucket, WindowGuard
+from orchestrator.engine.throttle import ThrottleProxy
 
 TOKEN = "Bearer cf-test-token-0123456789"
 

@@ -25,8 +25,8 @@ from orchestrator.config.tenant_config import select_tenant_stacks, tenant_stack
 from orchestrator.core.drift import IGNORED
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.names import tenant_of, tenant_stack
+from orchestrator.engine.budget import BUDGET_KEYS, ThrottleConfig
 from orchestrator.engine.stacks import AutomationExecutor
-from orchestrator.engine.throttle import BUDGET_KEYS, ThrottleConfig
 from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
 from orchestrator.fleet.changes import Rendered, bundle_renderer

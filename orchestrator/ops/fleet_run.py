@@ -21,9 +21,10 @@ from orchestrator.core import outputs as output_keys
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.names import tenant_flag, tenant_of
+from orchestrator.engine.budget import ThrottleConfig
 from orchestrator.engine.locks import RecoveryReport, checkpoint_outputs, clear_stale, fleet_lease, inspect
 from orchestrator.engine.records import FileDeployedStore
-from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleConfig, ThrottleProxy
+from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleProxy
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import FleetInputs, Rendered
 from orchestrator.fleet.ports import (
