@@ -24,7 +24,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic
 
-from orchestrator.core.migrations import Migration, MigrationError, apply_migrations
+from orchestrator.core.errors import MigrationError
+from orchestrator.core.migrations import Migration, apply_migrations
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 HTTP_TIMEOUT_SECONDS = 60

@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from orchestrator.backup import crypto as backup_crypto
 from orchestrator.backup import repository, snapshot
-from orchestrator.backup.crypto import MANIFEST_MAGIC, KdfParams, WrongPassphraseError, read_manifest_header
+from orchestrator.backup.crypto import MANIFEST_MAGIC, KdfParams, read_manifest_header
+from orchestrator.backup.errors import BackupError, WrongPassphraseError
 from orchestrator.backup.repository import BackupRepository, Retention
 from orchestrator.backup.snapshot import Entry, Source
 from orchestrator.backup.store import S3Store
-from orchestrator.core.errors import BackupError
 
 FAST_KDF = KdfParams(n=2**10, r=8, p=1)  # explicit low cost for tests only; production default is 2^17
 PASS = b"correct horse battery staple"

@@ -18,8 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from orchestrator.backup.errors import BackupError
 from orchestrator.backup.store import S3Store, checked_endpoint
-from orchestrator.core.errors import BackupError
 
 
 def test_without_an_endpoint_boto3_would_talk_to_aws() -> None:

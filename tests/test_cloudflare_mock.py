@@ -14,7 +14,8 @@ from components.tenant_edge import TenantEdge, TenantEdgeArgs
 from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.render import EdgeBundle, render_bundle
-from orchestrator.offline.cloudflare_mock import FakeAccount, ProviderRejected
+from orchestrator.offline.cloudflare_mock import FakeAccount
+from orchestrator.offline.errors import ProviderRejected
 from orchestrator.offline.session import OfflineSession
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"

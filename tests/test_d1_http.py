@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from components.d1_migrations import D1HttpExecutor
-from orchestrator.core.migrations import MigrationError
+from orchestrator.core.errors import MigrationError
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 DB = "f46de935-c91b-5b1b-b357-3cbca3d9465c"

@@ -65,3 +65,22 @@ def test_every_secret_mask_is_the_core_one() -> None:
     assert document["outputs"]["script_name"] == SECRET_MASK
     relay = next(b for r in document["resources"] for b in r["inputs"].get("bindings", []) if b["name"] == "RELAY_KEY")
     assert relay["text"] == SECRET_MASK
+
+
+def test_error_classes_live_in_one_errors_module_per_layer() -> None:
+    import importlib
+    import pkgutil
+
+    import orchestrator
+    from orchestrator.core.errors import EdgeError
+
+    for module in pkgutil.walk_packages(orchestrator.__path__, "orchestrator."):
+        if module.name not in ("orchestrator.__main__", "orchestrator.testing.__main__"):
+            importlib.import_module(module.name)
+    seen, todo = set(), [EdgeError]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls)
+        todo.extend(c for c in cls.__subclasses__() if c not in seen and c.__module__.startswith("orchestrator."))
+    homes = {cls.__name__: cls.__module__ for cls in seen}
+    assert {m for m in homes.values() if not m.endswith(".errors")} == set(), homes

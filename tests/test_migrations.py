@@ -18,14 +18,8 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from components.d1_migrations import D1HttpExecutor, D1MigrationsProvider
 from orchestrator.core.contract import REPO_ROOT
-from orchestrator.core.migrations import (
-    Migration,
-    MigrationError,
-    apply_migrations,
-    bundled_migrations,
-    load_migrations,
-    pending,
-)
+from orchestrator.core.errors import MigrationError
+from orchestrator.core.migrations import Migration, apply_migrations, bundled_migrations, load_migrations, pending
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 DB = "f46de935-c91b-5b1b-b357-3cbca3d9465c"

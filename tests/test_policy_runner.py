@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from orchestrator.cli import cli
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.offline.analyzer import ResourceLike, StaticResource, analyzer_props, evaluate, policy_resources
-from orchestrator.offline.policy_pack import PolicyRunError, load_pack, parse_policy_config, reconcile_config
+from orchestrator.offline.errors import PolicyRunError
+from orchestrator.offline.policy_pack import load_pack, parse_policy_config, reconcile_config
 from orchestrator.offline.policy_runner import check_stack, check_stacks
 from orchestrator.offline.session import UNKNOWN
 

@@ -26,7 +26,8 @@ from orchestrator.core.resource_types import (
     ROUTE,
     SCRIPT,
 )
-from orchestrator.offline.cloudflare_mock import FakeAccount, ProviderRejected
+from orchestrator.offline.cloudflare_mock import FakeAccount
+from orchestrator.offline.errors import ProviderRejected
 from orchestrator.offline.session import UNKNOWN, OfflineRun, OfflineSession, project_account, run_offline
 
 COMPONENT = "clawdbot:edge:TenantEdge"

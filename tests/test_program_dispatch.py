@@ -31,7 +31,8 @@ from orchestrator.core.resource_types import (
     ROUTE,
     SCRIPT,
 )
-from orchestrator.offline.cloudflare_mock import FakeAccount, ProviderRejected
+from orchestrator.offline.cloudflare_mock import FakeAccount
+from orchestrator.offline.errors import ProviderRejected
 from orchestrator.offline.session import OfflineRun, OfflineSession, run_offline
 
 SAAS_ZONE_ID = "ffeeddccbbaa99887766554433221100"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.server.errors import TokenError
 from orchestrator.server.security import RateLimited, RateLimiter
-from orchestrator.server.tokens import TokenError, TokenStore, digest
+from orchestrator.server.tokens import TokenStore, digest
 
 
 @pytest.fixture

@@ -19,17 +19,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.core.errors import BackupError
+from orchestrator.backup.errors import BackupError, WrongPassphraseError
 
 MANIFEST_MAGIC = b"CLAWDBOT-BACKUP-MANIFEST\x001\n"
 NONCE_BYTES = 12
 SALT_BYTES = 16
 MAX_KDF_MEMORY = 256 << 20
 """Bytes scrypt may need (128·n·r) for one derivation; a header asking for more is refused unread."""
-
-
-class WrongPassphraseError(BackupError):
-    """The backup passphrase does not derive the key a backup was made with."""
 
 
 class KdfParams(BaseModel):

@@ -15,8 +15,9 @@ import os
 import shlex
 from pathlib import Path
 
+from orchestrator.backup.errors import BackupError
 from orchestrator.config.secrets_provider import read_passphrase_file
-from orchestrator.core.errors import BackupError, EdgeError
+from orchestrator.core.errors import EdgeError
 
 
 def same_passphrase(first: str, second: str) -> bool:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.backup.errors import BackupError
 from orchestrator.config.atomic_file import write_atomically
-from orchestrator.core.errors import BackupError
 
 
 class LastBackup(BaseModel):

@@ -26,15 +26,14 @@ from orchestrator.backup.crypto import (
     BackupKey,
     KdfParams,
     ManifestHeader,
-    WrongPassphraseError,
     chunk_aad,
     new_key,
     open_manifest,
     seal_manifest,
 )
+from orchestrator.backup.errors import BackupError, WrongPassphraseError
 from orchestrator.backup.snapshot import Entry, SnapshotReader, SnapshotWriter, Source, collect
 from orchestrator.backup.store import ObjectStore
-from orchestrator.core.errors import BackupError
 
 DEFAULT_CHUNK_SIZE = 8 << 20
 BACKUP_ID = re.compile(r"(\d{8}T\d{6}Z)-[0-9a-f]{8}")

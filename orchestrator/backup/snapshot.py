@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from orchestrator.core.errors import BackupError
+from orchestrator.backup.errors import BackupError
 
 READ_BLOCK = 1 << 20
 

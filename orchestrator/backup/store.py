@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.utils import is_valid_uri
 
-from orchestrator.core.errors import BackupError
+from orchestrator.backup.errors import BackupError
 
 ENDPOINT_VARIABLE = "CLAWDBOT_R2_ENDPOINT"
 """Where Settings.r2_endpoint comes from (named in errors so the operator knows what to set)."""

@@ -16,6 +16,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from orchestrator.backup.custody import ensure_distinct
+from orchestrator.backup.errors import BackupError
 from orchestrator.backup.marker import LastBackup, write_marker
 from orchestrator.backup.repository import BackupRepository, Manifest, Retention
 from orchestrator.backup.sources import escrow_sources, state_sources
@@ -23,7 +24,7 @@ from orchestrator.backup.store import S3Store
 from orchestrator.cli.errors import EdgeGroup
 from orchestrator.config.secrets_provider import read_passphrase_file
 from orchestrator.config.settings import Settings
-from orchestrator.core.errors import BackupError, FleetLockError
+from orchestrator.core.errors import FleetLockError
 from orchestrator.engine.locks import fleet_lease
 from orchestrator.fleet.audit import AuditLog, default_who
 

@@ -17,7 +17,8 @@ import click
 from orchestrator.config.ownership import fleet_policy_config
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import tenant_stacks
-from orchestrator.offline.policy_pack import PolicyRunError, load_pack, load_policy_config
+from orchestrator.offline.errors import PolicyRunError
+from orchestrator.offline.policy_pack import load_pack, load_policy_config
 from orchestrator.offline.policy_runner import StackResult, check_stacks
 
 

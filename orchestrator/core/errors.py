@@ -15,10 +15,6 @@ class CryptoError(EdgeError):
     """Decryption or verification failed (never carries key or plaintext material)."""
 
 
-class BackupError(EdgeError):
-    """A backup could not be made, read, verified or restored; names the backup/object at fault."""
-
-
 class SetupError(EdgeError):
     """The VPS is not set up to run stacks (missing Pulumi CLI, unsafe file modes, bad directories)."""
 
@@ -53,3 +49,7 @@ class FleetLockError(EdgeError):
 
 class PassphraseError(CryptoError):
     """The state passphrase does not unlock a stack file's `encryptionsalt`."""
+
+
+class MigrationError(EdgeError):
+    """The database's applied migrations do not match the migration files."""

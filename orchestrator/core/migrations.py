@@ -17,13 +17,9 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.core.contract import MIGRATIONS_DIR, contract
-from orchestrator.core.errors import EdgeError
+from orchestrator.core.errors import MigrationError
 
 MIGRATION_FILE_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
-
-class MigrationError(EdgeError):
-    """The database's applied migrations do not match the migration files."""
 
 
 class Migration(BaseModel):

@@ -12,11 +12,7 @@ from pulumi.automation import errors as auto_errors
 
 from orchestrator.config.private_files import check_private_file
 from orchestrator.config.settings import Settings
-from orchestrator.core.errors import (
-    ConfigError,
-    PulumiCliMissingError,
-    SetupError,
-)
+from orchestrator.core.errors import ConfigError, PulumiCliMissingError, SetupError
 
 
 def pinned_cli_version() -> str:

@@ -12,9 +12,7 @@ from pathlib import Path
 
 from orchestrator.config.atomic_file import make_private_dirs, write_atomically
 from orchestrator.config.settings import Settings
-from orchestrator.core.errors import (
-    StackError,
-)
+from orchestrator.core.errors import StackError
 from orchestrator.core.names import stack_file, tenant_of
 
 

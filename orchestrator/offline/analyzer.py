@@ -32,7 +32,8 @@ from pulumi_policy.deserialize import deserialize_properties, serialize_properti
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from orchestrator.offline.policy_pack import Pack, PolicyRunError, load_pack, reconcile_config, struct_round_trip
+from orchestrator.offline.errors import PolicyRunError
+from orchestrator.offline.policy_pack import Pack, load_pack, reconcile_config, struct_round_trip
 from orchestrator.offline.session import UNKNOWN
 
 

@@ -21,7 +21,6 @@ import pulumi
 
 from orchestrator.core.cron import validate_cron
 from orchestrator.core.dispatch import tag_problem
-from orchestrator.core.errors import EdgeError
 from orchestrator.core.resource_types import (
     CRON,
     CUSTOM_DOMAIN,
@@ -37,6 +36,7 @@ from orchestrator.core.resource_types import (
     SCRIPT,
     STACK_REFERENCE,
 )
+from orchestrator.offline.errors import ProviderRejected
 
 BINDING_KEYS: dict[str, tuple[str, ...]] = {
     "kv_namespace": ("namespaceId",),
@@ -68,10 +68,6 @@ MAX_KV_TITLE = 512
 MAX_ACCOUNT_CRONS = 250
 D1_LOCATION_HINTS = {"wnam", "enam", "weur", "eeur", "apac", "oc"}
 SECRET_SIG = pulumi.runtime.rpc._special_sig_key
-
-
-class ProviderRejected(EdgeError):
-    """Cloudflare (as modelled) refused a resource; the message names the resource and the rule."""
 
 
 def unwrap(value: Any) -> Any:

@@ -22,15 +22,12 @@ from pulumi_policy import (
     Policy,
 )
 
-from orchestrator.core.errors import EdgeError, SetupError
+from orchestrator.core.errors import SetupError
 from orchestrator.core.pack import PACK_DIR, pack_module
+from orchestrator.offline.errors import PolicyRunError
 
 CROSS_STACK_POLICIES = ("kv-titles-unique",)
 """Stack policies also run over the union of all stacks: Cloudflare enforces them per account."""
-
-
-class PolicyRunError(EdgeError):
-    """The pack could not be loaded or run (names the pack path, stack or resource)."""
 
 
 @dataclass(frozen=True)

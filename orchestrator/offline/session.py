@@ -29,7 +29,8 @@ from orchestrator.config.tenant_config import (
 )
 from orchestrator.core.errors import ConfigError, EdgeError
 from orchestrator.core.names import PLATFORM_STACK, platform_reference
-from orchestrator.offline.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount, ProviderRejected
+from orchestrator.offline.cloudflare_mock import SECRET_SIG, CloudflareMocks, FakeAccount
+from orchestrator.offline.errors import ProviderRejected
 from orchestrator.program import run_program
 
 PLACEHOLDER = "offline-placeholder-not-a-secret"

@@ -9,5 +9,6 @@ Nothing imports this package; it imports the library only through `library`.
 - `watcher`, `events`: the picture kept fresh, and pushed to pages over Server-Sent Events;
 - `scheduler`: the systemd timers' last and next runs;
 - `schemas`, `api`, `pages` (+ `templates/`, `static/`), `state`, `app`: the FastAPI app;
-- `serve`: binding rules and uvicorn.
+- `serve`: binding rules and uvicorn;
+- `errors`: the control room's own failures (token, job, not found, unavailable).
 """

@@ -19,13 +19,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from orchestrator.server.api import build_api
+from orchestrator.server.errors import JobConflict, JobNotFound, NotFound, Unavailable
 from orchestrator.server.events import TooManyClients
-from orchestrator.server.jobs import JobConflict, JobNotFound
-from orchestrator.server.library import EdgeError, Library, Unavailable, one_line, redact
+from orchestrator.server.library import EdgeError, Library, one_line, redact
 from orchestrator.server.pages import build_pages, static_files
 from orchestrator.server.security import NotJson, RateLimited, SecurityHeaders, Unauthorized
 from orchestrator.server.serve import ServeConfig
-from orchestrator.server.state import AppState, NotFound
+from orchestrator.server.state import AppState
 
 log = logging.getLogger(__name__)
 

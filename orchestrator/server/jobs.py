@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from queue import Queue
 from typing import Any
 
+from orchestrator.server.errors import JobConflict, JobNotFound
 from orchestrator.server.events import EventHub
 from orchestrator.server.library import (
     AuditLog,
@@ -40,14 +41,6 @@ from orchestrator.server.schemas import JobRequest, JobState, JobView, TenantPro
 KEEP_FINISHED = 100
 EVENT_LINES = 50
 FINAL: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled"})
-
-
-class JobConflict(EdgeError):
-    """A tenant of the request is in a queued or running job."""
-
-
-class JobNotFound(EdgeError):
-    """No job with that id (finished jobs are kept for a while, then forgotten)."""
 
 
 def options_for(request: JobRequest, stacks: list[str]) -> RolloutOptions:

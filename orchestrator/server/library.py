@@ -34,6 +34,7 @@ from orchestrator.local_edge import LocalEdge, LocalEdgeError
 from orchestrator.ops.fleet_run import RunSeams, run_fleet
 from orchestrator.ops.health import check_json, local_checks, remote_checks
 from orchestrator.ops.status import status_ok, status_rows
+from orchestrator.server.errors import Unavailable
 
 __all__ = [
     "AuditEvent",
@@ -60,10 +61,6 @@ __all__ = [
     "tenant_stack",
     "write_atomically",
 ]
-
-
-class Unavailable(EdgeError):
-    """What the request needs is not running (the local edge, say)."""
 
 
 def real_seams() -> RunSeams:

@@ -16,9 +16,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import TypeAdapter, ValidationError
 
+from orchestrator.server.errors import NotFound
 from orchestrator.server.library import TenantId
 from orchestrator.server.schemas import TenantView
-from orchestrator.server.state import AppState, NotFound
+from orchestrator.server.state import AppState
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"

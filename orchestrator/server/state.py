@@ -8,18 +8,15 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.server.errors import NotFound
 from orchestrator.server.events import EventHub
 from orchestrator.server.jobs import JobManager
-from orchestrator.server.library import EdgeError, Library, tenant_of
+from orchestrator.server.library import Library, tenant_of
 from orchestrator.server.schemas import JobList, Overview, StatusDoc, TenantList, TenantView
 from orchestrator.server.security import Guard, RateLimiter
 from orchestrator.server.serve import ServeConfig
 from orchestrator.server.tokens import TokenStore
 from orchestrator.server.watcher import Snapshot, Watcher
-
-
-class NotFound(EdgeError):
-    """No such tenant (or page)."""
 
 
 def _version() -> str:

@@ -30,16 +30,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.server.library import EdgeError, write_atomically
+from orchestrator.server.errors import TokenError
+from orchestrator.server.library import write_atomically
 
 PREFIX = "cbt_"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_FILE = 1024 * 1024
 """A token file is a few hundred bytes per client; anything much larger is not ours."""
-
-
-class TokenError(EdgeError):
-    """The token file is unusable, or a token name is invalid, taken or unknown."""
 
 
 class StoredToken(BaseModel):
