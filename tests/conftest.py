@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from orchestrator.backup.store import S3Store
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +51,14 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     home.mkdir()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CLAWDBOT_", "PULUMI_"))}
     return {**clean, "HOME": str(home), "CLAWDBOT_PROJECT_DIR": str(project), "PYTHONPATH": str(repo)}
+
+
+@pytest.fixture
+def store(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Store:
+    """A fresh bucket on the module's moto server, with test credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    bucket = f"backups-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return S3Store(bucket, endpoint)
