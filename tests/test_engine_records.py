@@ -17,25 +17,20 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(project_dir=tmp_path, state_dir=tmp_path / "state", work_root=tmp_path / "work")
 
 
+def _record() -> DeployedRecord:
+    return DeployedRecord(
+        stack="prod.acme", bundle_hash="h", config_version=3, health_url=None, config_digest="c",
+        program_digest="p", render_digest="r", state_fingerprint=None, updated_at="2025-01-01T00:00:00Z",
+    )  # fmt: skip
+
+
 def test_deployed_store_round_trip_and_state_fingerprint(settings: Settings) -> None:
     store = FileDeployedStore(settings, "clawdbot")
     assert store.get("prod.acme") is None
     state = settings.state_dir / ".pulumi" / "stacks" / "clawdbot" / "prod.acme.json"
     state.parent.mkdir(parents=True)
     state.write_text("{}")
-    record = store.put(
-        DeployedRecord(
-            stack="prod.acme",
-            bundle_hash="h",
-            config_version=3,
-            health_url=None,
-            config_digest="c",
-            program_digest="p",
-            render_digest="r",
-            state_fingerprint=None,
-            updated_at="2025-01-01T00:00:00Z",
-        )
-    )
+    record = store.put(_record())
     assert record.state_fingerprint is not None
     assert store.get("prod.acme") == record and not store.state_changed(record)
     state.write_text('{"changed": true}')
@@ -46,19 +41,7 @@ def test_deployed_store_round_trip_and_state_fingerprint(settings: Settings) -> 
 
 def test_mark_good_writes_the_last_good_record_atomically_and_private(settings: Settings) -> None:
     store = FileDeployedStore(settings, "clawdbot")
-    record = store.put(
-        DeployedRecord(
-            stack="prod.acme",
-            bundle_hash="h",
-            config_version=3,
-            health_url=None,
-            config_digest="c",
-            program_digest="p",
-            render_digest="r",
-            state_fingerprint=None,
-            updated_at="2025-01-01T00:00:00Z",
-        )
-    )
+    record = store.put(_record())
     store.mark_good("prod.acme")
     work_dir = settings.work_root / "prod.acme"
     last_good = work_dir / "last-good.json"

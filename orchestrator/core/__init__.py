@@ -1,9 +1,13 @@
 """The pure core: what a tenant is and what its edge is made of. Imports nothing else of ours.
 
-- `model`: `TenantSpec`, `PlatformSpec` and the naming rules (resource prefix, hosts);
+- `model`: `TenantSpec`, `PlatformSpec`, the naming and validation rules (tenant ids, secret names);
+- `names`: stack names and stack files (`prod.<tenant>`, `Pulumi.<stack>.yaml`), both ways;
 - `cron`: Cloudflare's cron-trigger grammar; `contract`: the Python↔Worker contract file;
 - `outputs`: stack output names; `render`: `TenantSpec` → `EdgeBundle`;
-- `crypto`: the secret-relay formats (sealed secrets, signed config, webhook signatures);
+- `crypto`: the secret-relay formats (sealed secrets, signed config, health tokens, webhooks);
 - `migrations`: which D1 migrations exist and which are pending;
-- `drift`: drift decided from engine events; `errors`: the domain errors.
+- `drift`: drift decided from engine events; `resource_types`: the providers' type tokens;
+- `health`: the health answer and the verdict on it; `masking`: the one `[secret]` mask, redaction;
+- `hostnames`: who owns a hostname across the fleet; `pack`: where the policy pack lives;
+- `errors`: the domain errors every layer shares.
 """
