@@ -163,7 +163,8 @@ def test_unknown_tenant_has_the_clis_message(env: ServerEnv, client: TestClient)
     result = CliRunner().invoke(cli, ["preview", "--tenant", "ghost"], obj=FleetDeps(settings=lambda: env.settings))
     assert result.exit_code == 2
     assert api.status_code == 400 and api.json()["error"] in result.output
-    assert api.json()["error"] == "unknown tenant 'ghost' (registered: acme, globex)"
+    assert api.json()["error"].startswith("unknown tenant 'ghost': no stack file Pulumi.prod.ghost.yaml in ")
+    assert api.json()["error"].endswith(" (registered: acme, globex)")
     detail = client.get("/api/tenants/ghost", headers=headers)
     assert detail.status_code == 404 and detail.json()["error"] == api.json()["error"]
     assert client.get("/api/drift?tenant=ghost", headers=headers).json() == api.json()

@@ -16,7 +16,13 @@ from typing import Any
 
 from orchestrator.config.atomic_file import write_atomically
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec, project_name, tenant_stacks
+from orchestrator.config.tenant_config import (
+    load_platform_spec,
+    load_tenant_spec,
+    project_name,
+    select_tenant_stacks,
+    tenant_stacks,
+)
 from orchestrator.core.errors import ConfigError, EdgeError
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.core.masking import one_line, redact
@@ -39,6 +45,7 @@ from orchestrator.server.errors import Unavailable
 __all__ = [
     "AuditEvent",
     "AuditLog",
+    "ConfigError",
     "EdgeError",
     "FleetReport",
     "GateResult",
@@ -96,20 +103,8 @@ class Library:
         return tenant_stacks(self.settings.project_dir)
 
     def select(self, tenants: Sequence[str] | None) -> list[str]:
-        """The stacks of `tenants` (every tenant when None), with the CLI's message for unknown ones."""
-        known = self.stacks()
-        if tenants is None:
-            if not known:
-                raise ConfigError(f"no tenants registered in {self.settings.project_dir} (no Pulumi.prod.*.yaml)")
-            return known
-        chosen: list[str] = []
-        for tenant in dict.fromkeys(tenants):
-            stack = tenant_stack(tenant)
-            if stack not in known:
-                names = ", ".join(tenant_of(s) for s in known) or "none"
-                raise ConfigError(f"unknown tenant {tenant!r} (registered: {names})")
-            chosen.append(stack)
-        return chosen
+        """The stacks of `tenants` (every tenant when None): the one tenant selection, the CLI's message."""
+        return select_tenant_stacks(self.settings.project_dir, tenants)
 
     def summary(self, stack: str) -> dict[str, Any]:
         """What the tenant's stack file asks for (no secret value: the spec holds secret *names*)."""

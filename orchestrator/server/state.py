@@ -11,7 +11,7 @@ from pathlib import Path
 from orchestrator.server.errors import NotFound
 from orchestrator.server.events import EventHub
 from orchestrator.server.jobs import JobManager
-from orchestrator.server.library import Library, tenant_of
+from orchestrator.server.library import ConfigError, Library, tenant_of
 from orchestrator.server.schemas import JobList, Overview, StatusDoc, TenantList, TenantView
 from orchestrator.server.security import Guard, RateLimiter
 from orchestrator.server.serve import ServeConfig
@@ -70,8 +70,11 @@ class AppState:
         for view in self.tenant_list().tenants:
             if view.tenant == tenant:
                 return view
-        known = ", ".join(t.tenant for t in self.watcher.snapshot.tenants) or "none"
-        raise NotFound(f"unknown tenant {tenant!r} (registered: {known})")
+        try:
+            self.library.select([tenant])
+        except ConfigError as exc:
+            raise NotFound(str(exc)) from None  # the CLI's message for an unknown tenant
+        raise NotFound(f"tenant {tenant!r} is registered but not in the picture yet; try again in a moment")
 
     @staticmethod
     def search_text(view: TenantView) -> str:
