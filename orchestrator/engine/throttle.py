@@ -166,11 +166,15 @@ class ThrottleProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`sleep` and `clock` are one time source: tests pass a virtual one, so that what the budget
+        guarantees is checked without depending on how busy the machine is."""
         self.config = config or ThrottleConfig()
         self.stats = ThrottleStats()
         self._upstream = _Upstream.parse(upstream)
         self._sleep = sleep
+        self._clock = clock
         self._buckets: dict[str, tuple[TokenBucket, WindowGuard]] = {}
         self._buckets_lock = threading.Lock()
         self._local = threading.local()
@@ -215,7 +219,10 @@ class ThrottleProxy:
             pair = self._buckets.get(key)
             if pair is None:
                 cfg = self.config
-                pair = (TokenBucket(cfg.rate, cfg.burst), WindowGuard(cfg.requests, cfg.window))
+                pair = (
+                    TokenBucket(cfg.rate, cfg.burst, self._clock),
+                    WindowGuard(cfg.requests, cfg.window, self._clock),
+                )
                 self._buckets[key] = pair
             return pair
 
