@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.config import key_paths as kp
 from orchestrator.config import stack_file as sf
 from orchestrator.config.secrets_provider import PassphraseCrypter
+from orchestrator.config.stack_yaml import Segment
 from orchestrator.core.errors import ConfigError, CryptoError, PassphraseError
 
 # Pulumi's own test vector (passphrase "password"): one PBKDF2 derivation for the module, cached.
@@ -169,9 +171,9 @@ def test_yaml_dialect_matches_the_cli(tmp_path: Path) -> None:
         ('ns:obj["dotted.key"][12]', "ns:obj", ["dotted.key", 12]),
     ],
 )
-def test_parse_key_path(key_path: str, root: str, segments: list[sf.Segment]) -> None:
-    assert sf.parse_key_path(key_path) == (root, segments)
-    assert sf.format_key_path(root, segments) == key_path
+def test_parse_key_path(key_path: str, root: str, segments: list[Segment]) -> None:
+    assert kp.parse_key_path(key_path) == (root, segments)
+    assert kp.format_key_path(root, segments) == key_path
 
 
 @pytest.mark.parametrize(
@@ -192,7 +194,7 @@ def test_parse_key_path(key_path: str, root: str, segments: list[sf.Segment]) ->
 )
 def test_parse_key_path_errors(key_path: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
-        sf.parse_key_path(key_path)
+        kp.parse_key_path(key_path)
     assert repr(key_path) in str(info.value)
 
 

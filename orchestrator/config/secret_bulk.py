@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.config.key_paths import SECURE
 from orchestrator.config.secret_entry import NAMES_KEY, check_passphrase, tenant_file
-from orchestrator.config.stack_file import SECURE, StackFile, load_stack_file, remove_secrets, set_secrets, set_value
+from orchestrator.config.stack_file import StackFile, load_stack_file, remove_secrets, set_secrets, set_value
 from orchestrator.config.tenant_config import SECRETS_KEY
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.model import is_secret_name

@@ -12,10 +12,10 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.config.key_paths import SECURE
 from orchestrator.config.secrets_provider import PassphraseCrypter
 from orchestrator.config.stack_file import (
     PASSPHRASE_PROVIDERS,
-    SECURE,
     StackFile,
     load_stack_file,
     remove_secrets,

@@ -10,7 +10,8 @@ command lines (`pulumi config set --secret` puts the value on argv).
 The file is untrusted input: it is read by `stack_yaml` (bounded, in the CLI's dialect: go-yaml v3,
 YAML 1.2 core, duplicate keys refused, scalars the two would read differently refused) and edited
 by `stack_roundtrip`, which keeps comments, key order, flow style and quotes: only the lines of the
-changed values differ.
+changed values differ. The key-path grammar and the edits of the tree at a path are
+`orchestrator.config.key_paths`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from __future__ import annotations
 import copy
 import fcntl
 import os
-import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,82 +29,30 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ruamel.yaml.comments import CommentedMap
 
 from orchestrator.config.atomic_file import write_atomically
+from orchestrator.config.key_paths import (
+    SECURE,
+    assign,
+    check_plain_value,
+    format_key_path,
+    has,
+    is_secure,
+    map_secure,
+    parse_key_path,
+    removal_order,
+    secure_key_paths,
+    walk_secure,
+)
 from orchestrator.config.secrets_provider import PassphraseCrypter, new_encryption_salt
 from orchestrator.config.stack_roundtrip import edit
-from orchestrator.config.stack_yaml import MAX_FILE_BYTES, YamlRefused, clip, kind_of, load_plain
+from orchestrator.config.stack_yaml import MAX_FILE_BYTES, Segment, YamlRefused, clip, load_plain
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.masking import SECRET_MASK
 from orchestrator.core.names import stack_name_from_path
 
-SECURE = "secure"
 PASSPHRASE_PROVIDERS = (None, "", "passphrase")
-
-Segment = str | int
-
-
-# --- key paths --------------------------------------------------------------------------------
-
-_PLAIN_SEGMENT = re.compile(r"[^.\[\]\"]+")
-
-
-def parse_key_path(key_path: str) -> tuple[str, list[Segment]]:
-    """`ns:key.a[0]["b.c"]` -> ("ns:key", ["a", 0, "b.c"]) (pulumi config --path syntax)."""
-    pos = 0
-
-    def fail(reason: str) -> ConfigError:
-        return ConfigError(f"key path {key_path!r}: {reason}")
-
-    first = _PLAIN_SEGMENT.match(key_path)
-    if not first:
-        raise fail("must start with a config key such as clawdbot:tenant")
-    root, pos = first.group(0), first.end()
-    namespace, _, name = root.partition(":")
-    if not namespace or not name or ":" in name:
-        raise fail(f"config key {root!r} must be <namespace>:<name>, e.g. clawdbot:{root}")
-    segments: list[Segment] = []
-    while pos < len(key_path):
-        if key_path.startswith(".", pos):
-            match = _PLAIN_SEGMENT.match(key_path, pos + 1)
-            if not match:
-                raise fail(f"empty or invalid segment at offset {pos + 1}")
-            segments.append(match.group(0))
-            pos = match.end()
-        elif key_path.startswith('["', pos):
-            end = key_path.find('"]', pos + 2)
-            if end < 0:
-                raise fail(f'unterminated ["..."] at offset {pos}')
-            segments.append(key_path[pos + 2 : end])
-            pos = end + 2
-        elif key_path.startswith("[", pos):
-            end = key_path.find("]", pos)
-            index = key_path[pos + 1 : end] if end > 0 else ""
-            if not index.isdigit() or not index.isascii():
-                raise fail(f"list index at offset {pos} must be a non-negative integer")
-            segments.append(int(index))
-            pos = end + 1
-        else:
-            raise fail(f"unexpected character at offset {pos}")
-    return root, segments
-
-
-def format_key_path(root: str, segments: list[Segment]) -> str:
-    out = root
-    for seg in segments:
-        if isinstance(seg, int):
-            out += f"[{seg}]"
-        elif _PLAIN_SEGMENT.fullmatch(seg):
-            out += f".{seg}"
-        else:
-            out += f'["{seg}"]'
-    return out
 
 
 # --- the document -----------------------------------------------------------------------------
-
-
-def is_secure(node: object) -> bool:
-    """Pulumi's encoding of a secret: an object whose only key is `secure` (a string)."""
-    return isinstance(node, dict) and len(node) == 1 and isinstance(node.get(SECURE), str)
 
 
 class _StackDocument(BaseModel):
@@ -164,34 +112,6 @@ def _check_document(path: Path, raw: Any) -> dict[str, Any]:
         if ":" not in key:
             raise ConfigError(f"{path}: config key {clip(key)!r} must be <namespace>:<name>")
     return raw
-
-
-def _walk(node: Any, root: str, segments: list[Segment]) -> Iterator[tuple[list[Segment], Any]]:
-    """Every secure leaf under `node`, with its path."""
-    if is_secure(node):
-        yield segments, node
-    elif isinstance(node, dict):
-        for key, child in node.items():
-            yield from _walk(child, root, [*segments, str(key)])
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            yield from _walk(child, root, [*segments, index])
-
-
-def secure_key_paths(root: str, node: Any) -> list[str]:
-    """Key paths of every secure value in `node` (the value of config key `root`), in file order."""
-    return [format_key_path(root, segs) for segs, _ in _walk(node, root, [])]
-
-
-def map_secure(node: Any, fn: Callable[[list[Segment], str], Any], segments: list[Segment]) -> Any:
-    """`node` with each secure value replaced by fn(its path, its ciphertext); shares nothing with it."""
-    if is_secure(node):
-        return fn(segments, node[SECURE])
-    if isinstance(node, dict):
-        return {k: map_secure(v, fn, [*segments, str(k)]) for k, v in node.items()}
-    if isinstance(node, list):
-        return [map_secure(v, fn, [*segments, i]) for i, v in enumerate(node)]
-    return copy.deepcopy(node)
 
 
 @dataclass(frozen=True)
@@ -284,82 +204,6 @@ def read_config(path: str | os.PathLike[str], passphrase: str) -> dict[str, Any]
 # --- writing ----------------------------------------------------------------------------------
 
 
-def _check_plain_value(value: object, key_path: str, path: Path) -> None:
-    if isinstance(value, dict):
-        if is_secure(value):
-            raise ConfigError(f"{path}: {key_path}: use set_secret to write a secure value")
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ConfigError(f"{path}: {key_path}: object keys must be strings")
-            _check_plain_value(v, key_path, path)
-    elif isinstance(value, list):
-        for item in value:
-            _check_plain_value(item, key_path, path)
-    elif value is not None and not isinstance(value, str | int | float | bool):
-        raise ConfigError(f"{path}: {key_path}: {type(value).__name__} is not a config value type")
-
-
-def _assign(config: dict[str, Any], root: str, segments: list[Segment], value: Any, where: str) -> Any:
-    """Put `value` at root+segments, creating objects/lists on the way; returns the old value."""
-    if not segments:
-        if root not in config:
-            config[root] = value
-            return None
-        return _replace(config, root, value)
-    parent: Any = config
-    key: Segment = root
-    for seg in segments:
-        child = parent[key] if _has(parent, key) else None
-        if child is None:
-            child = [] if isinstance(seg, int) else {}
-            _put(parent, key, child, where)
-        elif is_secure(child):
-            raise ConfigError(f"{where}: a secret sits on this path; it cannot hold nested values")
-        elif isinstance(seg, int) and not isinstance(child, list):
-            raise ConfigError(f"{where}: [{seg}] indexes {kind_of(child)}, not a list")
-        elif isinstance(seg, str) and not isinstance(child, dict):
-            raise ConfigError(f"{where}: .{seg} reaches into {kind_of(child)}, not an object")
-        parent, key = child, seg
-    if not _has(parent, key):
-        _put(parent, key, value, where)
-        return None
-    return _replace(parent, key, value)
-
-
-def _replace(parent: Any, key: Segment, value: Any) -> Any:
-    """Replace a value, editing the round-trip node in place where that keeps its comments and
-    style (a secret's ciphertext, a list's items); returns a copy of what was there."""
-    old = parent[key]
-    if is_secure(old) and is_secure(value):
-        previous = dict(old)
-        old[SECURE] = value[SECURE]
-        return previous
-    if isinstance(old, list) and isinstance(value, list):
-        previous_items = list(old)
-        old[:] = value
-        return previous_items
-    parent[key] = value
-    return old
-
-
-def _has(parent: Any, key: Segment) -> bool:
-    if isinstance(parent, list):
-        return isinstance(key, int) and key < len(parent)
-    return bool(key in parent)
-
-
-def _put(parent: Any, key: Segment, value: Any, where: str) -> None:
-    if isinstance(parent, list) and isinstance(key, int):
-        if key > len(parent):
-            raise ConfigError(f"{where}: index {key} is past the end of a list of {len(parent)}")
-        if key == len(parent):
-            parent.append(value)
-        else:
-            parent[key] = value
-    else:
-        parent[key] = value
-
-
 def _update(path: str | os.PathLike[str], change: Callable[[Path, CommentedMap], None]) -> None:
     """Re-read, change and rewrite a stack file under an exclusive lock on its directory.
 
@@ -402,9 +246,9 @@ def set_value(path: str | os.PathLike[str], key_path: str, value: Any) -> None:
 
     def change(file: Path, document: CommentedMap) -> None:
         where = f"{file}: {key_path}"
-        _check_plain_value(value, key_path, file)
-        old = _assign(_config_of(document), root, segments, copy.deepcopy(value), where)
-        if is_secure(old) or any(True for _ in _walk(old, root, [])):
+        check_plain_value(value, key_path, file)
+        old = assign(_config_of(document), root, segments, copy.deepcopy(value), where)
+        if is_secure(old) or any(True for _ in walk_secure(old, root, [])):
             raise ConfigError(f"{where}: holds a secret; refusing to replace it with a plain value")
 
     _update(path, change)
@@ -434,7 +278,7 @@ def set_secrets(path: str | os.PathLike[str], values: dict[str, str], passphrase
         config = _config_of(document)
         for key_path, plaintext in values.items():
             root, segments = parse_key_path(key_path)
-            _assign(config, root, segments, {SECURE: crypter.encrypt(plaintext)}, f"{file}: {key_path}")
+            assign(config, root, segments, {SECURE: crypter.encrypt(plaintext)}, f"{file}: {key_path}")
 
     _update(path, change)
 
@@ -442,11 +286,6 @@ def set_secrets(path: str | os.PathLike[str], values: dict[str, str], passphrase
 def set_secret(path: str | os.PathLike[str], key_path: str, plaintext: str, passphrase: str) -> None:
     """Encrypt `plaintext` and write it as a `secure:` value at a key path."""
     set_secrets(path, {key_path: plaintext}, passphrase)
-
-
-def _removal_order(item: tuple[str, tuple[str, list[Segment]]]) -> list[tuple[int, str | int]]:
-    root, segments = item[1]
-    return [(0, root), *((1, s) if isinstance(s, int) else (0, s) for s in segments)]
 
 
 def remove_secrets(path: str | os.PathLike[str], values: dict[str, str], salt: str | None = None) -> None:
@@ -465,14 +304,14 @@ def remove_secrets(path: str | os.PathLike[str], values: dict[str, str], salt: s
             del document["encryptionsalt"]
         config = _config_of(document)
         # Deepest list indexes first, so removing one list item cannot shift another's index.
-        for key_path, (root, segments) in sorted(paths.items(), key=_removal_order, reverse=True):
+        for key_path, (root, segments) in sorted(paths.items(), key=removal_order, reverse=True):
             parent: Any = config
             *walk, last = [root, *segments]
             for key in walk:
-                parent = parent[key] if _has(parent, key) else None
+                parent = parent[key] if has(parent, key) else None
                 if not isinstance(parent, dict | list):
                     raise ConfigError(f"{file}: {key_path}: changed while it was being adopted; run again")
-            if not _has(parent, last) or not is_secure(parent[last]) or parent[last][SECURE] != values[key_path]:
+            if not has(parent, last) or not is_secure(parent[last]) or parent[last][SECURE] != values[key_path]:
                 raise ConfigError(f"{file}: {key_path}: changed while it was being adopted; run again")
             del parent[last]
 

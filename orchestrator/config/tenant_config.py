@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.config.stack_file import is_secure, load_stack_file, secure_key_paths
+from orchestrator.config.key_paths import is_secure, secure_key_paths
+from orchestrator.config.stack_file import load_stack_file
 from orchestrator.config.stack_yaml import YamlRefused, clip, kind_of, load_plain
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError, is_tenant_id

@@ -18,7 +18,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from orchestrator.config.stack_file import Segment, map_secure, secure_key_paths
+from orchestrator.config.key_paths import map_secure, secure_key_paths
+from orchestrator.config.stack_yaml import Segment
 from orchestrator.config.tenant_config import (
     PLATFORM_KEY,
     SECRETS_KEY,
