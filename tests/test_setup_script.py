@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from requirement_pins import read_pins
 from vps_setup import GIT_ENV, SCRIPT, SCRIPTS, UNITS, read_env_file, run, scratch_checkout, tracked_checkout
 
 from orchestrator.config.settings import Settings
@@ -253,8 +254,7 @@ def test_help() -> None:
 
 
 def test_cli_pin_matches_the_sdk_pin() -> None:
-    requirements = (SCRIPTS.parent / "requirements.txt").read_text().splitlines()
-    sdk = next(line.split("==")[1].split()[0] for line in requirements if line.startswith("pulumi=="))
+    sdk = read_pins(SCRIPTS.parent / "requirements.txt")["pulumi"]
     assert f'PULUMI_VERSION="{sdk}"' in SCRIPT.read_text()
     assert f"# version: {sdk}" in (SCRIPTS / "pulumi-cli.sha256").read_text()
 

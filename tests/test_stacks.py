@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.automation import CommandResult, PulumiCommand
-from pulumi.automation.errors import create_command_error
-from semver import VersionInfo
+from stack_fixtures import (
+    API_TOKEN,
+    PASSPHRASE,
+    SCRIPT,
+    STACK_FILE,
+    URN,
+    FakeCli,
+    executor,
+    last,
+    program,
+    stack_settings,
+)
 
 from orchestrator.config.settings import Settings
 from orchestrator.core.contract import REPO_ROOT
@@ -35,131 +43,11 @@ from orchestrator.engine.setup import install_hint
 from orchestrator.engine.stacks import AutomationExecutor
 from orchestrator.fleet.ports import Operation, OpRequest
 
-PASSPHRASE = "correct horse battery staple"
-API_TOKEN = "cf-api-token-should-never-leak"
-SCRIPT = "cloudflare:index/workersScript:WorkersScript"
-URN = f"urn:pulumi:prod.acme::clawdbot::{SCRIPT}::acme-worker"
-STACK_FILE = """encryptionsalt: v1:c2FsdA==:v1:abc:def
-config:
-  clawdbot:tenant:
-    id: acme
-  clawdbot:secrets:
-    WEBHOOK_SECRET:
-      secure: v1:ciphertext-only
-"""
-
-
-class FakeCli(PulumiCommand):
-    """Stand-in for the CLI: records each call, answers in the CLI's output formats."""
-
-    def __init__(self) -> None:
-        self.command = "pulumi"
-        self.version = VersionInfo(3, 200, 0)  # file-based event log, as the CLI used before 3.205
-        self.calls: list[tuple[list[str], str, dict[str, str]]] = []
-        self.stacks: set[str] = set()
-        self.failures: dict[str, tuple[str, str]] = {}
-        """sub-command -> (stdout, stderr) to fail with."""
-        self.events: list[dict[str, Any]] = []
-        self.outputs: dict[str, tuple[Any, bool]] = {}
-
-    def run(
-        self,
-        args: list[str],
-        cwd: str,
-        additional_env: Mapping[str, str],
-        on_output: Callable[[str], Any] | None = None,
-        on_error: Callable[[str], Any] | None = None,
-    ) -> CommandResult:
-        self.calls.append((list(args), cwd, dict(additional_env)))
-        stack = (
-            args[args.index("--stack") + 1] if "--stack" in args else args[2] if args[:2] == ["stack", "init"] else ""
-        )
-        sub = " ".join(args[:2]) if args[0] == "stack" else args[0]
-        if sub in self.failures:
-            stdout, stderr = self.failures[sub]
-            raise create_command_error(CommandResult(stdout=stdout, stderr=stderr, code=255))
-        if sub == "stack select" and stack not in self.stacks:
-            raise create_command_error(CommandResult("", f"error: no stack named '{stack}' found", 255))
-        if sub == "stack init":
-            self.stacks.add(stack)
-        if "--event-log" in args:
-            self._write_events(args[args.index("--event-log") + 1])
-        if on_output:
-            on_output("Updating (prod.acme): done")
-        return CommandResult(self._stdout(sub, args), "", 0)
-
-    def _write_events(self, path: str) -> None:
-        lines = [
-            *self.events,
-            {"sequence": 99, "timestamp": 0, "summaryEvent": self._summary()},
-            {"sequence": 100, "timestamp": 0, "cancelEvent": {}},
-        ]
-        with open(path, "a", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(json.dumps(line) + "\n")
-
-    def _summary(self) -> dict[str, Any]:
-        ops: dict[str, int] = {}
-        for event in self.events:
-            op = event.get("resOutputsEvent", {}).get("metadata", {}).get("op")
-            if op:
-                ops[op] = ops.get(op, 0) + 1
-        return {"maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": ops or {"same": 9}, "PolicyPacks": {}}
-
-    def _stdout(self, sub: str, args: list[str]) -> str:
-        if sub == "stack output":
-            shown = "--show-secrets" in args
-            return json.dumps({k: (v if shown or not s else "[secret]") for k, (v, s) in self.outputs.items()})
-        if sub == "stack history":
-            return json.dumps(
-                [
-                    {
-                        "kind": "update",
-                        "startTime": "2025-01-01T00:00:00.000Z",
-                        "message": "",
-                        "environment": {},
-                        "config": {},
-                        "result": "succeeded",
-                        "endTime": "2025-01-01T00:01:00.000Z",
-                        "version": 2,
-                        "resourceChanges": {"update": 1, "same": 8},
-                    }
-                ]
-            )
-        return ""
-
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", API_TOKEN)
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "Pulumi.yaml").write_text("name: clawdbot\nruntime: python\n")
-    (project / "Pulumi.prod.acme.yaml").write_text(STACK_FILE)
-    passphrase = tmp_path / "passphrase"
-    passphrase.write_text(PASSPHRASE)
-    passphrase.chmod(0o600)
-    return Settings(
-        project_dir=project,
-        state_dir=tmp_path / "state",
-        passphrase_file=passphrase,
-        work_root=tmp_path / "work",
-        audit_log=tmp_path / "audit.jsonl",
-    )
-
-
-def last(cli: FakeCli, command: str) -> list[str]:
-    return next(args for args, _, _ in reversed(cli.calls) if args[0] == command)
-
-
-def program() -> None:
-    raise AssertionError("the stand-in CLI never runs the program")
-
-
-def executor(
-    settings: Settings, cli: FakeCli, base_url: str | None = "http://127.0.0.1:9999/client/v4"
-) -> AutomationExecutor:
-    return AutomationExecutor(settings, command=cli, program=program, base_url=base_url)
+    return stack_settings(tmp_path)
 
 
 def test_up_creates_the_stack_and_never_puts_a_secret_on_argv(settings: Settings) -> None:
@@ -381,7 +269,6 @@ def test_the_dynamic_provider_process_can_import_our_code(settings: Settings, mo
     from pulumi.dynamic.dynamic import serialize_provider
 
     from components.d1_migrations import D1MigrationsProvider
-    from orchestrator.core.contract import REPO_ROOT
 
     monkeypatch.setenv("PYTHONPATH", "/opt/site-extra")
     ex = executor(settings, FakeCli())
@@ -442,89 +329,3 @@ def test_up_drops_secret_outputs_that_the_sdk_read_in_plaintext(settings: Settin
     assert "super-secret-relay" not in repr(outcome)
     work = settings.work_root / "prod.acme"
     assert all("super-secret-relay" not in p.read_text() for p in work.rglob("*") if p.is_file())
-
-
-# Issue 11, item 3. Upstream fact (pulumi 3.272.0 pulumi/automation/_stack.py): `Stack.preview()` and
-# `Stack.up()` take `policy_packs` / `policy_pack_configs`, and `_parse_extra_args` (lines 1623-1628)
-# emits `--policy-pack P` / `--policy-pack-config C` for each; `refresh()`/`destroy()` take none.
-
-
-def _flag_values(argv: list[str], flag: str) -> list[str]:
-    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
-
-
-def test_every_preview_and_up_runs_the_policy_pack_with_its_config(settings: Settings, tmp_path: Path) -> None:
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    (pack / "PulumiPolicy.yaml").write_text("runtime: python\n")
-    config = tmp_path / "policy-config.json"
-    config.write_text('{"no-apex-catch-all": {"allowedNames": []}}')
-    configured = settings.model_copy(update={"policy_pack_dir": pack, "policy_config": config})
-    cli = FakeCli()
-    run = executor(configured, cli)
-    for operation in (Operation.UP, Operation.PREVIEW, Operation.REFRESH):
-        run.run(OpRequest("prod.acme", operation))
-    by_command = {args[0]: args for args, _, _ in cli.calls if args[0] in ("preview", "up", "refresh")}
-    for command in ("preview", "up"):
-        assert _flag_values(by_command[command], "--policy-pack") == [str(pack.resolve())], command
-        assert _flag_values(by_command[command], "--policy-pack-config") == [str(config.resolve())], command
-    assert "--policy-pack" not in by_command["refresh"]
-
-
-def test_the_default_pack_is_this_repos_and_no_config_means_no_config_flag(settings: Settings) -> None:
-    cli = FakeCli()
-    executor(settings, cli).run(OpRequest("prod.acme", Operation.UP))
-    argv = next(args for args, _, _ in cli.calls if args[0] == "up")
-    assert _flag_values(argv, "--policy-pack") == [str((REPO_ROOT / "policies").resolve())]
-    assert (REPO_ROOT / "policies" / "PulumiPolicy.yaml").is_file()
-    assert "--policy-pack-config" not in argv
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"policy_pack_dir": Path("/nonexistent/pack")}, "policy pack /nonexistent/pack: no PulumiPolicy.yaml"),
-        ({"policy_config": Path("/nonexistent/c.json")}, "policy config /nonexistent/c.json does not exist"),
-    ],
-)
-def test_a_missing_pack_or_config_stops_before_any_stack(
-    settings: Settings, change: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(SetupError, match=re.escape(message)):
-        executor(settings.model_copy(update=change), FakeCli())
-
-
-def test_a_policy_config_that_is_not_a_json_object_is_refused(settings: Settings, tmp_path: Path) -> None:
-    for text in ("[1, 2]", "{not json"):
-        config = tmp_path / "c.json"
-        config.write_text(text)
-        with pytest.raises(SetupError, match="policy config"):
-            executor(settings.model_copy(update={"policy_config": config}), FakeCli())
-
-
-# Issue 11, item 5. Upstream facts: LocalWorkspace.install_plugin(name, version, kind="resource")
-# runs `pulumi plugin install resource <name> <version>` (pulumi 3.272.0 _local_workspace.py:637);
-# the plugins a Python program needs are named by the installed SDKs' pulumi-plugin.json
-# (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go), e.g. pulumi_cloudflare's
-# {"resource": true, "name": "cloudflare", "version": "6.23.1"}.
-
-
-def test_prepare_installs_the_exact_plugin_versions_of_the_installed_sdks(settings: Settings) -> None:
-    cli = FakeCli()
-    executor(settings, cli).prepare()
-    installs = [args for args, _, _ in cli.calls if args[:2] == ["plugin", "install"]]
-    lock = (REPO_ROOT / "requirements.txt").read_text()
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\]+)", lock, re.MULTILINE))  # the hashed lock's pins
-    assert installs == [
-        ["plugin", "install", "resource", "cloudflare", pins["pulumi-cloudflare"]],
-        ["plugin", "install", "resource", "random", pins["pulumi-random"]],
-    ]
-    env = next(e for args, _, e in cli.calls if args[:2] == ["plugin", "install"])
-    assert env["PULUMI_BACKEND_URL"].startswith("file://") and PASSPHRASE not in json.dumps(env)
-
-
-def test_a_failed_plugin_install_names_the_plugin(settings: Settings) -> None:
-    cli = FakeCli()
-    cli.failures["plugin"] = ("", "error: could not download plugin: 404 Not Found")
-    with pytest.raises(SetupError, match=r"installing provider plugin cloudflare 6\.23\.1 failed: .*404"):
-        executor(settings, cli).prepare()
