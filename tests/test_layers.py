@@ -84,3 +84,23 @@ def test_error_classes_live_in_one_errors_module_per_layer() -> None:
         todo.extend(c for c in cls.__subclasses__() if c not in seen and c.__module__.startswith("orchestrator."))
     homes = {cls.__name__: cls.__module__ for cls in seen}
     assert {m for m in homes.values() if not m.endswith(".errors")} == set(), homes
+
+
+def test_every_package_map_names_every_module() -> None:
+    """Each package's `__init__` docstring is its map: a module it does not name is a room nobody can find."""
+    import ast
+    from pathlib import Path
+
+    import orchestrator
+
+    root = Path(orchestrator.__file__).parent
+    packages = [init.parent for init in sorted(root.glob("*/__init__.py"))]
+    assert len(packages) >= 10, packages
+    missing = {
+        f"{package.name}/{module.name}"
+        for package in packages
+        for module in package.glob("*.py")
+        if module.stem != "__init__"
+        and f"`{module.stem}`" not in (ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or "")
+    }
+    assert missing == set(), f"not named in their package's __init__ docstring: {sorted(missing)}"

@@ -4,6 +4,11 @@ Each command group lives in its own module, named in `COMMANDS` and imported onl
 (`cli/lazy.py`: most commands never evaluate the program, so they never pay for importing the
 Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) become
 `Error: …` and exit 1, usage errors exit 2 (click).
+
+- `fleet`: preview, up, refresh, destroy, drift, status, recover, outputs; `health`: the health table;
+- `tenants`, `platform`, `secrets`, `plan`, `policy`, `local`, `backup`, `audit`, `doctor`, `demo`, `serve`: theirs;
+- `lazy`: the lazily loaded command table; `errors`: exit statuses and the one `Error:` line;
+- `tables`: how tables print (the terminal's width, never cut when piped).
 """
 
 from __future__ import annotations

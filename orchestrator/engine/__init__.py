@@ -2,6 +2,7 @@
 
 - `stacks`: the Automation-API executor, one tenant stack at a time (the fleet's `StackExecutor`);
 - `setup`: is this VPS able to run stacks (the pinned CLI, the one install hint, the passphrase file);
+- `plugins`: the provider plugins of the installed SDKs, exact versions, installed once per run;
 - `workdirs`: each stack's persistent work dir and the stack file synced into it;
 - `records`: what was deployed, read without the engine (the fleet's `DeployedStore`);
 - `kept`: what `destroy` keeps on purpose, and the commands that remove it;

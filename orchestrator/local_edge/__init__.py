@@ -6,8 +6,13 @@ own persisted KV namespace and D1 database, routed by hostname. Modules:
 
 - `plan`: bundle → the runner's per-tenant input (pure);
 - `deploy`: stack files → bundles, relay keys and KV values (decrypts `secure:` values);
-- `runtime`: `LocalEdge` (up/down/status) around the node runner (`runner.mjs`); `listen`: is the port free;
-- `client`, `ops`: requests by hostname, the control worker, push-config, health probes.
+- `runtime`: `LocalEdge` (up/down/status) around the node runner (`runner.mjs`);
+- `client`, `ops`: requests by hostname, the control worker (`control.mjs`), push-config, health probes;
+- `keys`: relay keys and the control token, generated once and kept 0600;
+- `layout`: where the local edge keeps its files (one private state directory);
+- `process`: the runtime's processes, found through /proc and checked before any signal;
+- `listen`: can the edge listen on host:port, asked before anything is rendered or spawned;
+- `errors`: the local edge's failures. (`readonly_sql.mjs`: the control worker's read-only SQL check.)
 """
 
 from orchestrator.local_edge.deploy import PreparedTenant, prepare_tenants

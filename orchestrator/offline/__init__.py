@@ -5,5 +5,6 @@
 - `plan`: the reviewable plan document, secrets masked;
 - `policy_pack`: the CrossGuard pack and each policy's config;
 - `analyzer`: resources handed to the pack's rules as the engine's analyzer hands them;
-- `policy_runner`: the pack over tenant stacks, and the account-wide rules over all of them.
+- `policy_runner`: the pack over tenant stacks, and the account-wide rules over all of them;
+- `errors`: the offline path's failures (a provider's refusal).
 """
