@@ -8,6 +8,7 @@ what the rule refuses, with the same hint.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from orchestrator.engine.setup import check_passphrase_file
 from orchestrator.local_edge.keys import control_token
 from orchestrator.local_edge.layout import StateLayout
 from orchestrator.ops.doctor import check_private_dir as doctor_dir_check
+from orchestrator.server.errors import TokenError
+from orchestrator.server.tokens import TokenStore
 
 SECRET = "correct horse battery staple"
 OTHER_UID = 4242
@@ -108,6 +111,21 @@ def test_the_local_edge_token_obeys_the_same_rule(tmp_path: Path) -> None:
     os.chmod(layout.root / "control.token", 0o640)
     with pytest.raises(PermissionsError, match="it must be 0600 or 0400"):
         control_token(layout)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o700, 0o000])
+def test_the_control_rooms_token_file_obeys_the_same_rule(mode: int, tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "serve" / "tokens.json")
+    token = store.add("ci")
+    assert store.verify(token) == "ci"
+    os.chmod(store.path, mode)
+    with pytest.raises(TokenError, match=re.escape(f"it must be 0600 or 0400 (chmod 600 {store.path})")):
+        store.add("other")
+    store.path.chmod(0o600)
+    store.path.rename(tmp_path / "moved")
+    os.mkfifo(store.path, 0o600)  # a FIFO in its place is refused at once, never waited on
+    with pytest.raises(TokenError, match="is not a regular file"):
+        store.add("other")
 
 
 @pytest.mark.parametrize("mode", [0o755, 0o750, 0o701, 0o770])

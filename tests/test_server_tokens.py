@@ -78,15 +78,16 @@ def test_every_stored_hash_is_compared_whichever_matches(store: TokenStore, monk
         assert len(calls) == 5  # no early exit: timing does not say which token nearly matched
 
 
-@pytest.mark.parametrize("mode", [0o640, 0o604, 0o666])
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o666, 0o700])
 def test_a_file_others_can_read_is_refused(store: TokenStore, mode: int) -> None:
     token = store.add("ci")
     store.path.chmod(mode)
     assert store.verify(token) is None
-    assert store.error == (
-        f"token file {store.path} has mode {mode:04o}; others may read it: run `chmod 600 {store.path}`"
+    # The one owner-only rule's message (config/private_files.py), as for every secret file.
+    assert (
+        store.error == f"token file {store.path} has mode {mode:04o}; it must be 0600 or 0400 (chmod 600 {store.path})"
     )
-    with pytest.raises(TokenError, match="others may read it"):
+    with pytest.raises(TokenError, match="it must be 0600 or 0400"):
         store.add("other")
 
 

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from orchestrator.config.atomic_file import write_atomically
+from orchestrator.config.private_files import file_problem
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import (
     load_platform_spec,
@@ -62,6 +63,7 @@ __all__ = [
     "TenantId",
     "Unavailable",
     "default_who",
+    "file_problem",
     "one_line",
     "redact",
     "tenant_of",

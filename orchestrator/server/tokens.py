@@ -20,7 +20,6 @@ import hmac
 import os
 import re
 import secrets
-import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.server.errors import TokenError
-from orchestrator.server.library import write_atomically
+from orchestrator.server.library import file_problem, write_atomically
 
 PREFIX = "cbt_"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -79,20 +78,17 @@ def _check_name(name: str) -> str:
 def _read(path: Path) -> tuple[TokenFile, tuple[int, int, int]] | None:
     """The file and its identity, or None when it does not exist. Refuses unsafe files."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO planted in the file's place must not hang the server.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise TokenError(f"token file {path}: cannot open: {exc.strerror}") from exc
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise TokenError(f"token file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            mode = stat.S_IMODE(info.st_mode)
-            raise TokenError(f"token file {path} has mode {mode:04o}; others may read it: run `chmod 600 {path}`")
-        if info.st_uid != os.getuid():
-            raise TokenError(f"token file {path} is owned by uid {info.st_uid}, not by this user")
+        problem = file_problem(path, info)  # the one owner-only rule (config/private_files.py)
+        if problem:
+            raise TokenError(f"token file {problem}")
         raw = os.read(fd, MAX_FILE + 1)
     finally:
         os.close(fd)
