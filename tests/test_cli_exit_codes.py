@@ -146,3 +146,45 @@ def test_local_status_3_is_stopped_and_the_readme_table_names_every_code(env: di
     table = readme[readme.index("### Exit codes") :].split("\n\n")[1]
     documented = {int(row.split("|")[1]) for row in table.splitlines()[2:]}
     assert documented == {0, 1, 2, *STATUS_EXIT.values(), INTERRUPTED}
+
+
+UNKNOWN_TENANT_COMMANDS = [
+    ["secrets", "set", "ghost", "WEBHOOK_SECRET"],
+    ["secrets", "rotate", "ghost"],
+    ["secrets", "unset", "ghost", "WEBHOOK_SECRET"],
+    ["secrets", "list", "ghost"],
+    ["secrets", "import", "ghost"],
+    ["secrets", "adopt", "ghost"],
+    ["health", "--tenant", "ghost"],
+    ["health", "--local", "--tenant", "ghost"],
+    ["local", "up", "ghost"],
+    ["local", "health", "--tenant", "ghost"],
+    ["local", "push-config", "ghost"],
+    ["tenants", "show", "ghost"],
+    *(
+        [command, "--tenant", "acme", "--tenant", "ghost"]
+        for command in ("preview", "up", "refresh", "destroy", "drift", "status", "recover")
+    ),
+    ["outputs", "--tenant", "ghost"],
+]
+
+
+@pytest.mark.parametrize("args", UNKNOWN_TENANT_COMMANDS, ids=" ".join)
+def test_an_unknown_tenant_is_a_usage_error_everywhere(env: dict[str, str], args: list[str]) -> None:
+    """Every command that takes a tenant goes through the one selection (config/tenant_config.py)."""
+    project = Path(env["CLAWDBOT_PROJECT_DIR"])
+    before = {p.name: p.read_bytes() for p in project.iterdir()}
+    result = _cli(env, *args, stdin='{"WEBHOOK_SECRET": "a value nobody may see"}\n')
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        f"Error: unknown tenant 'ghost': no stack file Pulumi.prod.ghost.yaml in {project} (registered: acme, globex)"
+    ], result.stderr
+    assert "Traceback" not in result.stderr and "a value nobody may see" not in result.stdout + result.stderr
+    assert {p.name: p.read_bytes() for p in project.iterdir()} == before
+
+
+@pytest.mark.parametrize("args", [["status", "--tenant", "ghost"], ["secrets", "adopt", "ghost"]], ids=" ".join)
+def test_an_unknown_tenant_with_json_is_one_json_usage_error(env: dict[str, str], args: list[str]) -> None:
+    document = json.loads(_cli(env, *args, "--json").stdout)
+    assert document["exit_code"] == 2 and document["error"].startswith("unknown tenant 'ghost': no stack file")

@@ -98,7 +98,7 @@ def test_local_health_piped(monkeypatch: pytest.MonkeyPatch) -> None:
     # The table of a running local edge; the probes themselves are tested in test_local_edge_runtime.
     target = HealthTarget("prod.acme", "acme", LONG_URL, "b" * 64, 3)
     check = HealthCheck(target, "unreachable", f"cannot reach {LONG_URL}")
-    monkeypatch.setattr(local_cli, "local_checks", lambda edge, tenants: [check])
+    monkeypatch.setattr(local_cli, "local_checks", lambda edge, project_dir, tenants: [check])
     result = CliRunner().invoke(cli, ["local", "health"])
     assert result.exit_code == 1
     assert _one_line_holds(result.stdout, "acme", "unreachable", LONG_URL), result.stdout

@@ -212,7 +212,7 @@ def test_adopt_names_unknown_tenants_before_writing_anything(tmp_path: Path) -> 
     path, _ = _lost_salt_file(project)
     before = path.read_bytes()
     result = _invoke(project, passphrase, ["secrets", "adopt", "acme", "ghost"])
-    assert result.exit_code == 1 and "unknown tenant 'ghost'" in result.output
+    assert result.exit_code == 2 and "unknown tenant 'ghost'" in result.output  # a usage error, as everywhere
     assert path.read_bytes() == before
 
 

@@ -112,27 +112,30 @@ def test_wrong_passphrase_changes_nothing(project: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    ("args", "stdin", "message"),
+    ("args", "stdin", "message", "code"),
     [
         (
             ["set", "acme", "stripe_key"],
             VALUE,
             "stack prod.acme: clawdbot:secrets.stripe_key: secret names are UPPER_SNAKE_CASE",
+            1,
         ),
-        (["set", "initech", "WEBHOOK_SECRET"], VALUE, "unknown tenant 'initech': no stack file Pulumi.prod.initech"),
-        (["set", "../etc", "WEBHOOK_SECRET"], VALUE, "'../etc' is not a tenant id"),
+        # A tenant that is not there is a usage error (exit 2), as everywhere (test_cli_exit_codes.py).
+        (["set", "initech", "WEBHOOK_SECRET"], VALUE, "unknown tenant 'initech': no stack file Pulumi.prod.initech", 2),
+        (["set", "../etc", "WEBHOOK_SECRET"], VALUE, "'../etc' is not a tenant id", 2),
         (
             ["set", "acme", "WEBHOOK_SECRET"],
             "",
             "stack prod.acme: clawdbot:secrets.WEBHOOK_SECRET: refusing an empty value",
+            1,
         ),
-        (["rotate", "initech"], None, "unknown tenant 'initech'"),
+        (["rotate", "initech"], None, "unknown tenant 'initech'", 2),
     ],
 )
-def test_errors_name_what_is_wrong(project: Path, args: list[str], stdin: str | None, message: str) -> None:
+def test_errors_name_what_is_wrong(project: Path, args: list[str], stdin: str | None, message: str, code: int) -> None:
     before = {p.name: p.read_bytes() for p in project.iterdir()}
     result = run(*args, stdin=stdin)
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert f"Error: {message}" in result.output
     assert {p.name: p.read_bytes() for p in project.iterdir()} == before
 

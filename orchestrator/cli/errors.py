@@ -1,6 +1,7 @@
 """How the CLI reports failures: one `Error: <message>` line and the exit status of the README's table.
 
-0 ok · 1 a tenant failed or drifted, or a domain or OS error · 2 usage error · 130 interrupted (Ctrl-C).
+0 ok · 1 a tenant failed or drifted, or a domain or OS error · 2 usage error (an unknown tenant too)
+· 130 interrupted (Ctrl-C).
 A leaf module, so command groups can use it without importing the whole CLI.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import click
 
-from orchestrator.core.errors import EdgeError
+from orchestrator.core.errors import EdgeError, UnknownTenantError
 
 INTERRUPTED = 130
 """128 + SIGINT, what a shell reports for a command stopped with Ctrl-C."""
@@ -28,9 +29,12 @@ def os_error_line(exc: OSError) -> str:
 
 @contextmanager
 def translated() -> Iterator[None]:
-    """Domain and OS errors become `Error: …` (exit 1); Ctrl-C exits 130 without a traceback."""
+    """Domain and OS errors become `Error: …` (exit 1), an unknown tenant a usage error (exit 2);
+    Ctrl-C exits 130 without a traceback."""
     try:
         yield
+    except UnknownTenantError as exc:  # the user named a tenant that is not there: usage, like a bad option
+        raise click.UsageError(str(exc)) from None
     except EdgeError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -23,7 +23,6 @@ from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import select_tenant_stacks, tenant_stacks
 from orchestrator.core.drift import IGNORED
-from orchestrator.core.errors import ConfigError
 from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.budget import BUDGET_KEYS, ThrottleConfig
 from orchestrator.engine.stacks import AutomationExecutor
@@ -58,10 +57,7 @@ def select_stacks(project_dir: Path, tenants: Sequence[str], all_: bool) -> list
     """`--tenant X` (repeatable) or `--all`, exactly one; unknown tenants are a usage error."""
     if bool(tenants) == all_:
         raise click.UsageError("choose the tenants: --tenant ID (repeatable) or --all")
-    try:
-        return select_tenant_stacks(project_dir, None if all_ else tenants)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    return select_tenant_stacks(project_dir, None if all_ else tenants)  # UnknownTenantError: exit 2 (cli/errors.py)
 
 
 def _selection(fn: Callable[..., Any]) -> Callable[..., Any]:

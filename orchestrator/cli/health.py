@@ -36,7 +36,7 @@ def health(tenants: tuple[str, ...], local: bool, remote: bool, as_json: bool) -
         mode = "local" if edge.status().state == "running" else "remote"
     if mode == "local":
         try:
-            checks = local_checks(edge, tenants)
+            checks = local_checks(edge, settings.project_dir, tenants)
         except LocalEdgeError as exc:
             raise click.ClickException(f"{exc} (start it with `local up`, or pass --remote)") from None
     else:

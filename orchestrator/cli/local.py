@@ -202,7 +202,8 @@ def push_config_(tenant: str) -> None:
 @click.option("--tenant", "tenants", multiple=True, help="Probe only this tenant (repeatable). Default: all.")
 def health_(tenants: tuple[str, ...]) -> None:
     """Probe every local tenant's health endpoint and show the fleet table; exit 1 if any is not ok."""
-    checks = local_checks(_edge(Settings.from_env()), tenants)
+    settings = Settings.from_env()
+    checks = local_checks(_edge(settings), settings.project_dir, tenants)
     print_table(health_table(checks, "Fleet health (local edge)"))
     if not all(c.ok for c in checks):
         sys.exit(1)

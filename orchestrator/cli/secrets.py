@@ -13,7 +13,6 @@ import sys
 import click
 
 from orchestrator.cli.errors import EdgeGroup
-from orchestrator.cli.fleet import select_stacks
 from orchestrator.config.secret_bulk import import_secrets, list_secrets, parse_secrets, unset_secret
 from orchestrator.config.secret_entry import (
     adopt_stack_file,
@@ -54,8 +53,9 @@ def set_(ctx: click.Context, tenant: str, name: str, add: bool) -> None:
             "secret values are never taken as arguments (they end up in ps and shell history): "
             "type the value at the prompt or pipe it on stdin"
         )
-    check_secret_name(tenant, name)  # fail before asking for the value
     settings = Settings.from_env()
+    _registered(settings, tenant)  # fail before asking for the value
+    check_secret_name(tenant, name)
     passphrase = read_state_passphrase(settings.passphrase_file)
     value = _read_value(name)
     written = set_tenant_secret(settings.project_dir, tenant, name, value, passphrase, add=add)
@@ -86,9 +86,9 @@ def rotate(tenants: tuple[str, ...], all_: bool) -> None:
     if bool(tenants) == all_:
         raise click.UsageError("name one or more tenants, or pass --all (not both)")
     settings = Settings.from_env()
-    check_passphrase_env(settings.passphrase_file)
     project_dir = settings.project_dir
     chosen = [tenant_of(stack) for stack in select_tenant_stacks(project_dir, None if all_ else tenants)]
+    check_passphrase_env(settings.passphrase_file)
     for rotation in rotate_relay_keys(project_dir, chosen):
         _audit(settings, tenant_of(rotation.stack), "rotate", f"relay_key_generation -> {rotation.new_generation}")
         click.echo(
@@ -115,9 +115,9 @@ def adopt(tenants: tuple[str, ...], all_: bool, dry_run: bool, as_json: bool) ->
     if bool(tenants) == all_:
         raise click.UsageError("name one or more tenants, or pass --all (not both)")
     settings = Settings.from_env()
-    passphrase = read_state_passphrase(settings.passphrase_file)
     project_dir = settings.project_dir
     chosen = [tenant_of(stack) for stack in select_tenant_stacks(project_dir, None if all_ else tenants)]
+    passphrase = read_state_passphrase(settings.passphrase_file)
     paths = [tenant_file(project_dir, tenant) for tenant in chosen]  # every name checked before any write
     results = [adopt_stack_file(path, passphrase, dry_run=dry_run) for path in paths]
     for r in results:
@@ -167,7 +167,7 @@ def _audit(settings: Settings, tenant: str, operation: str, detail: str) -> None
 
 
 def _registered(settings: Settings, tenant: str) -> None:
-    select_stacks(settings.project_dir, (tenant,), False)  # an unknown tenant is a usage error (exit 2)
+    select_tenant_stacks(settings.project_dir, [tenant])  # UnknownTenantError: a usage error (exit 2)
 
 
 @secrets.command(name="list")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.config.key_paths import is_secure, secure_key_paths
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.config.stack_yaml import YamlRefused, clip, kind_of, load_plain
-from orchestrator.core.errors import ConfigError
+from orchestrator.core.errors import ConfigError, UnknownTenantError
 from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError, is_tenant_id
 from orchestrator.core.names import (
     PLATFORM_STACK,
@@ -51,23 +51,26 @@ def tenant_stacks(project_dir: Path) -> list[str]:
 def select_tenant_stacks(project_dir: Path, tenants: Sequence[str] | None) -> list[str]:
     """The stacks of the named tenants, in the order given and each once; every tenant when none are named.
 
-    The one tenant selection (fleet commands, the local edge, health, secret entry): an unknown
-    or malformed name is an error naming what is registered, and so is an empty registry.
+    The one tenant selection (fleet commands, the local edge, health, secret entry, the control
+    room): an unknown or malformed name is an `UnknownTenantError` naming what is registered, and so
+    is an empty registry; every door reports it as a usage error.
     """
     known = tenant_stacks(project_dir)
     if not tenants:
         if not known:
-            raise ConfigError(f"no tenants registered in {project_dir} (no Pulumi.prod.<tenant>.yaml files)")
+            raise UnknownTenantError(f"no tenants registered in {project_dir} (no Pulumi.prod.<tenant>.yaml files)")
         return known
     chosen = []
     for tenant in dict.fromkeys(tenants):
         if not is_tenant_id(tenant):
-            raise ConfigError(f"{tenant!r} is not a tenant id (lowercase letters, digits and dashes, 2-32 long)")
+            raise UnknownTenantError(f"{tenant!r} is not a tenant id (lowercase letters, digits and dashes, 2-32 long)")
         stack = tenant_stack(tenant)
         if stack not in known:
             names = ", ".join(tenant_of(s) for s in known) or "none"
             file = stack_file(project_dir, stack).name
-            raise ConfigError(f"unknown tenant {tenant!r}: no stack file {file} in {project_dir} (registered: {names})")
+            raise UnknownTenantError(
+                f"unknown tenant {tenant!r}: no stack file {file} in {project_dir} (registered: {names})"
+            )
         chosen.append(stack)
     return chosen
 

@@ -11,6 +11,14 @@ class ConfigError(EdgeError):
     """A stack's config is invalid; the message is one line: stack, key path, reason."""
 
 
+class UnknownTenantError(ConfigError):
+    """A tenant that is not registered, a malformed tenant id, or no tenants at all.
+
+    The caller named something that is not there: the doors report it as a usage error (exit 2),
+    naming the tenant and where they looked (the stack file, the registry).
+    """
+
+
 class CryptoError(EdgeError):
     """Decryption or verification failed (never carries key or plaintext material)."""
 

@@ -38,9 +38,9 @@ def push_config(edge: LocalEdge, project_dir: Path, tenant: str) -> PushResult:
     A new version must be higher than any the edge holds or has served. When the stored document
     is missing or damaged, the version already served may be written again: that is the repair.
     """
+    (stack,) = select_tenant_stacks(project_dir, [tenant])  # not registered: refused before anything else
     runtime = edge.running()
     info = runtime.tenant(tenant)
-    (stack,) = select_tenant_stacks(project_dir, [tenant])
     ((spec, bundle),) = load_bundles(project_dir, [stack])
     if not relay_key_path(edge.layout, tenant, spec.relay_key_generation).is_file():
         raise ConfigError(

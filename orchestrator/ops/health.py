@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from rich.table import Table
 
@@ -53,7 +54,11 @@ def check_json(check: HealthCheck) -> dict[str, object]:
     }
 
 
-def local_checks(edge: LocalEdge, tenants: Sequence[str]) -> list[HealthCheck]:
+def local_checks(edge: LocalEdge, project_dir: Path, tenants: Sequence[str]) -> list[HealthCheck]:
+    """One probe per tenant the local edge runs (`tenants`, or all of them); a tenant that is not
+    registered is refused first, as everywhere (then one not running is the local edge's error)."""
+    if tenants:
+        select_tenant_stacks(project_dir, tenants)
     info = edge.running()
     chosen = [info.tenant(t) for t in tenants] if tenants else info.tenants
     client = edge.edge_client()

@@ -164,7 +164,7 @@ class Library:
         chosen = self.health_mode(mode)
         if chosen == "local":
             try:
-                checks = local_checks(self.local_edge(), tenants)
+                checks = local_checks(self.local_edge(), self.settings.project_dir, tenants)
             except LocalEdgeError as exc:
                 raise Unavailable(f"{exc} (start it with `local up`, or pass --remote)") from None
         else:
