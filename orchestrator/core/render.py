@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import jinja2
 from pydantic import BaseModel
 
 from orchestrator.core import contract as edge_contract
@@ -96,8 +95,14 @@ class EdgeBundle(FrozenModel):
         return next(b for b in self.bindings if b.name == name)
 
 
+if TYPE_CHECKING:
+    import jinja2
+
+
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # only to render the embedded module; change detection never needs it
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(WORKER_SRC / "src"),
         undefined=jinja2.StrictUndefined,
@@ -135,11 +140,8 @@ def _bindings(spec: TenantSpec, platform: PlatformSpec) -> tuple[Binding, ...]:
     return bindings
 
 
-def _digest(document: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
+def _inputs(spec: TenantSpec, platform: PlatformSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a bundle is made of besides the static modules: its fields and the embedded module's inputs."""
     prefix = resource_prefix(platform, spec.id)
     migrations = bundled_migrations()
     payload = config_payload_text(spec.id, spec.config_version, spec.config)
@@ -193,20 +195,48 @@ def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
             "tags": script_tags(spec, platform),
             "routing": routing_entries(spec, platform),
         }
-    static = _static_modules()
-    # The hash covers the inputs of the embedded module rather than its rendered text, which
-    # itself carries the hash: the same inputs always render the same bytes.
-    bundle_hash = _digest(
-        {
-            "fields": _jsonable(fields),
-            "embedded": embedded,
-            "modules": [m.model_dump() for m in static],
-            "template": _template_source(),
-        }
-    )
+    return fields, embedded
+
+
+def _bundle_hash(fields: dict[str, Any], embedded: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of {embedded, fields, modules, template}.
+
+    The hash covers the inputs of the embedded module rather than its rendered text, which itself
+    carries the hash: the same inputs always render the same bytes. The document's keys are sorted,
+    so its text is the per-tenant half followed by the static half (the Worker's hand-written
+    modules and the template, the same for every tenant), encoded once per process.
+    """
+    digest = hashlib.sha256(b'{"embedded":')
+    digest.update(_canonical(embedded))
+    digest.update(b',"fields":')
+    digest.update(_canonical(_jsonable(fields)))
+    digest.update(_static_tail())
+    return digest.hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+@cache
+def _static_tail() -> bytes:
+    modules = [m.model_dump() for m in _static_modules()]
+    return b',"modules":' + _canonical(modules) + b',"template":' + _canonical(_template_source()) + b"}"
+
+
+def bundle_identity(spec: TenantSpec, platform: PlatformSpec) -> tuple[str, int]:
+    """The bundle hash and config version `render_bundle` gives, without rendering the embedded module:
+    what change detection compares with the deployed record."""
+    fields, embedded = _inputs(spec, platform)
+    return _bundle_hash(fields, embedded), spec.config_version
+
+
+def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
+    fields, embedded = _inputs(spec, platform)
+    bundle_hash = _bundle_hash(fields, embedded)
     embedded["bundle_hash"] = bundle_hash
     rendered = _environment().get_template(EMBEDDED_TEMPLATE).render(embedded=embedded)
-    modules = (*static, Module(name=EMBEDDED_MODULE, content=rendered))
+    modules = (*_static_modules(), Module(name=EMBEDDED_MODULE, content=rendered))
     return EdgeBundle(modules=modules, bundle_hash=bundle_hash, **fields)
 
 

@@ -9,14 +9,17 @@ invalidates the record). A deployment that has not passed its gate has no record
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import hashlib
 import importlib.metadata
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from orchestrator.config.atomic_file import write_atomically
 from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
 from orchestrator.core.errors import EdgeError
 from orchestrator.core.names import PLATFORM_STACK, stack_file
@@ -178,6 +181,48 @@ def program_modules(repo_root: Path, entry: str = PROGRAM_ENTRY) -> list[Path]:
     return sorted(found.values())
 
 
+CLOSURE_CACHE = "program-modules.json"
+"""File in a private directory (the work root) remembering `program_modules` for one source tree."""
+
+
+def source_tree_key(repo_root: Path) -> str:
+    """Digest of every repo module's path and bytes: all that `program_modules` reads (its own code included)."""
+    digest = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((repo_root / package).rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                digest.update(
+                    str(path.relative_to(repo_root)).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest()
+                )
+    return digest.hexdigest()
+
+
+def cached_program_modules(repo_root: Path, cache_dir: Path | None) -> list[Path]:
+    """`program_modules(repo_root)`, remembered in `cache_dir` for the source tree it was computed on.
+
+    Parsing the program's import closure is most of what a run with nothing to do costs; the
+    closure only changes when a repo module does, and the key covers every one of them, so a
+    remembered closure is exactly the computed one. A missing, unreadable or foreign cache is
+    recomputed; failing to write one only costs the next run the parse.
+    """
+    if cache_dir is None:
+        return program_modules(repo_root)
+    key = source_tree_key(repo_root)
+    path = cache_dir / CLOSURE_CACHE
+    try:
+        remembered = json.loads(path.read_bytes())
+        if isinstance(remembered, dict) and remembered.get("key") == key and remembered.get("entry") == PROGRAM_ENTRY:
+            return [repo_root / name for name in remembered["modules"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = program_modules(repo_root)
+    document = {"key": key, "entry": PROGRAM_ENTRY, "modules": [str(p.relative_to(repo_root)) for p in found]}
+    with contextlib.suppress(OSError):
+        if cache_dir.is_dir():
+            write_atomically(path, json.dumps(document).encode())
+    return found
+
+
 def parse_source(path: Path) -> ast.Module:
     """`ast.parse` of a file, safe from CPython 3.11's spurious recursion-depth SystemError."""
     # With the garbage collector off: CPython 3.11 keeps the AST builder's recursion count per
@@ -206,18 +251,19 @@ class FleetInputs:
     render_digest: str
 
     @classmethod
-    def compute(cls, project_dir: Path, repo_root: Path) -> FleetInputs:
+    def compute(cls, project_dir: Path, repo_root: Path, cache_dir: Path | None = None) -> FleetInputs:
         """Program digest: what shapes the deployed resources (components, the program and the core
         modules it imports, the bundle's inputs, Pulumi.yaml, the platform stack, provider versions).
         The CLI, the fleet, the engine adapter, backups, the test vectors are not in it: editing them
         redeploys nobody. Render digest: everything a render reads, so a change there re-renders
-        (cheap) and redeploys only tenants whose bundle really changed."""
+        (cheap) and redeploys only tenants whose bundle really changed. `cache_dir`: where the
+        program's import closure may be remembered (`cached_program_modules`)."""
         versions = [
             f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in ("pulumi", "pulumi-cloudflare", "pulumi-random")
         ]
         program = [
             *_files(repo_root, "components/**/*.py"),
-            *(p for p in program_modules(repo_root) if _shapes_resources(repo_root, p)),
+            *(p for p in cached_program_modules(repo_root, cache_dir) if _shapes_resources(repo_root, p)),
             *_files(repo_root, *BUNDLE_INPUTS),
             project_dir / "Pulumi.yaml",
             stack_file(project_dir, PLATFORM_STACK),
@@ -235,13 +281,14 @@ class FleetInputs:
 
 
 def bundle_renderer(project_dir: Path) -> Callable[[str], Rendered]:
-    """Render a tenant's bundle with the lead's pure modules (imported on first use)."""
-    from orchestrator.core.render import render_bundle
-
+    """A tenant's bundle identity (hash, config version) as `render_bundle` gives it, without rendering
+    the embedded module (`orchestrator.core.render.bundle_identity`, imported on first use)."""
     platform = cache(lambda: load_platform_spec(project_dir))
 
     def render(stack: str) -> Rendered:
-        bundle = render_bundle(load_tenant_spec(project_dir, stack), platform())
-        return Rendered(bundle.bundle_hash, bundle.config_version)
+        from orchestrator.core.render import bundle_identity
+
+        bundle_hash, config_version = bundle_identity(load_tenant_spec(project_dir, stack), platform())
+        return Rendered(bundle_hash, config_version)
 
     return render
