@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruamel.yaml import events
 from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]  # re-exported from ruamel.yaml.clib
@@ -121,8 +121,17 @@ def _same(a: Plain, b: Plain) -> bool:
     return type(a) is type(b) and a == b
 
 
+_NOT_TEXT_START = frozenset("+-.0123456789")
+"""First characters of a plain scalar that YAML 1.2 core or go-yaml may read as a number."""
+_WORDS = _NULL | _TRUE | _FALSE
+
+
 def resolve_plain(text: str) -> Plain:
     """A plain (unquoted, untagged) scalar's value; YamlRefused when the CLI would read another."""
+    if text and text[0] not in _NOT_TEXT_START and text not in _WORDS:
+        # Most scalars: both resolvers return the text itself (every number, infinity and NaN form
+        # starts with a sign, a digit or a dot; the words are null and the booleans).
+        return text
     ours = _core_scalar(text)
     if not _same(ours, _go_scalar(text)):
         raise YamlRefused("ambiguous number-like value: quote it if it is text, or write the number plainly")
@@ -177,8 +186,9 @@ class _Open:
     keys: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True)
-class _Anchored:
+class _Anchored(NamedTuple):
+    """A finished node with what it counts for once expanded (a tuple: one is made per node)."""
+
     value: Any
     values: int
     chars: int
@@ -246,8 +256,7 @@ class _Builder:
 
     def scalar(self, event: events.ScalarEvent) -> None:
         text: str = event.value
-        node = _Anchored(None, 1, len(text), 1)
-        self._count(node)
+        self._count(_Anchored(None, 1, len(text), 1))
         plain = event.style in (None, "")
         try:
             if event.tag is None or event.tag == "!":
