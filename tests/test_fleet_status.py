@@ -44,6 +44,8 @@ class Store:
 
     def mark_good(self, stack: str) -> None: ...
 
+    def put_many(self, records: Sequence[DeployedRecord], *, good: bool = False) -> None: ...
+
     def last_good(self, stack: str) -> DeployedRecord | None:
         return None
 

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from orchestrator.config.atomic_file import make_private_dirs, write_many_atomically
 from orchestrator.config.settings import Settings
 from orchestrator.core.drift import DriftReport
 from orchestrator.engine.locks import state_file
@@ -47,6 +49,22 @@ class FileDeployedStore:
         final = record.model_copy(update={"state_fingerprint": self.state_fingerprint(record.stack)})
         atomic_write(self.paths(record.stack).record_file, final.model_dump_json(indent=2).encode())
         return final
+
+    def put_many(self, records: Sequence[DeployedRecord], *, good: bool = False) -> None:
+        """`put` for every record, and with `good` `mark_good` too, as one batch: one sync for the
+        data and one for the renames instead of two fsyncs per file (`write_many_atomically`)."""
+        files: dict[Path, bytes] = {}
+        for record in records:
+            paths = self.paths(record.stack)
+            final = record.model_copy(update={"state_fingerprint": self.state_fingerprint(record.stack)})
+            data = final.model_dump_json(indent=2).encode()
+            make_private_dirs(paths.work_dir)
+            files[paths.record_file] = data
+            if good:
+                files[paths.last_good_record] = data
+                if paths.work_file.exists():
+                    files[paths.last_good_file] = paths.work_file.read_bytes()
+        write_many_atomically(files)
 
     def invalidate(self, stack: str) -> None:
         """The stack was just changed and not yet judged: drop the record (keep the last good one)."""

@@ -143,6 +143,9 @@ class DeployedStore(Protocol):
 
     def mark_good(self, stack: str) -> None: ...
 
+    def put_many(self, records: Sequence[DeployedRecord], *, good: bool = False) -> None:
+        """`put` for many records at once, and with `good` `mark_good` too, as one durable batch."""
+
     def last_good(self, stack: str) -> DeployedRecord | None: ...
 
     def put_drift(self, stack: str, report: DriftReport) -> None: ...

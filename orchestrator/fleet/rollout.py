@@ -91,6 +91,7 @@ class Fleet(StackRunner):
     def _rollout(self, stacks: list[str], options: RolloutOptions) -> FleetReport:
         results: dict[str, TenantResult] = {}
         changed: list[str] = []
+        refreshed: list[DeployedRecord] = []
         for stack in stacks:
             try:
                 decision = self._decide(stack, options.force)
@@ -107,10 +108,14 @@ class Fleet(StackRunner):
                 changed.append(stack)
                 continue
             if decision.refreshed is not None:
-                with contextlib.suppress(EdgeError, OSError):  # a failure only costs a re-render next run
-                    self.store.put(decision.refreshed)
+                refreshed.append(decision.refreshed)
             results[stack] = TenantResult(stack, "up", Result.UNCHANGED, detail=decision.reason)
             self.progress("skip", stack, decision.reason)
+        if refreshed:
+            # In one batch (one sync for all of them, not two fsyncs each): after a change to a
+            # render input this is every tenant. A failure only costs a re-render next run.
+            with contextlib.suppress(EdgeError, OSError):
+                self.store.put_many(refreshed)
         halted, reason = False, None
         if any(r.result is Result.FAILED for r in results.values()) and not options.continue_on_error:
             halted, reason = True, "a tenant cannot be deployed as configured; fix it or pass --continue-on-error"
@@ -145,10 +150,8 @@ class Fleet(StackRunner):
             if halted and options.rollback and gate_failed:
                 results.update(self._rollback(wave, results, number, options))
             else:
-                # Only now, healthy: the record that lets the next run skip the tenant, and last good.
-                for stack in passed:
-                    if stack not in gate_failed:
-                        results[stack] = self._commit(results[stack])
+                # Only now, healthy: the records that let the next run skip the tenants, and last good.
+                results.update(self._commit([results[s] for s in passed if s not in gate_failed]))
             if halted:
                 self.progress("halt", None, reason or "")
                 break
@@ -207,20 +210,25 @@ class Fleet(StackRunner):
             desired, self.store.get(stack), state_changed=self.store.state_changed, render=lambda: self.render(stack)
         )
 
-    def _commit(self, result: TenantResult) -> TenantResult:
-        """The deployment passed its gate: write its record and keep it as the last good one."""
+    def _commit(self, healthy: Sequence[TenantResult]) -> dict[str, TenantResult]:
+        """These deployments passed their gate: write their records and keep them as the last good
+        ones, for the whole wave in one batch (one sync, not two fsyncs per file)."""
         with self._lock:
-            record = self._pending.pop(result.stack, None)
-        if record is None:
-            return result
+            records = [r for r in (self._pending.pop(t.stack, None) for t in healthy) if r is not None]
+        if not records:
+            return {}
         try:
-            self.store.put(record)
-            self.store.mark_good(result.stack)
+            self.store.put_many(records, good=True)
         except (EdgeError, OSError) as exc:
-            # Deployed and healthy; only the change-detection record is missing: a redeploy later.
+            # Deployed and healthy; only the change-detection records are missing: a redeploy later.
             note = f"deployed, but its record was not written ({_detail(exc, 160)})"
-            return replace(result, detail="; ".join(d for d in (result.detail, note) if d))
-        return result
+            unwritten = {r.stack for r in records}
+            return {
+                t.stack: replace(t, detail="; ".join(d for d in (t.detail, note) if d))
+                for t in healthy
+                if t.stack in unwritten
+            }
+        return {}
 
     def _gate(
         self, wave_results: dict[str, TenantResult], passed: list[str], number: int
