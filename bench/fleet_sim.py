@@ -29,9 +29,14 @@ from orchestrator.fleet.ports import DeployedStore, HealthGate, OpRequest, Stack
 TOKEN = "Bearer bench-token"
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    """The default backlog (5) drops SYNs when a wave's probes connect at once: 1 s retransmits."""
+
+
 def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 

@@ -25,13 +25,19 @@ from orchestrator.config.tenant_config import select_tenant_stacks, tenant_stack
 from orchestrator.core.drift import IGNORED
 from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.budget import BUDGET_KEYS, ThrottleConfig
-from orchestrator.engine.stacks import AutomationExecutor
 from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
 from orchestrator.fleet.changes import Rendered, bundle_renderer
 from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
 from orchestrator.fleet.report import FleetReport, RolloutOptions
-from orchestrator.ops.fleet_run import RunSeams, recover_stack, run_fleet
+from orchestrator.ops.fleet_run import (
+    DEFAULT_SIZING,
+    RunSeams,
+    automation_executor,
+    recover_stack,
+    run_fleet,
+    sizing_for_budget,
+)
 from orchestrator.ops.status import status_ok, status_rows
 
 
@@ -39,7 +45,7 @@ from orchestrator.ops.status import status_ok, status_rows
 class FleetDeps:
     """Seams for tests: how the executor, gate and renderer are built (defaults are the real ones)."""
 
-    executor: Callable[[Settings, str | None], StackExecutor] = lambda s, url: AutomationExecutor(s, base_url=url)
+    executor: Callable[[Settings, str | None], StackExecutor] = automation_executor
     gate: HealthGate | None = None
     render: Callable[[Path], Callable[[str], Rendered]] = bundle_renderer
     throttle: bool = True
@@ -71,9 +77,10 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--concurrency",
         type=click.IntRange(1, 32),
-        default=RolloutOptions.concurrency,
-        show_default=True,
-        help="Stacks operated at once; the Cloudflare API budget, not the CPU, is the limit.",
+        default=None,
+        show_default=f"{DEFAULT_SIZING.concurrency} for {ThrottleConfig.requests:,} requests / 5 min",
+        help="Stacks operated at once. Default: computed from --api-budget, enough stacks that while some "
+        "run their engine (no API calls) the others keep the budget busy: the budget, not the CPU, is the limit.",
     )(fn)
     fn = click.option(
         "--api-budget",
@@ -207,11 +214,17 @@ def _print_report(report: FleetReport, as_json: bool) -> None:
 @_policy_config
 @click.option("--expect-no-changes", is_flag=True, help="Report any planned change as drift (exit 1).")
 def preview(
-    tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: int, as_json: bool, expect_no_changes: bool
+    tenants: tuple[str, ...],
+    all_: bool,
+    concurrency: int | None,
+    api_budget: int,
+    as_json: bool,
+    expect_no_changes: bool,
 ) -> None:
     """Show what `up` would change for the selected tenants (no changes made)."""
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
-    options = RolloutOptions(Operation.PREVIEW, concurrency=concurrency, drift_check=expect_no_changes)
+    sizing = sizing_for_budget(api_budget, concurrency)
+    options = RolloutOptions(Operation.PREVIEW, concurrency=sizing.concurrency, drift_check=expect_no_changes)
     run_operation(stacks, options, as_json=as_json, budget=api_budget)
 
 
@@ -221,9 +234,11 @@ def preview(
 @click.option(
     "--wave-size",
     type=click.IntRange(1, 1000),
-    default=RolloutOptions.wave_size,
-    show_default=True,
-    help="Tenants per wave after the canary.",
+    default=None,
+    show_default=f"{DEFAULT_SIZING.wave_size} for {ThrottleConfig.requests:,} requests / 5 min",
+    help="Tenants per wave after the canary. Default: computed from --api-budget, so that each wave's start "
+    "and health gate leave the budget idle for at most a tenth of the wave; a smaller wave puts fewer "
+    "tenants at risk before its gate.",
 )
 @click.option("--canary", metavar="ID", help="Tenant deployed alone first (default: the first changed one).")
 @click.option(
@@ -255,10 +270,10 @@ def preview(
 def up(
     tenants: tuple[str, ...],
     all_: bool,
-    concurrency: int,
+    concurrency: int | None,
     api_budget: int,
     as_json: bool,
-    wave_size: int,
+    wave_size: int | None,
     canary: str | None,
     continue_on_error: bool,
     rollback: bool,
@@ -275,10 +290,11 @@ def up(
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
     if canary is not None and tenant_stack(canary) not in stacks:
         raise click.UsageError(f"--canary {canary} is not among the selected tenants")
+    sizing = sizing_for_budget(api_budget, concurrency, wave_size)
     options = RolloutOptions(
         Operation.UP,
-        concurrency=concurrency,
-        wave_size=wave_size,
+        concurrency=sizing.concurrency,
+        wave_size=sizing.wave_size,
         canary=tenant_stack(canary) if canary else None,
         continue_on_error=continue_on_error,
         rollback=rollback,
@@ -298,7 +314,7 @@ def up(
 def refresh(
     tenants: tuple[str, ...],
     all_: bool,
-    concurrency: int,
+    concurrency: int | None,
     api_budget: int,
     as_json: bool,
     preview_only: bool,
@@ -308,7 +324,7 @@ def refresh(
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
     options = RolloutOptions(
         Operation.REFRESH,
-        concurrency=concurrency,
+        concurrency=sizing_for_budget(api_budget, concurrency).concurrency,
         drift_check=preview_only,
         preview_only=preview_only,
         clear_pending_creates=clear_pending_creates,
@@ -319,7 +335,9 @@ def refresh(
 @click.command()
 @_common
 @click.option("--yes", is_flag=True, help="Confirm: this deletes the tenants' Workers, KV and D1 data.")
-def destroy(tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: int, as_json: bool, yes: bool) -> None:
+def destroy(
+    tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_budget: int, as_json: bool, yes: bool
+) -> None:
     """Delete every Cloudflare resource of the selected tenants except protected ones (their D1 databases).
 
     What was kept is reported per tenant, with the exact commands that remove it deliberately.
@@ -327,9 +345,8 @@ def destroy(tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: 
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
     if not yes:
         raise click.UsageError(f"destroy deletes {len(stacks)} tenants' edges; add --yes to confirm")
-    run_operation(
-        stacks, RolloutOptions(Operation.DESTROY, concurrency=concurrency), as_json=as_json, budget=api_budget
-    )
+    options = RolloutOptions(Operation.DESTROY, concurrency=sizing_for_budget(api_budget, concurrency).concurrency)
+    run_operation(stacks, options, as_json=as_json, budget=api_budget)
 
 
 _IGNORE_DOC = "; ".join(sorted({f"{r.type.rsplit(':', 1)[-1]}.{r.property}" for r in IGNORED}))
@@ -342,9 +359,10 @@ Known perpetual diffs are ignored for in-place updates only: {_IGNORE_DOC}.
 Exit 1 when any tenant drifted."""
 )
 @_common
-def drift(tenants: tuple[str, ...], all_: bool, concurrency: int, api_budget: int, as_json: bool) -> None:
+def drift(tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_budget: int, as_json: bool) -> None:
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
-    options = RolloutOptions(Operation.REFRESH, concurrency=concurrency, drift_check=True, preview_only=True)
+    sizing = sizing_for_budget(api_budget, concurrency)
+    options = RolloutOptions(Operation.REFRESH, concurrency=sizing.concurrency, drift_check=True, preview_only=True)
     run_operation(stacks, options, as_json=as_json, budget=api_budget)
 
 

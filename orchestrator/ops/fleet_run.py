@@ -41,6 +41,7 @@ from orchestrator.fleet.preflight import clearance
 from orchestrator.fleet.report import FleetReport, RolloutOptions
 from orchestrator.fleet.rollout import Fleet
 from orchestrator.fleet.runner import Progress
+from orchestrator.fleet.sizing import Sizing, rollout_sizing
 
 ExecutorFactory = Callable[[Settings, "str | None"], StackExecutor]
 """Builds the executor once the throttle is up (its base URL, or None without a throttle)."""
@@ -69,6 +70,24 @@ def preflight_for(settings: Settings, audit: AuditLog) -> Preflight:
         return clearance(report, operation)
 
     return preflight
+
+
+def sizing_for_budget(requests: int, concurrency: int | None = None, wave_size: int | None = None) -> Sizing:
+    """A rollout's concurrency and wave size: the ones given, else computed from an API budget of
+    `requests` per 5 minutes at the throttle's steady rate (orchestrator/fleet/sizing.py)."""
+    computed = rollout_sizing(ThrottleConfig(requests=requests).rate)
+    return Sizing(concurrency or computed.concurrency, wave_size or computed.wave_size)
+
+
+DEFAULT_SIZING = sizing_for_budget(ThrottleConfig.requests)
+"""What --concurrency and --wave-size come to when neither they nor --api-budget are given."""
+
+
+def automation_executor(settings: Settings, base_url: str | None) -> StackExecutor:
+    """The real executor; the Automation API is imported only when a run has stacks to operate."""
+    from orchestrator.engine.stacks import AutomationExecutor
+
+    return AutomationExecutor(settings, base_url=base_url)
 
 
 @contextmanager
@@ -160,7 +179,7 @@ def run_fleet(
         fleet_lease(settings.fleet_lease_file, holder=holder, command=command[:200]),
         api_budget(seams.budget, seams.throttle, settings.api_budget_key) as base_url,
     ):
-        inputs = FleetInputs.compute(settings.project_dir, REPO_ROOT)
+        inputs = FleetInputs.compute(settings.project_dir, REPO_ROOT, cache_dir=settings.work_root)
         project = project_name(settings.project_dir)
         store = FileDeployedStore(settings, project)
         fleet = Fleet(

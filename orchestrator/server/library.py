@@ -30,7 +30,6 @@ from orchestrator.core.masking import one_line, redact
 from orchestrator.core.model import TenantId, resource_prefix
 from orchestrator.core.names import stack_file, tenant_of, tenant_stack
 from orchestrator.engine.records import FileDeployedStore
-from orchestrator.engine.stacks import AutomationExecutor
 from orchestrator.fleet import health as health_checks
 from orchestrator.fleet.audit import AuditEvent, AuditLog, default_who, read_events
 from orchestrator.fleet.changes import Rendered, bundle_renderer
@@ -38,12 +37,13 @@ from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
 from orchestrator.fleet.report import FleetReport, RolloutOptions
 from orchestrator.fleet.runner import Progress
 from orchestrator.local_edge import LocalEdge, LocalEdgeError
-from orchestrator.ops.fleet_run import RunSeams, run_fleet
+from orchestrator.ops.fleet_run import DEFAULT_SIZING, RunSeams, automation_executor, run_fleet
 from orchestrator.ops.health import check_json, local_checks, remote_checks
 from orchestrator.ops.status import status_ok, status_rows
 from orchestrator.server.errors import Unavailable
 
 __all__ = [
+    "DEFAULT_SIZING",
     "AuditEvent",
     "AuditLog",
     "ConfigError",
@@ -75,7 +75,7 @@ __all__ = [
 def real_seams() -> RunSeams:
     """The engine's executor, the health gate with its default timing, the bundle renderer (as the CLI)."""
     gate = partial(health_checks.gate, timeout_s=health_checks.GATE_TIMEOUT_S, interval_s=health_checks.GATE_INTERVAL_S)
-    return RunSeams(lambda settings, url: AutomationExecutor(settings, base_url=url), gate, bundle_renderer)
+    return RunSeams(automation_executor, gate, bundle_renderer)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""The fleet verbs size their runs from the API budget unless told otherwise (fleet/sizing.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from orchestrator.cli.fleet import FleetDeps
+from orchestrator.config.settings import Settings
+from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
+from orchestrator.engine.budget import ThrottleConfig
+from orchestrator.fleet.changes import Rendered
+from orchestrator.fleet.sizing import rollout_sizing
+from orchestrator.ops.fleet_run import DEFAULT_SIZING
+from orchestrator.server.schemas import JobRequest
+from orchestrator.testing.simulated import SimulatedExecutor
+
+TENANTS = [f"t{i:02d}" for i in range(9)]
+
+
+def ok_gate(targets: Sequence[HealthTarget]) -> GateResult:
+    return GateResult(tuple(HealthCheck(t, "ok", "ok") for t in targets))
+
+
+class Project:
+    def __init__(self, tmp_path: Path) -> None:
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "Pulumi.yaml").write_text("name: clawdbot\n")
+        (project / "Pulumi.prod.yaml").write_text("config: {}\n")
+        for tenant in TENANTS:
+            (project / f"Pulumi.prod.{tenant}.yaml").write_text(f"config: {{id: {tenant}}}\n")
+        passphrase = tmp_path / "passphrase"
+        passphrase.write_text("pass phrase")
+        passphrase.chmod(0o600)
+        self.settings = Settings(
+            project_dir=project,
+            state_dir=tmp_path / "state",
+            work_root=tmp_path / "work",
+            passphrase_file=passphrase,
+            audit_log=tmp_path / "audit.jsonl",
+        )
+        # Every operation takes long enough that the pool fills up to its concurrency.
+        self.sim = SimulatedExecutor(latency_s=lambda stack, op: 0.15, sleep=time.sleep)
+
+    def invoke(self, *args: str) -> dict[str, object]:
+        deps = FleetDeps(
+            executor=lambda settings, url: self.sim,
+            gate=ok_gate,
+            render=lambda p: lambda s: Rendered(f"sim-{s}", 1),
+            settings=lambda: self.settings,
+        )
+        result = CliRunner().invoke(cli, [*args, "--all", "--json"], obj=deps)
+        assert result.exit_code == 0, result.output
+        report: dict[str, object] = json.loads(result.stdout)
+        return report
+
+
+def test_the_default_is_the_sizing_of_cloudflares_budget() -> None:
+    assert rollout_sizing(ThrottleConfig(requests=1200).rate) == DEFAULT_SIZING
+    assert (DEFAULT_SIZING.concurrency, DEFAULT_SIZING.wave_size) == (6, 57)
+    job = JobRequest(operation="up", all=True)
+    assert (job.concurrency, job.wave_size) == (6, 57), "the control room's jobs default as the CLI does"
+
+
+@pytest.mark.parametrize(
+    ("flags", "in_flight"),
+    [((), 6), (("--concurrency", "2"), 2), (("--api-budget", "300"), 2), (("--api-budget", "60"), 1)],
+)
+def test_preview_runs_as_many_stacks_at_once_as_sized(tmp_path: Path, flags: tuple[str, ...], in_flight: int) -> None:
+    project = Project(tmp_path)
+    project.invoke("preview", *flags)
+    assert project.sim.max_in_flight == in_flight
+
+
+@pytest.mark.parametrize(
+    ("flags", "waves"),
+    [((), 2), (("--wave-size", "3"), 4), (("--api-budget", "60"), 4), (("--api-budget", "60", "--wave-size", "8"), 2)],
+)
+def test_up_waves_are_sized_from_the_budget_unless_given(tmp_path: Path, flags: tuple[str, ...], waves: int) -> None:
+    # 9 tenants: the canary alone, then waves of 57 (one), of 3 at a budget of 60 (three), or as given.
+    report = Project(tmp_path).invoke("up", *flags)
+    assert report["waves"] == waves and report["counts"] == {"ok": len(TENANTS)}
+
+
+def test_help_says_how_the_defaults_are_computed() -> None:
+    up_help = " ".join(CliRunner().invoke(cli, ["up", "--help"]).output.split())
+    assert "(6 for 1,200 requests / 5 min)" in up_help and "(57 for 1,200 requests / 5 min)" in up_help
+    assert "computed from --api-budget" in up_help
