@@ -64,9 +64,9 @@ class Project:
 
 def test_the_default_is_the_sizing_of_cloudflares_budget() -> None:
     assert rollout_sizing(ThrottleConfig(requests=1200).rate) == DEFAULT_SIZING
-    assert (DEFAULT_SIZING.concurrency, DEFAULT_SIZING.wave_size) == (6, 57)
+    assert (DEFAULT_SIZING.concurrency, DEFAULT_SIZING.wave_size) == (6, 72)
     job = JobRequest(operation="up", all=True)
-    assert (job.concurrency, job.wave_size) == (6, 57), "the control room's jobs default as the CLI does"
+    assert (job.concurrency, job.wave_size) == (6, 72), "the control room's jobs default as the CLI does"
 
 
 @pytest.mark.parametrize(
@@ -81,15 +81,15 @@ def test_preview_runs_as_many_stacks_at_once_as_sized(tmp_path: Path, flags: tup
 
 @pytest.mark.parametrize(
     ("flags", "waves"),
-    [((), 2), (("--wave-size", "3"), 4), (("--api-budget", "60"), 4), (("--api-budget", "60", "--wave-size", "8"), 2)],
+    [((), 2), (("--wave-size", "3"), 4), (("--api-budget", "60"), 3), (("--api-budget", "60", "--wave-size", "8"), 2)],
 )
 def test_up_waves_are_sized_from_the_budget_unless_given(tmp_path: Path, flags: tuple[str, ...], waves: int) -> None:
-    # 9 tenants: the canary alone, then waves of 57 (one), of 3 at a budget of 60 (three), or as given.
+    # 9 tenants: the canary alone, then waves of 72 (one), of 4 at a budget of 60 (two), or as given.
     report = Project(tmp_path).invoke("up", *flags)
     assert report["waves"] == waves and report["counts"] == {"ok": len(TENANTS)}
 
 
 def test_help_says_how_the_defaults_are_computed() -> None:
     up_help = " ".join(CliRunner().invoke(cli, ["up", "--help"]).output.split())
-    assert "(6 for 1,200 requests / 5 min)" in up_help and "(57 for 1,200 requests / 5 min)" in up_help
+    assert "(6 for 1,200 requests / 5 min)" in up_help and "(72 for 1,200 requests / 5 min)" in up_help
     assert "computed from --api-budget" in up_help

@@ -22,10 +22,10 @@ def sizing_for(budget: int):  # type: ignore[no-untyped-def]
     return rollout_sizing(ThrottleConfig(requests=budget).rate)
 
 
-def test_cloudflares_budget_gives_six_stacks_and_waves_of_57() -> None:
+def test_cloudflares_budget_gives_six_stacks_and_waves_of_72() -> None:
     # 1,200 requests / 5 min at the throttle's steady 95 %: 3.8 requests/s, 0.317 tenant ups/s.
     assert sizing_for(1200) == rollout_sizing(3.8)
-    assert (sizing_for(1200).concurrency, sizing_for(1200).wave_size) == (6, 57)
+    assert (sizing_for(1200).concurrency, sizing_for(1200).wave_size) == (6, 72)
 
 
 @pytest.mark.parametrize("budget", [1, 60, 300, 600, 1200, 2400, 5000, 20_000, 100_000])

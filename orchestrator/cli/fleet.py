@@ -237,7 +237,7 @@ def preview(
     default=None,
     show_default=f"{DEFAULT_SIZING.wave_size} for {ThrottleConfig.requests:,} requests / 5 min",
     help="Tenants per wave after the canary. Default: computed from --api-budget, so that each wave's start "
-    "and health gate leave the budget idle for at most a tenth of the wave; a smaller wave puts fewer "
+    "and health gate leave the budget idle for at most 8 % of the wave; a smaller wave puts fewer "
     "tenants at risk before its gate.",
 )
 @click.option("--canary", metavar="ID", help="Tenant deployed alone first (default: the first changed one).")
