@@ -13,6 +13,7 @@ import orchestrator.ops.doctor as doctor_mod
 from orchestrator.backup.marker import LastBackup, write_marker
 from orchestrator.cli.doctor import doctor
 from orchestrator.config.secrets_provider import new_encryption_salt
+from orchestrator.config.settings import Settings
 from orchestrator.ops.doctor import (
     Check,
     check_backup,
@@ -20,6 +21,7 @@ from orchestrator.ops.doctor import (
     check_private_dir,
     check_pulumi_cli,
     check_stacks,
+    check_state_backend,
     parse_cli_version,
 )
 
@@ -60,7 +62,8 @@ def vps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, salt: str) -> Path:
         "MIN_FREE_DISK_MB": 1,
     }.items():
         monkeypatch.setenv(f"CLAWDBOT_{key}", str(value))
-    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+    for variable in ("PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_BACKEND_URL", "CLAWDBOT_STATE_BACKEND"):
+        monkeypatch.delenv(variable, raising=False)
     return tmp_path
 
 
@@ -76,6 +79,7 @@ def test_healthy_vps_passes_with_one_line_per_check(vps: Path, monkeypatch: pyte
     names = [line.split(":")[0] for line in result.output.splitlines()]
     assert names == [
         "ok    pulumi cli",
+        "ok    state backend",
         "ok    state dir",
         "ok    passphrase file",
         "ok    passphrase variable",
@@ -209,3 +213,47 @@ def test_json_with_a_failure_is_ok_false_exit_1_and_no_error_line(vps: Path, mon
     failed = {c["name"] for c in document["checks"] if not c["ok"]}
     assert failed == {"state dir", "backup passphrase"}
     assert PASSPHRASE not in result.output
+
+
+R2_URL = (
+    "s3://clawdbot-state/fleet?endpoint=https://0123456789abcdef0123456789abcdef.r2.cloudflarestorage.com"
+    "&region=auto&s3ForcePathStyle=true"
+)
+KEYS = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "r2-secret-value"}
+
+
+def test_state_backend_reports_the_kind(tmp_path: Path) -> None:
+    local = Settings.from_env({"CLAWDBOT_STATE_DIR": str(tmp_path)})
+    check = check_state_backend(local, {})
+    assert check.ok and check.detail == f"file backend {tmp_path.resolve()} (this machine only)"
+    shared = Settings.from_env({"CLAWDBOT_STATE_BACKEND": R2_URL})
+    check = check_state_backend(shared, {**KEYS, "PULUMI_BACKEND_URL": R2_URL})
+    assert check.ok and check.detail.startswith("R2 backend s3://clawdbot-state/fleet at https://")
+    assert "not atomic" in check.detail and "r2-secret-value" not in check.line()
+
+
+def test_a_shared_backend_without_its_key_pair_fails_naming_the_variables() -> None:
+    shared = Settings.from_env({"CLAWDBOT_STATE_BACKEND": R2_URL})
+    check = check_state_backend(shared, {"AWS_ACCESS_KEY_ID": "id"})
+    assert not check.ok and "AWS_SECRET_ACCESS_KEY not set" in check.detail
+    assert "AWS_ACCESS_KEY_ID and" not in check.detail
+
+
+def test_a_hand_run_cli_pointed_elsewhere_fails(tmp_path: Path) -> None:
+    shared = Settings.from_env({"CLAWDBOT_STATE_BACKEND": R2_URL})
+    check = check_state_backend(shared, {**KEYS, "PULUMI_BACKEND_URL": f"file://{tmp_path}"})
+    assert not check.ok and "PULUMI_BACKEND_URL names another state" in check.detail
+    local = Settings.from_env({"CLAWDBOT_STATE_DIR": str(tmp_path)})
+    assert not check_state_backend(local, {"PULUMI_BACKEND_URL": R2_URL}).ok
+    assert check_state_backend(local, {"PULUMI_BACKEND_URL": f"file://{tmp_path.resolve()}/"}).ok
+
+
+def test_doctor_on_a_shared_backend_skips_the_state_dir(vps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_ok(monkeypatch)
+    monkeypatch.setenv("CLAWDBOT_STATE_BACKEND", R2_URL)
+    for key, value in KEYS.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(doctor, [])
+    assert result.exit_code == 0, result.output
+    assert "ok    state backend: R2 backend s3://clawdbot-state/fleet" in result.output
+    assert "state dir" not in result.output and "r2-secret-value" not in result.output

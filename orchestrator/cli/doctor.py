@@ -15,7 +15,8 @@ from orchestrator.ops.doctor import run_checks
 @click.command(cls=EdgeCommand)
 @click.option("--json", "as_json", is_flag=True, help='One JSON document: {"ok": …, "checks": [{name, ok, detail}]}.')
 def doctor(as_json: bool) -> None:
-    """Check the Pulumi CLI version, the state directory (0700) and passphrase file (0600), that
+    """Check the Pulumi CLI version, the state backend (file:// here, or s3:// on R2 with its key
+    pair, and that PULUMI_BACKEND_URL agrees), the state directory (0700) and passphrase file (0600), that
     the backup passphrase file is 0600 and differs from the state passphrase, that every stack's
     encryptionsalt opens with the passphrase (the file backend silently skips those that do not),
     free disk, and how old the last completed backup is.

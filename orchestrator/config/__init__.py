@@ -11,5 +11,6 @@
 - `secret_entry`: operator secret entry and relay-key rotation into the stack files;
 - `reissue`: a last good stack file under a newer config_version (the rollback that rolls forward);
 - `secret_bulk`: a tenant's secrets as a set: list, unset, and import from a secret manager's export;
-- `settings`: where the control plane keeps things on the VPS; `atomic_file`: crash-safe writes.
+- `settings`: where the control plane keeps things on the VPS; `atomic_file`: crash-safe writes;
+- `state_backend`: the Pulumi backend URL checked (`file://` on one VPS, `s3://` on R2 for several nodes).
 """

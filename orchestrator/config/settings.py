@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from orchestrator.config.state_backend import StateBackend, file_backend, parse_state_backend
 from orchestrator.core.contract import IN_CHECKOUT, REPO_ROOT
 from orchestrator.core.errors import ConfigError
 
@@ -84,6 +85,10 @@ class Settings(BaseModel):
     when run from one, else the current directory, as for the Pulumi CLI (`--project-dir` overrides)."""
     state_dir: Path = _default_home() / "state"
     """Pulumi self-managed backend (`file://<state_dir>`), kept 0700."""
+    state_backend: str | None = None
+    """Pulumi backend URL when the state is not `file://<state_dir>`: `s3://<bucket>/<folder>?endpoint=
+    https://<account>.r2.cloudflarestorage.com&region=auto&s3ForcePathStyle=true` for one state on R2
+    shared by several nodes (docs/cluster.md); checked by `config/state_backend.py`."""
     passphrase_file: Path = _default_home() / "passphrase"
     """0600 file holding the state passphrase (exported as PULUMI_CONFIG_PASSPHRASE_FILE)."""
     work_root: Path = _default_home() / "work"
@@ -125,6 +130,13 @@ class Settings(BaseModel):
     of a run, since Cloudflare counts 1,200 requests / 5 min per *user*, across all of the user's tokens;
     `token` one per credential, right only when each token belongs to a different user (or account)."""
 
+    @field_validator("state_backend")
+    @classmethod
+    def _check_state_backend(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_state_backend(value)
+        return value
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, default_env_file: Path = DEFAULT_ENV_FILE) -> Settings:
         """Settings from `environ` (default: the process environment) over the VPS env file, which is
@@ -138,7 +150,10 @@ class Settings(BaseModel):
         passphrase = env.get("PULUMI_CONFIG_PASSPHRASE_FILE")
         if passphrase and "passphrase_file" not in values:
             values["passphrase_file"] = passphrase
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_first_problem(exc)) from None
 
     @property
     def fleet_lease_file(self) -> Path:
@@ -150,5 +165,20 @@ class Settings(BaseModel):
         return self.serve_tokens_file or self.audit_log.parent / "serve-tokens.json"
 
     @property
+    def backend(self) -> StateBackend:
+        """The checked backend: `state_backend` if set, else the file backend in `state_dir`."""
+        if self.state_backend is not None:
+            return parse_state_backend(self.state_backend)
+        return file_backend(str(self.state_dir.resolve()))
+
+    @property
     def backend_url(self) -> str:
-        return f"file://{self.state_dir.resolve()}"
+        return self.backend.url
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """`CLAWDBOT_STATE_BACKEND: <reason>`: the variable an operator sets, never the value given."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    return f"{ENV_PREFIX}{field.upper()} (setting {field}): {reason}"

@@ -7,10 +7,11 @@ without an error. Here every Pulumi.<stack>.yaml is opened with the one passphra
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,41 @@ def check_pulumi_cli(expected: str, which: Callable[[str], str | None] = shutil.
 def check_private_dir(name: str, path: Path) -> Check:
     problem = dir_problem(path)
     return Check(name, problem is None, problem or f"{path} is 0700")
+
+
+R2_KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+"""Where the Pulumi CLI's S3 driver (AWS SDK v2 default chain) takes the R2 key pair from."""
+
+
+def check_state_backend(settings: Settings, environ: Mapping[str, str]) -> Check:
+    """Which backend the fleet uses, that a shared one has its key pair, and that a hand-run
+    `pulumi` (PULUMI_BACKEND_URL, set by the VPS env file) would see the same state."""
+    name = "state backend"
+    backend = settings.backend
+    raw = environ.get("PULUMI_BACKEND_URL")
+    if raw and raw.rstrip("/") != backend.url.rstrip("/"):
+        return Check(
+            name,
+            False,
+            f"PULUMI_BACKEND_URL names another state than the fleet's ({backend.describe()}): a hand-run "
+            "pulumi would not see the fleet's stacks; set it to the same URL (CLAWDBOT_STATE_BACKEND)",
+        )
+    if not backend.shared:
+        return Check(name, True, backend.describe())
+    missing = [key for key in R2_KEY_VARIABLES if not environ.get(key)]
+    if missing:
+        return Check(
+            name,
+            False,
+            f"{backend.describe()}: {' and '.join(missing)} not set; the Pulumi CLI needs the R2 key pair "
+            "(on a VPS: /etc/clawdbot/r2.env, docs/cluster.md)",
+        )
+    return Check(
+        name,
+        True,
+        f"{backend.describe()}; its lock files are not atomic: drive it from one node, "
+        "or from several through --engine temporal",
+    )
 
 
 def check_passphrase_file(path: Path) -> tuple[Check, str | None]:
@@ -141,11 +177,15 @@ def check_backup(marker: Path, max_age_hours: float, now: datetime) -> Check:
     return Check("backup", True, detail)
 
 
-def run_checks(settings: Settings, now: datetime | None = None) -> list[Check]:
+def run_checks(
+    settings: Settings, now: datetime | None = None, environ: Mapping[str, str] | None = None
+) -> list[Check]:
     passphrase_check, passphrase = check_passphrase_file(settings.passphrase_file)
     return [
         check_pulumi_cli(pinned_cli_version()),
-        check_private_dir("state dir", settings.state_dir),
+        check_state_backend(settings, os.environ if environ is None else environ),
+        # A shared (s3) backend keeps nothing in the state dir.
+        *([] if settings.backend.shared else [check_private_dir("state dir", settings.state_dir)]),
         passphrase_check,
         check_passphrase_variable(settings.passphrase_file),
         check_backup_passphrase(settings.backup_passphrase_file, settings.passphrase_file, passphrase),
