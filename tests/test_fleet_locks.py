@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.errors import FleetLockError
-from orchestrator.engine.locks import clear_stale, fleet_lease, inspect, pid_alive, state_file
+from orchestrator.engine.locks import clear_stale, fleet_lease, inspect, pid_alive, state_key
 
 PROJECT, STACK = "clawdbot", "prod.acme"
 HERE = socket.gethostname()
@@ -53,9 +53,9 @@ def test_nothing_left_behind_is_clean(tmp_path: Path) -> None:
 def test_lock_of_a_dead_local_process_is_stale_and_cleared(tmp_path: Path) -> None:
     path = write_lock(tmp_path, "a", dead_pid())
     report = inspect(tmp_path, PROJECT, STACK, tenant_flag="--tenant acme")
-    assert [lock.path for lock in report.stale_locks] == [path]
+    assert [lock.where for lock in report.stale_locks] == [str(path)]
     assert not report.blocked
-    assert clear_stale(report) == [path]
+    assert [lock.where for lock in clear_stale(tmp_path, report)] == [str(path)]
     assert not path.exists()
 
 
@@ -65,7 +65,7 @@ def test_lock_of_a_live_process_is_never_touched(tmp_path: Path) -> None:
     assert report.blocked and not report.stale_locks
     assert "ops@" in report.advice[0] and "pid 4242" in report.advice[0]
     assert "python -m orchestrator recover --tenant acme" in report.advice[0]
-    assert clear_stale(report) == [] and path.exists()
+    assert clear_stale(tmp_path, report) == [] and path.exists()
 
 
 def test_holder_that_came_back_to_life_is_not_unlocked(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_holder_that_came_back_to_life_is_not_unlocked(tmp_path: Path) -> None:
     report = inspect(tmp_path, PROJECT, STACK, tenant_flag="--tenant acme", alive=lambda pid: False)
     assert report.stale_locks
     # pid reused between inspect and clear: the re-check keeps the lock.
-    assert clear_stale(report, alive=lambda pid: True) == [] and path.exists()
+    assert clear_stale(tmp_path, report, alive=lambda pid: True) == [] and path.exists()
 
 
 def test_foreign_host_lock_tells_the_operator_what_to_delete(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_pending_operations_produce_exact_commands(tmp_path: Path, gz: bool) -> 
         ],
         gz=gz,
     )
-    assert state_file(tmp_path, PROJECT, STACK) is not None
+    assert state_key(tmp_path, PROJECT, STACK) == f".pulumi/stacks/{PROJECT}/{STACK}.json" + (".gz" if gz else "")
     report = inspect(tmp_path, PROJECT, STACK, tenant_flag="--tenant acme")
     assert [p.kind for p in report.pending] == ["creating", "updating"]
     assert not report.blocked

@@ -414,7 +414,7 @@ def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
         out.append(
             {
                 "tenant": tenant_of(stack),
-                "cleared": [str(p) for p in cleared],
+                "cleared": [lock.where for lock in cleared],
                 "advice": list(report.advice),
                 "clean": report.clean,
             }

@@ -25,7 +25,8 @@ from orchestrator.config.secrets_provider import check_passphrase_env, read_stat
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name, select_tenant_stacks
 from orchestrator.core.names import tenant_of, tenant_stack
-from orchestrator.engine.locks import state_file
+from orchestrator.engine.locks import state_key
+from orchestrator.engine.state_store import state_of
 from orchestrator.fleet.audit import AuditLog
 
 
@@ -125,7 +126,8 @@ def adopt(tenants: tuple[str, ...], all_: bool, dry_run: bool, as_json: bool) ->
             dropped = ", ".join(r.dropped) or "none"
             _audit(settings, tenant_of(r.stack), "adopt", f"salt dropped: {r.salt_dropped}; dropped: {dropped}")
     project = project_name(project_dir)
-    deployed = {r.stack for r in results if r.salt_dropped and state_file(settings.state_dir, project, r.stack)}
+    state = state_of(settings)
+    deployed = {r.stack for r in results if r.salt_dropped and state_key(state, project, r.stack)}
     if as_json:
         out = [
             {

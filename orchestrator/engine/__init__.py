@@ -8,6 +8,7 @@
 - `kept`: what `destroy` keeps on purpose, and the commands that remove it;
 - `errors`: engine failures mapped to one-line domain errors (transient ones retried);
 - `locks`: crash recovery (stale stack locks, pending operations) and the fleet run lease;
+- `state_store`: the DIY backend's files read without the engine, in a directory or an R2 bucket;
 - `throttle`: the one Cloudflare API budget, a throttling reverse proxy on loopback;
 - `budget`: the token bucket and window guard that budget is spent from.
 """

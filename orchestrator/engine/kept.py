@@ -5,12 +5,11 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from orchestrator.config.settings import Settings
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.names import tenant_flag
-from orchestrator.engine.locks import checkpoint_resources
+from orchestrator.engine.locks import State, checkpoint_resources
 from orchestrator.engine.workdirs import StackPaths
 from orchestrator.fleet.ports import KeptResource
 
@@ -24,11 +23,11 @@ class Leftovers:
     """What `destroy` keeps on purpose (the tenant's D1 database)."""
 
 
-def leftovers(state_dir: Path, project: str, stack: str) -> Leftovers:
+def leftovers(state: State, project: str, stack: str) -> Leftovers:
     """Read from the checkpoint file, no engine: what a `destroy` has not removed."""
     unprotected: list[KeptResource] = []
     protected: list[KeptResource] = []
-    for r in checkpoint_resources(state_dir, project, stack):
+    for r in checkpoint_resources(state, project, stack):
         kind = str(r.get("type", "?"))
         if not r.get("custom", True) or kind == "pulumi:pulumi:Stack" or kind.startswith("pulumi:providers:"):
             continue
@@ -36,9 +35,9 @@ def leftovers(state_dir: Path, project: str, stack: str) -> Leftovers:
     return Leftovers(tuple(unprotected), tuple(protected))
 
 
-def kept_protected(state_dir: Path, project: str, stack: str) -> tuple[KeptResource, ...]:
+def kept_protected(state: State, project: str, stack: str) -> tuple[KeptResource, ...]:
     """Protected custom resources still in the stack's checkpoint (read from the file, no engine)."""
-    return leftovers(state_dir, project, stack).protected
+    return leftovers(state, project, stack).protected
 
 
 @dataclass(frozen=True)

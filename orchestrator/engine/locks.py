@@ -1,6 +1,7 @@
 """Crash recovery: stale stack locks, pending operations, and the fleet run lease.
 
-A killed run leaves two kinds of debris in the self-managed (`file://`) backend:
+A killed run leaves two kinds of debris in the self-managed backend, a directory (`file://`) or a
+folder of an R2 bucket (`s3://`, shared by several nodes; read through `engine/state_store.py`):
 
 - lock files `.pulumi/locks/organization/<project>/<stack>/<id>.json` holding `{pid, username,
   hostname, timestamp}` of the CLI that took them. `pulumi cancel` (`Stack.cancel()`) on this backend
@@ -33,33 +34,49 @@ from typing import Any
 
 from orchestrator.config.atomic_file import make_private_dirs
 from orchestrator.core.errors import FleetLockError
+from orchestrator.engine.state_store import DirectoryState, StateStore
 
 BOOKKEEPING = ".pulumi"
 FOREIGN_LOCK_LEASE = timedelta(hours=6)
 """A lock from another host older than this is reported as probably stale (never auto-cleared)."""
 
 
-def state_file(state_dir: Path, project: str, stack: str) -> Path | None:
-    """The stack's checkpoint in the file backend (project layout first, then the legacy one)."""
-    for base in (state_dir / BOOKKEEPING / "stacks" / project, state_dir / BOOKKEEPING / "stacks"):
+State = Path | StateStore
+"""A state directory (the file backend, as tests and one VPS give it) or any store of the backend."""
+
+
+def as_store(state: State) -> StateStore:
+    return DirectoryState(state) if isinstance(state, Path) else state
+
+
+def _checkpoint(state: State, project: str, stack: str) -> tuple[str, bytes] | None:
+    """The key and bytes of the stack's checkpoint (project layout first, then the legacy one)."""
+    store = as_store(state)
+    for base in (f"{BOOKKEEPING}/stacks/{project}", f"{BOOKKEEPING}/stacks"):
         for suffix in (".json", ".json.gz"):
-            path = base / f"{stack}{suffix}"
-            if path.is_file():
-                return path
+            key = f"{base}/{stack}{suffix}"
+            raw = store.read(key)
+            if raw is not None:
+                return key, raw
     return None
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    document: dict[str, Any] = json.loads(raw)
-    return document
+def state_key(state: State, project: str, stack: str) -> str | None:
+    """The key of the stack's checkpoint in the backend, or None when the stack has none."""
+    found = _checkpoint(state, project, stack)
+    return found[0] if found else None
 
 
-def lock_dirs(state_dir: Path, project: str, stack: str) -> list[Path]:
-    root = state_dir / BOOKKEEPING / "locks"
-    return [root / "organization" / project / stack, root / stack]
+def state_fingerprint(state: State, project: str, stack: str) -> str | None:
+    """Changes whenever the checkpoint is rewritten; None when the stack has none."""
+    key = state_key(state, project, stack)
+    return as_store(state).fingerprint(key) if key else None
+
+
+def lock_dirs(project: str, stack: str) -> list[str]:
+    """The lock folders of a stack: project layout (`organization/<project>/<stack>`), then legacy."""
+    root = f"{BOOKKEEPING}/locks"
+    return [f"{root}/organization/{project}/{stack}", f"{root}/{stack}"]
 
 
 def pid_alive(pid: int) -> bool:
@@ -75,7 +92,10 @@ def pid_alive(pid: int) -> bool:
 
 @dataclass(frozen=True)
 class StackLock:
-    path: Path
+    key: str
+    """The lock file's key in the backend."""
+    where: str
+    """How an operator names it: a path, or an s3:// URL."""
     pid: int
     username: str
     hostname: str
@@ -132,19 +152,21 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def find_locks(state_dir: Path, project: str, stack: str) -> tuple[list[StackLock], list[str]]:
+def find_locks(state: State, project: str, stack: str) -> tuple[list[StackLock], list[str]]:
     """All lock files of the stack, and the ones that could not be read (named, not guessed)."""
+    store = as_store(state)
     locks: list[StackLock] = []
     unreadable: list[str] = []
-    for directory in lock_dirs(state_dir, project, stack):
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.glob("*.json")):
+    for folder in lock_dirs(project, stack):
+        for key in store.keys(folder):
+            if not key.endswith(".json"):
+                continue
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
+                data = json.loads((store.read(key) or b"").decode("utf-8"))
                 locks.append(
                     StackLock(
-                        path=path,
+                        key=key,
+                        where=store.where(key),
                         pid=int(data.get("pid", 0)),
                         username=str(data.get("username", "?")),
                         hostname=str(data.get("hostname", "?")),
@@ -152,43 +174,45 @@ def find_locks(state_dir: Path, project: str, stack: str) -> tuple[list[StackLoc
                     )
                 )
             except (OSError, ValueError, TypeError, AttributeError):
-                unreadable.append(str(path))
+                unreadable.append(store.where(key))
     return locks, unreadable
 
 
-def _latest(state_dir: Path, project: str, stack: str) -> dict[str, Any]:
+def _latest(state: State, project: str, stack: str) -> dict[str, Any]:
     """The stack's `checkpoint.latest` (its last deployment), or {} when it has no checkpoint."""
-    path = state_file(state_dir, project, stack)
-    if path is None:
+    found = _checkpoint(state, project, stack)
+    if found is None:
         return {}
-    latest: dict[str, Any] = (read_checkpoint(path).get("checkpoint") or {}).get("latest") or {}
+    key, raw = found
+    document: dict[str, Any] = json.loads(gzip.decompress(raw) if key.endswith(".gz") else raw)
+    latest: dict[str, Any] = (document.get("checkpoint") or {}).get("latest") or {}
     return latest
 
 
-def checkpoint_resources(state_dir: Path, project: str, stack: str) -> list[dict[str, Any]]:
-    """The resources of the stack's checkpoint, read from the file (no engine); [] without one."""
-    return list(_latest(state_dir, project, stack).get("resources") or [])
+def checkpoint_resources(state: State, project: str, stack: str) -> list[dict[str, Any]]:
+    """The resources of the stack's checkpoint, read from the backend (no engine); [] without one."""
+    return list(_latest(state, project, stack).get("resources") or [])
 
 
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 
-def checkpoint_outputs(state_dir: Path, project: str, stack: str) -> dict[str, Any]:
+def checkpoint_outputs(state: State, project: str, stack: str) -> dict[str, Any]:
     """The stack's outputs as its checkpoint holds them (secret ones stay encrypted); {} without one.
 
     They are the outputs of the root `pulumi:pulumi:Stack` resource, the one without a parent
     (pulumi pkg/resource/stack/checkpoint.go, GetRootStackResource).
     """
-    for resource in checkpoint_resources(state_dir, project, stack):
+    for resource in checkpoint_resources(state, project, stack):
         if resource.get("type") == ROOT_STACK_TYPE and not resource.get("parent"):
             outputs = resource.get("outputs")
             return dict(outputs) if isinstance(outputs, dict) else {}
     return {}
 
 
-def find_pending(state_dir: Path, project: str, stack: str) -> list[PendingOperation]:
+def find_pending(state: State, project: str, stack: str) -> list[PendingOperation]:
     pending = []
-    for op in _latest(state_dir, project, stack).get("pending_operations") or []:
+    for op in _latest(state, project, stack).get("pending_operations") or []:
         resource = op.get("resource") or {}
         pending.append(
             PendingOperation(str(resource.get("urn", "?")), str(resource.get("type", "?")), str(op.get("type", "?")))
@@ -197,7 +221,7 @@ def find_pending(state_dir: Path, project: str, stack: str) -> list[PendingOpera
 
 
 def inspect(
-    state_dir: Path,
+    state: State,
     project: str,
     stack: str,
     *,
@@ -209,7 +233,7 @@ def inspect(
     """Classify the debris of one stack. `tenant_flag` is how the CLI names it (`--tenant acme`)."""
     here = hostname or socket.gethostname()
     moment = now or datetime.now(UTC)
-    locks, unreadable = find_locks(state_dir, project, stack)
+    locks, unreadable = find_locks(state, project, stack)
     stale, live, advice = [], [], []
     for lock in locks:
         if lock.hostname == here and not alive(lock.pid):
@@ -226,11 +250,11 @@ def inspect(
             hint = "it is probably stale; " if old else ""
             advice.append(
                 f"stack {stack} is locked by {lock.holder()} on another host: {hint}if no update is "
-                f"running there, delete {lock.path} by hand"
+                f"running there, delete {lock.where} by hand"
             )
     for path in unreadable:
         advice.append(f"stack {stack}: lock file {path} is unreadable; inspect it and delete it if no update runs")
-    pending = find_pending(state_dir, project, stack)
+    pending = find_pending(state, project, stack)
     creates = [p for p in pending if p.kind == "creating"]
     if creates:
         names = ", ".join(p.urn.rsplit("::", 1)[-1] for p in creates)
@@ -247,17 +271,15 @@ def inspect(
     return RecoveryReport(stack, tuple(stale), tuple(live), tuple(pending), tuple(unreadable), tuple(advice))
 
 
-def clear_stale(report: RecoveryReport, alive: Callable[[int], bool] = pid_alive) -> list[Path]:
-    """Delete the provably dead locks of a report; re-checks each holder right before unlinking."""
+def clear_stale(state: State, report: RecoveryReport, alive: Callable[[int], bool] = pid_alive) -> list[StackLock]:
+    """Delete the provably dead locks of a report; re-checks each holder right before deleting."""
+    store = as_store(state)
     removed = []
     for lock in report.stale_locks:
         if alive(lock.pid):
             continue
-        try:
-            lock.path.unlink()
-        except FileNotFoundError:
-            continue
-        removed.append(lock.path)
+        if store.delete(lock.key):
+            removed.append(lock)
     return removed
 
 

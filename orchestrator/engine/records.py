@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from orchestrator.config.atomic_file import make_private_dirs, write_many_atomically
 from orchestrator.config.settings import Settings
 from orchestrator.core.drift import DriftReport
-from orchestrator.engine.locks import state_file
+from orchestrator.engine.locks import state_fingerprint
+from orchestrator.engine.state_store import state_of
 from orchestrator.engine.workdirs import StackPaths, atomic_write
 from orchestrator.fleet.ports import DeployedRecord, DriftRecord
 
@@ -28,16 +29,13 @@ class FileDeployedStore:
     def __init__(self, settings: Settings, project: str) -> None:
         self.settings = settings
         self.project = project
+        self._state = state_of(settings)
 
     def paths(self, stack: str) -> StackPaths:
         return StackPaths.of(self.settings, stack)
 
     def state_fingerprint(self, stack: str) -> str | None:
-        path = state_file(self.settings.state_dir, self.project, stack)
-        if path is None:
-            return None
-        info = path.stat()
-        return f"{info.st_size}:{info.st_mtime_ns}"
+        return state_fingerprint(self._state, self.project, stack)
 
     def get(self, stack: str) -> DeployedRecord | None:
         return self._read(self.paths(stack).record_file)

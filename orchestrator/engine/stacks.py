@@ -40,6 +40,7 @@ from orchestrator.engine.errors import error_lines, map_error
 from orchestrator.engine.kept import describe_kept, kept_protected
 from orchestrator.engine.plugins import installed_plugins
 from orchestrator.engine.setup import check_passphrase_file, check_policy_pack, pulumi_command
+from orchestrator.engine.state_store import state_of
 from orchestrator.engine.workdirs import StackPaths, atomic_write, sync_stack_file
 from orchestrator.fleet.ports import Operation, OpRequest, StackOutcome
 
@@ -311,7 +312,7 @@ class AutomationExecutor:
             show_secrets=False,
             exclude_protected=True,
         )
-        kept = kept_protected(self.settings.state_dir, self.project, name)
+        kept = kept_protected(state_of(self.settings), self.project, name)
         advice = (describe_kept(self.settings, name, kept),) if kept else ()
         changes = _summary_changes(destroyed.summary.resource_changes)
         return StackOutcome(name, op, changes, {}, kept=kept, advice=advice)

@@ -22,8 +22,9 @@ from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.names import tenant_flag, tenant_of
 from orchestrator.engine.budget import ThrottleConfig
-from orchestrator.engine.locks import RecoveryReport, checkpoint_outputs, clear_stale, fleet_lease, inspect
+from orchestrator.engine.locks import RecoveryReport, StackLock, checkpoint_outputs, clear_stale, fleet_lease, inspect
 from orchestrator.engine.records import FileDeployedStore
+from orchestrator.engine.state_store import state_of
 from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleProxy
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import FleetInputs, Rendered
@@ -47,17 +48,18 @@ ExecutorFactory = Callable[[Settings, "str | None"], StackExecutor]
 """Builds the executor once the throttle is up (its base URL, or None without a throttle)."""
 
 
-def recover_stack(settings: Settings, audit: AuditLog, stack: str) -> tuple[RecoveryReport, list[Path]]:
+def recover_stack(settings: Settings, audit: AuditLog, stack: str) -> tuple[RecoveryReport, list[StackLock]]:
     """Inspect a stack for debris of a killed run and clear its provably dead locks (each audited)."""
-    report = inspect(settings.state_dir, project_name(settings.project_dir), stack, tenant_flag=tenant_flag(stack))
-    cleared = clear_stale(report)
-    for path in cleared:
+    state = state_of(settings)
+    report = inspect(state, project_name(settings.project_dir), stack, tenant_flag=tenant_flag(stack))
+    cleared = clear_stale(state, report)
+    for lock in cleared:
         audit.record(
             stack=stack,
             tenant=tenant_of(stack),
             operation="recover",
             result="cleared",
-            detail=f"removed stale lock {path.name} of a dead process",
+            detail=f"removed stale lock {lock.key.rsplit('/', 1)[-1]} of a dead process",
         )
     return report, cleared
 
@@ -104,6 +106,7 @@ def api_budget(budget: int, enabled: bool = True, budget_key: str = ThrottleConf
 def deployed_config_versions(settings: Settings, project: str, store: FileDeployedStore) -> ConfigVersions:
     """The version port of `up`: the stack file's config_version against the highest deployed one,
     from the state's outputs (a deploy that failed its gate counts too) and the fleet's records."""
+    state = state_of(settings)
 
     def versions(stack: str) -> tuple[int | None, int | None]:
         try:
@@ -111,7 +114,7 @@ def deployed_config_versions(settings: Settings, project: str, store: FileDeploy
         except ConfigError:
             tenant = None  # the run reports the file's fault itself, in full
         wanted = tenant.get("config_version", 1) if isinstance(tenant, dict) else None
-        seen = [checkpoint_outputs(settings.state_dir, project, stack).get(output_keys.CONFIG_VERSION)]
+        seen = [checkpoint_outputs(state, project, stack).get(output_keys.CONFIG_VERSION)]
         seen += [record.config_version for record in (store.get(stack), store.last_good(stack)) if record]
         known = [v for v in seen if isinstance(v, int) and not isinstance(v, bool)]
         return (wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else None), max(known, default=None)

@@ -17,6 +17,7 @@ from orchestrator.core.errors import EdgeError
 from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.kept import leftovers, removal_commands
 from orchestrator.engine.records import FileDeployedStore
+from orchestrator.engine.state_store import state_of
 from orchestrator.fleet.audit import AuditLog
 
 
@@ -36,7 +37,7 @@ def remove_tenant(settings: Settings, stack: str) -> None:
     """Unregister a destroyed tenant; refuse, saying what to run, while its stack holds resources."""
     tenant = tenant_of(stack)
     project = project_name(settings.project_dir)
-    left = leftovers(settings.state_dir, project, stack)
+    left = leftovers(state_of(settings), project, stack)
     if left.unprotected:
         raise EdgeError(
             f"tenant {tenant} still has {len(left.unprotected)} resources in stack {stack}: "
