@@ -221,3 +221,38 @@ def test_a_restore_goes_to_the_audit_log(
     assert marker is not None and event.detail == f"state backup {marker.backup_id} into {dest}"
     assert event.stack == "fleet" and event.result == "ok"
     assert "state pass" not in log.read_text() and BACKUP_PASS not in log.read_text()
+
+
+def test_a_state_on_r2_is_backed_up_object_by_object_and_restores_as_a_state_dir(
+    vps: Path, fast_kdf: None, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cluster mode (docs/cluster.md): the state lives in a bucket folder; the backup holds it as the
+    `.pulumi/` tree a file backend has, and never reads what lies outside the URL's folder."""
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="clawdbot-state")
+    checkpoint = b'{"version": 3, "checkpoint": {"stack": "prod.acme"}}'
+    objects = {
+        "fleet/.pulumi/meta.yaml": b"version: 1\n",
+        "fleet/.pulumi/stacks/clawdbot/prod.acme.json": checkpoint,
+        "fleet/.pulumi/history/clawdbot/prod.acme/prod.acme-1.history.json": b"{}",
+        "other-fleet/.pulumi/meta.yaml": b"not ours\n",
+    }
+    for key, body in objects.items():
+        client.put_object(Bucket="clawdbot-state", Key=key, Body=body)
+    url = f"s3://clawdbot-state/fleet?endpoint={endpoint}&s3ForcePathStyle=true"
+    monkeypatch.setenv("CLAWDBOT_STATE_BACKEND", url)
+    created = run("create")
+    assert created.exit_code == 0, created.output
+    assert "5 files" in created.output  # 3 state objects + Pulumi.yaml + the tenant's stack file
+    assert not list((vps / "work").glob("state-copy-*"))  # the scratch copy is gone
+
+    dest = tmp_path / "restored"
+    assert run("restore", "latest", str(dest)).exit_code == 0
+    state = dest / "state" / ".pulumi"
+    assert (state / "stacks" / "clawdbot" / "prod.acme.json").read_bytes() == checkpoint
+    assert (state / "meta.yaml").read_text() == "version: 1\n"
+    assert sorted(p.name for p in state.rglob("*") if p.is_file()) == [
+        "meta.yaml",
+        "prod.acme-1.history.json",
+        "prod.acme.json",
+    ]

@@ -160,3 +160,15 @@ def test_a_missing_bucket_names_it(endpoint: str, aws: None) -> None:
     store = open_state(parse_state_backend(f"s3://no-such-bucket?endpoint={endpoint}&s3ForcePathStyle=true"))
     with pytest.raises(SetupError, match=r"cannot list s3://no-such-bucket/\.pulumi/locks/.*NoSuchBucket"):
         inspect(store, PROJECT, STACK, tenant_flag=FLAG)
+
+
+def test_a_key_that_would_leave_the_copy_is_refused(endpoint: str, raw: object, tmp_path: Path) -> None:
+    """A bucket is shared with other writers: its keys are untrusted paths when copied to disk."""
+    client = raw
+    client.put_object(Bucket=BUCKET, Key="fleet/.pulumi/stacks/ok.json", Body=b"{}")  # type: ignore[attr-defined]
+    client.put_object(Bucket=BUCKET, Key="fleet/.pulumi/../../escape", Body=b"x")  # type: ignore[attr-defined]
+    store = BucketState(parse_state_backend(f"s3://{BUCKET}/fleet?endpoint={endpoint}&s3ForcePathStyle=true"))
+    dest = tmp_path / "copy"
+    with pytest.raises(SetupError, match="its key leaves the state folder"):
+        store.copy_to(".pulumi", dest)
+    assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()

@@ -131,8 +131,8 @@ def create(escrow: bool, keep_last: int | None, keep_days: float | None, lease_w
     if escrow:
         manifest = repo.create(escrow_sources(settings))
     else:
-        with _fleet_lease(settings, lease_wait):
-            manifest = repo.create(state_sources(settings))
+        with _fleet_lease(settings, lease_wait), state_sources(settings) as sources:
+            manifest = repo.create(sources)
     if not escrow:
         write_marker(
             settings.backup_marker,

@@ -15,13 +15,14 @@ object, never a signature or key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from orchestrator.config.atomic_file import make_private_dirs
 from orchestrator.config.settings import Settings
 from orchestrator.config.state_backend import StateBackend
 from orchestrator.core.errors import SetupError
@@ -132,6 +133,34 @@ class BucketState:
         except (ClientError, BotoCoreError) as exc:
             raise self._error("list", folder + "/", exc) from None
         return sorted(found)
+
+    def walk(self, folder: str) -> list[str]:
+        """Keys of every object below `folder`, at any depth, sorted."""
+        prefix = self._object(folder) + "/"
+        strip = len(self._object(""))
+        found: list[str] = []
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.backend.path, Prefix=prefix):
+                found += [item["Key"][strip:] for item in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error("list", folder + "/", exc) from None
+        return sorted(found)
+
+    def copy_to(self, folder: str, dest: Path) -> int:
+        """Download every object below `folder` to the same relative paths under `dest` (for a state
+        backup: each object is read whole, as the CLI writes it whole); the number of objects."""
+        keys = self.walk(folder)
+        for key in keys:  # all checked before anything is written
+            if ".." in PurePosixPath(key).parts or PurePosixPath(key).is_absolute():
+                raise SetupError(f"refusing to copy {self.where(key)}: its key leaves the state folder")
+        for key in keys:
+            target = dest / key
+            make_private_dirs(target.parent)
+            data = self.read(key)
+            if data is not None:
+                target.write_bytes(data)
+        return len(keys)
 
     def delete(self, key: str) -> bool:
         if self.fingerprint(key) is None:
