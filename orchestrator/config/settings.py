@@ -129,6 +129,10 @@ class Settings(BaseModel):
     """What one Cloudflare API budget is counted for: `fleet` (default) one budget for every request
     of a run, since Cloudflare counts 1,200 requests / 5 min per *user*, across all of the user's tokens;
     `token` one per credential, right only when each token belongs to a different user (or account)."""
+    api_budget_share: float = Field(default=1.0, gt=0, le=1)
+    """This node's share of the Cloudflare user's API budget when several nodes spend it (cluster mode:
+    1/N for N equal nodes; the nodes' shares add up to at most 1). The node's throttle sends at most
+    floor(budget x share) requests per window (engine/budget.py `node_share`); 1 on a single VPS."""
 
     @field_validator("state_backend")
     @classmethod

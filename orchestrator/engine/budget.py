@@ -9,11 +9,13 @@ window guard that counts what was really sent, and the proxy's counters. Used by
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ class ThrottleConfig:
     """Multiplies every duration above (0.01 turns 300 s into 3 s for tests and benchmarks)."""
     upstream_timeout_s: float = 60.0
     """Socket timeout towards the upstream API (not scaled)."""
+    wire_slack: float = 0.02
+    """Share of the window added to the hard cap's window. The cap counts requests when they leave;
+    the upstream counts them when they arrive, so a request delayed more than the one after it could
+    otherwise land in one upstream window with a full window's worth of others (6 s of 300 s)."""
 
     def __post_init__(self) -> None:
         if self.requests < 1 or self.window_s <= 0 or not 0 < self.safety <= 1:
@@ -55,6 +61,13 @@ class ThrottleConfig:
             raise ValueError(f"throttle: budget_key must be one of {', '.join(BUDGET_KEYS)}")
         if self.max_attempts < 1 or self.time_scale <= 0:
             raise ValueError("throttle: max_attempts >= 1 and time_scale > 0 are required")
+        if not 0 <= self.wire_slack < 1:
+            raise ValueError("throttle: 0 <= wire_slack < 1 is required")
+
+    @classmethod
+    def for_node(cls, requests: int, share: float = 1.0, **settings: Any) -> ThrottleConfig:
+        """The config of one node's proxy: its `node_share` of a user's budget of `requests`."""
+        return cls(requests=node_share(requests, share), **settings)
 
     @property
     def window(self) -> float:
@@ -68,6 +81,29 @@ class ThrottleConfig:
     @property
     def burst(self) -> float:
         return max(1.0, self.requests * (1.0 - self.safety))
+
+    @property
+    def guard_window(self) -> float:
+        """The hard cap's window: `window` plus the wire slack."""
+        return self.window * (1.0 + self.wire_slack)
+
+
+def node_share(requests: int, share: float) -> int:
+    """This node's part of one Cloudflare user's budget of `requests` per window.
+
+    Cloudflare counts per user, whatever token or machine a request comes from, so nodes spending
+    one user's budget each take a fixed share (`Settings.api_budget_share`: 1/N for N equal nodes;
+    the shares add up to at most 1). Each node's proxy caps itself at floor(requests x share) per
+    window, so the nodes together never send more than `requests` in any window, without talking
+    to each other and whatever the others do.
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"a node's share of the API budget must be in (0, 1], got {share}")
+    # The epsilon keeps 1200 x (1/3) at 400 where binary floating point gives 399.99999999999994.
+    part = math.floor(requests * share + 1e-9)
+    if part < 1:
+        raise ValueError(f"a share of {share} leaves this node no request of {requests} per window")
+    return part
 
 
 class TokenBucket:

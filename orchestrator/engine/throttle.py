@@ -221,7 +221,7 @@ class ThrottleProxy:
                 cfg = self.config
                 pair = (
                     TokenBucket(cfg.rate, cfg.burst, self._clock),
-                    WindowGuard(cfg.requests, cfg.window, self._clock),
+                    WindowGuard(cfg.requests, cfg.guard_window, self._clock),
                 )
                 self._buckets[key] = pair
             return pair

@@ -93,13 +93,19 @@ def automation_executor(settings: Settings, base_url: str | None) -> StackExecut
 
 
 @contextmanager
-def api_budget(budget: int, enabled: bool = True, budget_key: str = ThrottleConfig.budget_key) -> Iterator[str | None]:
-    """The throttling proxy every provider of the run goes through (its base URL), or None."""
+def api_budget(
+    budget: int, enabled: bool = True, budget_key: str = ThrottleConfig.budget_key, share: float = 1.0
+) -> Iterator[str | None]:
+    """The throttling proxy every provider of the run goes through (its base URL), or None.
+
+    `budget` is the Cloudflare user's whole budget per window; this node spends `share` of it
+    (`node_share`), so several nodes of one user never exceed it together (docs/cluster.md)."""
     if not enabled:
         yield None
         return
     upstream = os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_UPSTREAM
-    with ThrottleProxy(upstream, ThrottleConfig(requests=budget, budget_key=budget_key)) as proxy:
+    config = ThrottleConfig.for_node(budget, share, budget_key=budget_key)
+    with ThrottleProxy(upstream, config) as proxy:
         yield proxy.base_url
 
 
@@ -180,7 +186,7 @@ def run_fleet(
     command = f"{options.operation.value} {' '.join(tenant_of(s) for s in stacks)}"
     with (
         fleet_lease(settings.fleet_lease_file, holder=holder, command=command[:200]),
-        api_budget(seams.budget, seams.throttle, settings.api_budget_key) as base_url,
+        api_budget(seams.budget, seams.throttle, settings.api_budget_key, settings.api_budget_share) as base_url,
     ):
         inputs = FleetInputs.compute(settings.project_dir, REPO_ROOT, cache_dir=settings.work_root)
         project = project_name(settings.project_dir)
