@@ -14,7 +14,7 @@ import boto3
 import pytest
 from click.testing import CliRunner, Result
 
-import orchestrator.cli.backup as cli_backup
+import orchestrator.ops.state_backup as state_backup
 from orchestrator.backup.crypto import KdfParams
 from orchestrator.backup.marker import read_marker
 from orchestrator.backup.repository import BackupRepository
@@ -64,7 +64,7 @@ def vps(tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
     """Create backups at a low scrypt cost, passed explicitly; reading takes the cost from each header."""
-    monkeypatch.setattr(cli_backup, "BackupRepository", functools.partial(BackupRepository, kdf=FAST_KDF))
+    monkeypatch.setattr(state_backup, "BackupRepository", functools.partial(BackupRepository, kdf=FAST_KDF))
 
 
 def run(*args: str) -> Result:
@@ -185,7 +185,7 @@ def test_state_backup_takes_the_fleet_lease(vps: Path, fast_kdf: None) -> None:
 
 
 def test_create_waits_for_the_lease(vps: Path, fast_kdf: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_backup, "LEASE_POLL_S", 0.05)
+    monkeypatch.setattr(state_backup, "LEASE_POLL_S", 0.05)
     held, release = threading.Event(), threading.Event()
 
     def fleet_run() -> None:

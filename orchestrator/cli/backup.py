@@ -6,63 +6,23 @@ line per result. Storage credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_AC
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
 
-from orchestrator.backup.custody import ensure_distinct
 from orchestrator.backup.errors import BackupError
-from orchestrator.backup.marker import LastBackup, write_marker
-from orchestrator.backup.repository import BackupRepository, Manifest, Retention
-from orchestrator.backup.sources import escrow_sources, state_sources
-from orchestrator.backup.store import S3Store
+from orchestrator.backup.repository import BackupRepository, Manifest, PruneResult, Retention
+from orchestrator.backup.sources import escrow_sources
 from orchestrator.cli.errors import EdgeGroup
-from orchestrator.config.secrets_provider import read_passphrase_file
 from orchestrator.config.settings import Settings
-from orchestrator.core.errors import FleetLockError
-from orchestrator.engine.locks import fleet_lease
-from orchestrator.fleet.audit import AuditLog, default_who
+from orchestrator.fleet.audit import AuditLog
+from orchestrator.ops.state_backup import create_state_backup, repository
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _repository(settings: Settings, escrow: bool, *, creating: bool = False) -> tuple[BackupRepository, str]:
-    bucket = (settings.escrow_bucket or settings.r2_bucket) if escrow else settings.r2_bucket
-    if not bucket:
-        raise BackupError("no backup bucket configured: set CLAWDBOT_R2_BUCKET (and CLAWDBOT_R2_ENDPOINT)")
-    store = S3Store(bucket, settings.r2_endpoint, settings.r2_region)
-    passphrase = read_passphrase_file(settings.backup_passphrase_file)
-    if creating:
-        # Nothing new is sealed under the state passphrase; reading older backups stays possible.
-        ensure_distinct(passphrase, settings.backup_passphrase_file, settings.passphrase_file)
-    return BackupRepository(store, "escrow" if escrow else "state", passphrase.encode("utf-8")), bucket
-
-
-LEASE_POLL_S = 5.0
-
-
-@contextlib.contextmanager
-def _fleet_lease(settings: Settings, wait_s: float) -> Iterator[None]:
-    """Hold the fleet lease (the one `up`/`drift` runs take), retrying for up to `wait_s` seconds."""
-    deadline = time.monotonic() + wait_s
-    with contextlib.ExitStack() as held:
-        while True:
-            try:
-                held.enter_context(
-                    fleet_lease(settings.fleet_lease_file, holder=default_who(), command="backup create")
-                )
-                break
-            except FleetLockError:
-                if time.monotonic() >= deadline:
-                    raise
-            time.sleep(min(LEASE_POLL_S, max(0.0, deadline - time.monotonic())))
-        yield
 
 
 def _resolve_id(repo: BackupRepository, backup_id: str) -> str:
@@ -126,21 +86,16 @@ def create(escrow: bool, keep_last: int | None, keep_days: float | None, lease_w
     older complete backups are pruned afterwards.
     """
     settings = Settings.from_env()
-    repo, bucket = _repository(settings, escrow, creating=True)
     policy = Retention(keep_last, keep_days) if keep_last or keep_days else None
     if escrow:
+        repo, bucket = repository(settings, True, creating=True)
         manifest = repo.create(escrow_sources(settings))
+        pruned = repo.prune(policy) if policy is not None else None
     else:
-        with _fleet_lease(settings, lease_wait), state_sources(settings) as sources:
-            manifest = repo.create(sources)
-    if not escrow:
-        write_marker(
-            settings.backup_marker,
-            LastBackup(backup_id=manifest.backup_id, created_at=manifest.created_at, bucket=bucket),
-        )
+        repo, bucket, manifest, pruned = create_state_backup(settings, lease_wait=lease_wait, retention=policy)
     click.echo(f"created {repo.kind} backup {manifest.backup_id}: {_describe(manifest)} in s3://{bucket}")
-    if policy is not None:
-        _report_prune(repo, policy)
+    if pruned is not None:
+        _print_prune(repo, pruned)
 
 
 @backup.command(name="list")
@@ -148,7 +103,7 @@ def create(escrow: bool, keep_last: int | None, keep_days: float | None, lease_w
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
 def list_(escrow: bool, as_json: bool) -> None:
     """List backups, newest first: complete, incomplete (upload never finished) or invalid."""
-    repo, _bucket = _repository(Settings.from_env(), escrow)
+    repo, _bucket = repository(Settings.from_env(), escrow)
     infos = repo.list()
     if as_json:
         click.echo(json.dumps([info.model_dump(mode="json") for info in infos], indent=2))
@@ -171,7 +126,7 @@ def verify(backup_id: str, escrow: bool) -> None:
 
     Writes nothing locally; exits 1 naming the object at fault if anything does not match.
     """
-    repo, _bucket = _repository(Settings.from_env(), escrow)
+    repo, _bucket = repository(Settings.from_env(), escrow)
     manifest = repo.verify(_resolve_id(repo, backup_id))
     click.echo(f"verified {repo.kind} backup {manifest.backup_id}: {_describe(manifest)}")
 
@@ -188,7 +143,7 @@ def restore(backup_id: str, dest: Path, escrow: bool) -> None:
     into place yourself once you have looked at them.
     """
     settings = Settings.from_env()
-    repo, _bucket = _repository(settings, escrow)
+    repo, _bucket = repository(settings, escrow)
     manifest = repo.restore(_resolve_id(repo, backup_id), dest)
     detail = f"{repo.kind} backup {manifest.backup_id} into {dest}"  # ids and paths only, never contents
     AuditLog(settings.audit_log).record(stack="fleet", operation="backup-restore", result="ok", detail=detail)
@@ -204,12 +159,15 @@ def prune(escrow: bool, keep_last: int | None, keep_days: float | None) -> None:
     A backup is kept if it is among the newest --keep-last OR younger than --keep-days. Backups
     that fail authentication are never deleted, and nothing is deleted with a wrong passphrase.
     """
-    repo, _bucket = _repository(Settings.from_env(), escrow)
+    repo, _bucket = repository(Settings.from_env(), escrow)
     _report_prune(repo, Retention(keep_last, keep_days))
 
 
 def _report_prune(repo: BackupRepository, policy: Retention) -> None:
-    result = repo.prune(policy)
+    _print_prune(repo, repo.prune(policy))
+
+
+def _print_prune(repo: BackupRepository, result: PruneResult) -> None:
     for backup_id in result.deleted:
         click.echo(f"pruned {repo.kind} backup {backup_id}")
     for backup_id in result.debris_deleted:

@@ -5,6 +5,7 @@
 - `status`: the fleet status rows and verdict, wired to the records on disk and one health probe;
 - `health`: every tenant's health endpoint probed, local or remote, and the table it prints;
 - `demo`: the example tenants on a local edge, end to end, in a scratch directory;
+- `state_backup`: a state backup as `backup create` and the cluster's backup schedule make it;
 - `tenants`: registering and unregistering tenants, and the rule for removal;
 - `scratch`: scratch projects (fresh passphrase, fresh secrets) for the demo, tests and benchmarks.
 """
