@@ -7,6 +7,7 @@ slash paths relative to the backend root (`.pulumi/stacks/<project>/<stack>.json
 gocloud bucket names them, and the S3 side applies the URL's folder exactly as the CLI's
 `blob.PrefixedBucket` does (pulumi `pkg/backend/diy/backend.go`).
 
+boto3 is imported only for a bucket, so a fleet run on a file backend does not pay for it.
 S3 credentials come from boto3's standard chain (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`,
 the same variables the Pulumi CLI reads); they never pass through this code. Errors name the
 object, never a signature or key.
@@ -14,18 +15,17 @@ object, never a signature or key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from typing import Any, Protocol, TypeVar
 
 from orchestrator.config.atomic_file import make_private_dirs
 from orchestrator.config.settings import Settings
 from orchestrator.config.state_backend import StateBackend
 from orchestrator.core.errors import SetupError
+
+T = TypeVar("T")
 
 
 class StateStore(Protocol):
@@ -95,6 +95,9 @@ class BucketState:
 
     def __post_init__(self) -> None:
         if self._client is None:
+            import boto3
+            from botocore.config import Config
+
             config = Config(
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=10,
@@ -110,42 +113,59 @@ class BucketState:
     def where(self, key: str) -> str:
         return f"s3://{self.backend.path}/{self._object(key)}"
 
-    def read(self, key: str) -> bytes | None:
-        try:
-            response = self._client.get_object(Bucket=self.backend.path, Key=self._object(key))
-            body: bytes = response["Body"].read()
-            return body
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise self._error("read", key, exc) from None
-        except BotoCoreError as exc:
-            raise self._error("read", key, exc) from None
+    def _call(self, action: str, key: str, fn: Callable[[], T]) -> T:
+        found = self._maybe(action, key, fn, absent_ok=False)
+        assert found is not None
+        return found
 
-    def keys(self, folder: str) -> list[str]:
+    def _maybe(self, action: str, key: str, fn: Callable[[], T], *, absent_ok: bool = True) -> T | None:
+        """Run one S3 call: None for an absent object (if `absent_ok`), any other error one SetupError
+        naming the object (botocore is imported here, as boto3 is)."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            return fn()
+        except NoCredentialsError:
+            raise SetupError(
+                f"cannot {action} {self.where(key)}: no R2 credentials (set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY to the state bucket's key pair; docs/cluster.md)"
+            ) from None
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if absent_ok and str(error.get("Code")) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            detail = f"{error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+            raise SetupError(f"cannot {action} {self.where(key)}: {detail}") from None
+        except BotoCoreError as exc:
+            raise SetupError(f"cannot {action} {self.where(key)}: {type(exc).__name__}") from None
+
+    def _list(self, folder: str, *, deep: bool) -> list[str]:
         prefix = self._object(folder) + "/"
         strip = len(self._object(""))
-        found: list[str] = []
-        try:
+        shape: dict[str, str] = {} if deep else {"Delimiter": "/"}
+
+        def pages() -> list[str]:
             paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.backend.path, Prefix=prefix, Delimiter="/"):
+            found: list[str] = []
+            for page in paginator.paginate(Bucket=self.backend.path, Prefix=prefix, **shape):
                 found += [item["Key"][strip:] for item in page.get("Contents", [])]
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error("list", folder + "/", exc) from None
-        return sorted(found)
+            return sorted(found)
+
+        return self._call("list", folder + "/", pages)
+
+    def read(self, key: str) -> bytes | None:
+        def get() -> bytes:
+            body: bytes = self._client.get_object(Bucket=self.backend.path, Key=self._object(key))["Body"].read()
+            return body
+
+        return self._maybe("read", key, get)
+
+    def keys(self, folder: str) -> list[str]:
+        return self._list(folder, deep=False)
 
     def walk(self, folder: str) -> list[str]:
         """Keys of every object below `folder`, at any depth, sorted."""
-        prefix = self._object(folder) + "/"
-        strip = len(self._object(""))
-        found: list[str] = []
-        try:
-            paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.backend.path, Prefix=prefix):
-                found += [item["Key"][strip:] for item in page.get("Contents", [])]
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error("list", folder + "/", exc) from None
-        return sorted(found)
+        return self._list(folder, deep=True)
 
     def copy_to(self, folder: str, dest: Path) -> int:
         """Download every object below `folder` to the same relative paths under `dest` (for a state
@@ -165,39 +185,15 @@ class BucketState:
     def delete(self, key: str) -> bool:
         if self.fingerprint(key) is None:
             return False
-        try:
-            self._client.delete_object(Bucket=self.backend.path, Key=self._object(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error("delete", key, exc) from None
+        self._call("delete", key, lambda: self._client.delete_object(Bucket=self.backend.path, Key=self._object(key)))
         return True
 
     def fingerprint(self, key: str) -> str | None:
-        try:
-            head = self._client.head_object(Bucket=self.backend.path, Key=self._object(key))
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise self._error("read", key, exc) from None
-        except BotoCoreError as exc:
-            raise self._error("read", key, exc) from None
-        return f"{head.get('ContentLength', '?')}:{head.get('ETag', '?')}"
+        def head() -> str:
+            info = self._client.head_object(Bucket=self.backend.path, Key=self._object(key))
+            return f"{info.get('ContentLength', '?')}:{info.get('ETag', '?')}"
 
-    def _error(self, action: str, key: str, exc: Exception) -> SetupError:
-        if isinstance(exc, NoCredentialsError):
-            return SetupError(
-                f"cannot {action} {self.where(key)}: no R2 credentials (set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY to the state bucket's key pair; docs/cluster.md)"
-            )
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            detail = f"{error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
-        else:
-            detail = type(exc).__name__
-        return SetupError(f"cannot {action} {self.where(key)}: {detail}")
-
-
-def _missing(exc: ClientError) -> bool:
-    return str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404", "NotFound")
+        return self._maybe("read", key, head)
 
 
 def open_state(backend: StateBackend) -> StateStore:
