@@ -29,7 +29,7 @@ from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
 from orchestrator.fleet.changes import Rendered, bundle_renderer
 from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
-from orchestrator.fleet.report import FleetReport, RolloutOptions
+from orchestrator.fleet.report import FleetReport, RolloutOptions, drift_options
 from orchestrator.ops.fleet_run import (
     DEFAULT_SIZING,
     RunSeams,
@@ -362,7 +362,7 @@ Exit 1 when any tenant drifted."""
 def drift(tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_budget: int, as_json: bool) -> None:
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
     sizing = sizing_for_budget(api_budget, concurrency)
-    options = RolloutOptions(Operation.REFRESH, concurrency=sizing.concurrency, drift_check=True, preview_only=True)
+    options = drift_options(sizing.concurrency)
     run_operation(stacks, options, as_json=as_json, budget=api_budget)
 
 

@@ -57,6 +57,12 @@ class RolloutOptions:
             raise ValueError("concurrency and wave size must be >= 1, retries >= 0")
 
 
+def drift_options(concurrency: int = RolloutOptions.concurrency) -> RolloutOptions:
+    """What `drift` runs, from any door (CLI, control room, the cluster's drift schedule): a
+    preview-only refresh of each stack, judged by the drift rules."""
+    return RolloutOptions(Operation.REFRESH, concurrency=concurrency, drift_check=True, preview_only=True)
+
+
 @dataclass(frozen=True)
 class TenantResult:
     stack: str

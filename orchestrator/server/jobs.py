@@ -31,6 +31,7 @@ from orchestrator.server.library import (
     Library,
     Operation,
     RolloutOptions,
+    drift_options,
     one_line,
     redact,
     tenant_of,
@@ -51,7 +52,7 @@ def options_for(request: JobRequest, stacks: list[str]) -> RolloutOptions:
     if op == "refresh":
         return RolloutOptions(Operation.REFRESH, concurrency=request.concurrency)
     if op == "drift":
-        return RolloutOptions(Operation.REFRESH, concurrency=request.concurrency, drift_check=True, preview_only=True)
+        return drift_options(request.concurrency)
     canary = tenant_stack(request.canary) if request.canary else None
     if canary is not None and canary not in stacks:
         raise EdgeError(f"canary {request.canary} is not among the selected tenants")

@@ -34,7 +34,7 @@ from orchestrator.fleet import health as health_checks
 from orchestrator.fleet.audit import AuditEvent, AuditLog, default_who, read_events
 from orchestrator.fleet.changes import Rendered, bundle_renderer
 from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
-from orchestrator.fleet.report import FleetReport, RolloutOptions
+from orchestrator.fleet.report import FleetReport, RolloutOptions, drift_options
 from orchestrator.fleet.runner import Progress
 from orchestrator.local_edge import LocalEdge, LocalEdgeError
 from orchestrator.ops.fleet_run import DEFAULT_SIZING, RunSeams, automation_executor, run_fleet
@@ -63,6 +63,7 @@ __all__ = [
     "TenantId",
     "Unavailable",
     "default_who",
+    "drift_options",
     "file_problem",
     "one_line",
     "redact",
