@@ -7,7 +7,6 @@ name the bucket and key, never the request signature.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.utils import is_valid_uri
 
 from orchestrator.backup.errors import BackupError
+from orchestrator.core.addresses import is_loopback
 
 ENDPOINT_VARIABLE = "CLAWDBOT_R2_ENDPOINT"
 """Where Settings.r2_endpoint comes from (named in errors so the operator knows what to set)."""
@@ -45,18 +45,9 @@ def checked_endpoint(endpoint_url: str | None) -> str:
         )
     if not is_valid_uri(endpoint_url) or parts.scheme not in ("https", "http"):
         raise BackupError(f"{ENDPOINT_VARIABLE}={endpoint_url!r} is not an endpoint URL like {ENDPOINT_EXAMPLE}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         raise BackupError(f"{ENDPOINT_VARIABLE}={endpoint_url!r}: plain http only to a loopback address; use https")
     return endpoint_url
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ObjectStore(Protocol):

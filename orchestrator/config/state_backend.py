@@ -17,11 +17,12 @@ Pure: no I/O, so the settings model can validate with it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
+
+from orchestrator.core.addresses import is_loopback
 
 R2_HOST = re.compile(r"[0-9a-f]{32}(\.(eu|fedramp|us))?\.r2\.cloudflarestorage\.com")
 """R2's S3 endpoint, global or jurisdiction-specific (developers.cloudflare.com/r2/api/s3/tokens/;
@@ -72,15 +73,6 @@ def file_backend(state_dir: str) -> StateBackend:
     return StateBackend(url=f"file://{state_dir}", kind="file", path=state_dir)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _single(query: dict[str, list[str]], key: str) -> str | None:
     values = query.get(key)
     if values is None:
@@ -103,7 +95,7 @@ def _check_endpoint(endpoint: str) -> str:
         )
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"endpoint must be a bare https://<host>, without a path or query, got {endpoint!r}")
-    if parts.scheme == "http" and not _loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         raise ValueError(
             f"endpoint {endpoint!r} is plain http: the state and its lock files would cross the network "
             "unencrypted; use https"

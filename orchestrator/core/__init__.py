@@ -9,6 +9,7 @@
 - `drift`: drift decided from engine events; `resource_types`: the providers' type tokens;
 - `health`: the health answer and the verdict on it; `masking`: the one `[secret]` mask, redaction;
 - `hostnames`: who owns a hostname across the fleet; `pack`: where the policy pack lives;
+- `addresses`: whether a host is loopback (where plain http may be allowed);
 - `dispatch`: dispatch mode (Workers for Platforms) as plain data: names, tags, routing entries;
 - `errors`: the domain errors every layer shares.
 """

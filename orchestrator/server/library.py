@@ -24,6 +24,7 @@ from orchestrator.config.tenant_config import (
     select_tenant_stacks,
     tenant_stacks,
 )
+from orchestrator.core.addresses import is_loopback
 from orchestrator.core.errors import ConfigError, EdgeError
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.core.masking import one_line, redact
@@ -65,6 +66,7 @@ __all__ = [
     "default_who",
     "drift_options",
     "file_problem",
+    "is_loopback",
     "one_line",
     "redact",
     "tenant_of",

@@ -8,10 +8,9 @@ cross the network in clear unless something with TLS stands in front.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-from orchestrator.server.library import EdgeError
+from orchestrator.server.library import EdgeError, is_loopback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8790
@@ -34,15 +33,6 @@ The control room speaks plain HTTP and should not face a network by itself. Fron
     put an Access policy in front, and keep this server on 127.0.0.1
   - a reverse proxy with TLS (Caddy, nginx) on the VPS, forwarding to 127.0.0.1:{port}
 Bearer tokens travel in every request: never expose this port without TLS in front."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, port: int, *, expose: bool) -> str | None:
