@@ -49,28 +49,42 @@ def as_store(state: State) -> StateStore:
     return DirectoryState(state) if isinstance(state, Path) else state
 
 
+def _checkpoint_keys(project: str, stack: str) -> list[str]:
+    """Where the stack's checkpoint may be: the project layout first, then the legacy one."""
+    bases = (f"{BOOKKEEPING}/stacks/{project}", f"{BOOKKEEPING}/stacks")
+    return [f"{base}/{stack}{suffix}" for base in bases for suffix in (".json", ".json.gz")]
+
+
 def _checkpoint(state: State, project: str, stack: str) -> tuple[str, bytes] | None:
-    """The key and bytes of the stack's checkpoint (project layout first, then the legacy one)."""
+    """The key and bytes of the stack's checkpoint, or None when the stack has none."""
     store = as_store(state)
-    for base in (f"{BOOKKEEPING}/stacks/{project}", f"{BOOKKEEPING}/stacks"):
-        for suffix in (".json", ".json.gz"):
-            key = f"{base}/{stack}{suffix}"
-            raw = store.read(key)
-            if raw is not None:
-                return key, raw
+    for key in _checkpoint_keys(project, stack):
+        raw = store.read(key)
+        if raw is not None:
+            return key, raw
+    return None
+
+
+def _stamp(state: State, project: str, stack: str) -> tuple[str, str] | None:
+    """The key and fingerprint of the stack's checkpoint, without reading it (stat or HEAD)."""
+    store = as_store(state)
+    for key in _checkpoint_keys(project, stack):
+        stamp = store.fingerprint(key)
+        if stamp is not None:
+            return key, stamp
     return None
 
 
 def state_key(state: State, project: str, stack: str) -> str | None:
     """The key of the stack's checkpoint in the backend, or None when the stack has none."""
-    found = _checkpoint(state, project, stack)
+    found = _stamp(state, project, stack)
     return found[0] if found else None
 
 
 def state_fingerprint(state: State, project: str, stack: str) -> str | None:
     """Changes whenever the checkpoint is rewritten; None when the stack has none."""
-    key = state_key(state, project, stack)
-    return as_store(state).fingerprint(key) if key else None
+    found = _stamp(state, project, stack)
+    return found[1] if found else None
 
 
 def lock_dirs(project: str, stack: str) -> list[str]:
