@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from fleet_project import fleet_project, ok_gate
 
 from orchestrator.cli import cli
 from orchestrator.cli.fleet import FleetDeps
 from orchestrator.config.settings import Settings
 from orchestrator.core.drift import DriftFinding, DriftReport
 from orchestrator.core.errors import StackError
-from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.fleet.audit import read_events
 from orchestrator.fleet.changes import Rendered
 from orchestrator.fleet.ports import StackExecutor
@@ -25,29 +24,9 @@ from orchestrator.testing.simulated import SimulatedExecutor
 TENANTS = ("acme", "beta", "gamma")
 
 
-def ok_gate(targets: Sequence[HealthTarget]) -> GateResult:
-    return GateResult(tuple(HealthCheck(t, "ok", "ok") for t in targets))
-
-
 class Env:
     def __init__(self, tmp_path: Path) -> None:
-        project = tmp_path / "project"
-        project.mkdir()
-        (project / "Pulumi.yaml").write_text("name: clawdbot\n")
-        (project / "Pulumi.prod.yaml").write_text("config: {}\n")
-        for tenant in TENANTS:
-            (project / f"Pulumi.prod.{tenant}.yaml").write_text(f"config: {{id: {tenant}}}\n")
-        passphrase = tmp_path / "passphrase"
-        passphrase.write_text("pass phrase")
-        passphrase.chmod(0o600)
-        self.settings = Settings(
-            project_dir=project,
-            state_dir=tmp_path / "state",
-            work_root=tmp_path / "work",
-            passphrase_file=passphrase,
-            audit_log=tmp_path / "audit.jsonl",
-            pulumi_root=tmp_path / "no-pulumi-here",
-        )
+        self.settings = fleet_project(tmp_path, TENANTS)
         self.sim = SimulatedExecutor(health_base="http://127.0.0.1:1")
         self.urls: list[str | None] = []
 

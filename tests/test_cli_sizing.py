@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fleet_project import fleet_project, ok_gate
 
 from orchestrator.cli import cli
 from orchestrator.cli.fleet import FleetDeps
-from orchestrator.config.settings import Settings
-from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
 from orchestrator.engine.budget import ThrottleConfig
 from orchestrator.fleet.changes import Rendered
 from orchestrator.fleet.sizing import rollout_sizing
@@ -24,28 +22,9 @@ from orchestrator.testing.simulated import SimulatedExecutor
 TENANTS = [f"t{i:02d}" for i in range(9)]
 
 
-def ok_gate(targets: Sequence[HealthTarget]) -> GateResult:
-    return GateResult(tuple(HealthCheck(t, "ok", "ok") for t in targets))
-
-
 class Project:
     def __init__(self, tmp_path: Path) -> None:
-        project = tmp_path / "project"
-        project.mkdir()
-        (project / "Pulumi.yaml").write_text("name: clawdbot\n")
-        (project / "Pulumi.prod.yaml").write_text("config: {}\n")
-        for tenant in TENANTS:
-            (project / f"Pulumi.prod.{tenant}.yaml").write_text(f"config: {{id: {tenant}}}\n")
-        passphrase = tmp_path / "passphrase"
-        passphrase.write_text("pass phrase")
-        passphrase.chmod(0o600)
-        self.settings = Settings(
-            project_dir=project,
-            state_dir=tmp_path / "state",
-            work_root=tmp_path / "work",
-            passphrase_file=passphrase,
-            audit_log=tmp_path / "audit.jsonl",
-        )
+        self.settings = fleet_project(tmp_path, TENANTS)
         # Every operation takes long enough that the pool fills up to its concurrency.
         self.sim = SimulatedExecutor(latency_s=lambda stack, op: 0.15, sleep=time.sleep)
 
