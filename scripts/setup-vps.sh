@@ -195,7 +195,8 @@ step_secrets() {
   ensure_secret_file "${ETC_DIR}/passphrase" "${SERVICE_USER}:${SERVICE_USER}"
   ensure_secret_file "${ETC_DIR}/backup-passphrase" "${SERVICE_USER}:${SERVICE_USER}"
   ensure_template "${ETC_DIR}/r2.env" 0600 <<ENV
-# R2 API token (Object Read & Write on the backup bucket only). Read by systemd as root.
+# R2 API token (Object Read & Write on the backup bucket; on a cluster node also on the state
+# bucket of CLAWDBOT_STATE_BACKEND). Read by systemd as root.
 AWS_ACCESS_KEY_ID=
 AWS_SECRET_ACCESS_KEY=
 ENV
@@ -206,6 +207,11 @@ ENV
 step_env_file() {
   say "layout env file ${ROOT}${ENV_FILE}"
   ensure_tmp_dir
+  # A hand-run `pulumi` must see the fleet's state: on R2 when the operator set CLAWDBOT_STATE_BACKEND
+  # (checked by the CLI and `doctor`), else the state directory.
+  local backend="file://${STATE_DIR}" shared=""
+  [[ -f "${ROOT}${ENV_FILE}" ]] && shared="$(sed -n 's/^CLAWDBOT_STATE_BACKEND=//p' "${ROOT}${ENV_FILE}" | tail -n 1)"
+  [[ -n "${shared}" ]] && backend="${shared}"
   cat > "${TMP_DIR}/env-defaults" <<ENV
 CLAWDBOT_R2_ENDPOINT=https://ACCOUNT_ID.r2.cloudflarestorage.com
 CLAWDBOT_R2_BUCKET=clawdbot-backups
@@ -216,7 +222,7 @@ ENV
 CLAWDBOT_CODE_DIR=${APP_DIR}
 CLAWDBOT_PROJECT_DIR=${PROJECT_DIR}
 CLAWDBOT_STATE_DIR=${STATE_DIR}
-PULUMI_BACKEND_URL=file://${STATE_DIR}
+PULUMI_BACKEND_URL=${backend}
 CLAWDBOT_PASSPHRASE_FILE=${ETC_DIR}/passphrase
 PULUMI_CONFIG_PASSPHRASE_FILE=${ETC_DIR}/passphrase
 CLAWDBOT_BACKUP_PASSPHRASE_FILE=${ETC_DIR}/backup-passphrase
