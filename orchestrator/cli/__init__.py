@@ -45,7 +45,8 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "doctor": LazyCommand(
         "orchestrator.cli.doctor:doctor",
-        "Check the Pulumi CLI version, the state directory (0700) and passphrase file (0600), that the backup "
+        "Check the Pulumi CLI version, the state backend (file:// here, or s3:// on R2 with its key pair, and "
+        "that PULUMI_BACKEND_URL agrees), the state directory (0700) and passphrase file (0600), that the backup "
         "passphrase file is 0600 and differs from the state passphrase, that every stack's encryptionsalt opens "
         "with the passphrase (the file backend silently skips those that do not), free disk, and how old the last "
         "completed backup is.",
