@@ -8,7 +8,7 @@ Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) 
 - `fleet`: preview, up, refresh, destroy, drift, status, recover, outputs; `health`: the health table;
 - `tenants`, `platform`, `secrets`, `plan`, `policy`, `local`, `backup`, `audit`, `doctor`, `demo`, `serve`: theirs;
 - `lazy`: the lazily loaded command table; `errors`: exit statuses and the one `Error:` line;
-- `tables`: how tables print (the terminal's width, never cut when piped).
+- `tables`: how tables print (the terminal's width, never cut when piped); `tenant_fields`: `tenants add`'s flags.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from orchestrator.cli.fleet import _deps, select_stacks
 from orchestrator.cli.tables import print_table
+from orchestrator.cli.tenant_fields import tenant_field_options, tenant_raw
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.config.tenant_config import (
     SECRETS_KEY,
@@ -77,36 +78,19 @@ def show(tenant: str) -> None:
 
 
 @tenants.command()
-@click.argument("tenant")
-@click.option("--zone-id", required=True, help="Cloudflare zone id (32 hex).")
-@click.option("--zone-name", required=True, help="Zone name, e.g. acme.example.com.")
-@click.option("--route", "routes", multiple=True, help="Worker route pattern inside the zone (repeatable).")
-@click.option("--custom-domain", "domains", multiple=True, help="Custom domain inside the zone (repeatable).")
-@click.option("--cron", "crons", multiple=True, help="Cron schedule, 5 fields UTC (repeatable).")
-@click.option("--d1-location-hint", help="wnam, enam, weur, eeur, apac or oc.")
-def add(
-    tenant: str,
-    zone_id: str,
-    zone_name: str,
-    routes: tuple[str, ...],
-    domains: tuple[str, ...],
-    crons: tuple[str, ...],
-    d1_location_hint: str | None,
-) -> None:
-    """Register a tenant: write a validated Pulumi.prod.<tenant>.yaml (set secrets with `secrets set`)."""
+@click.argument("tenant", required=False)
+@tenant_field_options
+def add(tenant: str | None, **given: Any) -> None:
+    """Register a tenant: write a validated Pulumi.prod.<tenant>.yaml from flags and/or --from-file.
+
+    Every tenant field has a flag (README "Tenant config" says what each means); a file gives them
+    all at once, and flags given replace its values. Declared secrets get their values with
+    `secrets set`. Nothing is written unless the whole tenant is valid and its hosts are its own.
+    """
     settings = _deps().settings()
-    raw: dict[str, Any] = {
-        "id": tenant,
-        "zone": {"id": zone_id, "name": zone_name},
-        "routes": list(routes),
-        "custom_domains": list(domains),
-        "crons": list(crons),
-        "config_version": 1,
-        "config": {},
-    }
-    if d1_location_hint:
-        raw["d1_location_hint"] = d1_location_hint
+    raw = tenant_raw(tenant, given)
     path = add_tenant(settings, raw)
+    tenant = str(raw["id"])
     click.echo(f"registered {tenant}: {path.name}; deploy with `python -m orchestrator up --tenant {tenant}`")
 
 

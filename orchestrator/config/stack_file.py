@@ -84,11 +84,16 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: stack file does not exist") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+    return _check_document(path, read_plain(path, data))
+
+
+def read_plain(source: str | os.PathLike[str], data: bytes) -> Any:
+    """YAML or JSON `data` read as strictly as a stack file (one bounded document, plain data), or a
+    ConfigError `<source>:<line>: <key path>: <reason>`. For any operator file of config (`--from-file`)."""
     try:
-        raw = load_plain(data)
+        return load_plain(data)
     except YamlRefused as exc:
-        raise _refusal(path, exc) from None
-    return _check_document(path, raw)
+        raise _refusal(Path(source), exc) from None
 
 
 def _read_bounded(path: Path) -> bytes:

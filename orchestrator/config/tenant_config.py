@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.config.key_paths import is_secure, secure_key_paths
 from orchestrator.config.stack_file import load_stack_file
+from orchestrator.config.stack_writer import put_in_place, render_stack_file
 from orchestrator.config.stack_yaml import YamlRefused, clip, kind_of, load_plain
 from orchestrator.core.errors import ConfigError, UnknownTenantError
 from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError, is_tenant_id
@@ -260,21 +259,32 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+TENANT_FILE_HEADER = (
+    "# Tenant {tenant}: registered with `clawdbot-edge tenants add`. Field reference: README, Tenant config.\n"
+)
+
+
 def register_tenant(project_dir: Path, raw: Mapping[str, Any]) -> Path:
-    """Write a new tenant's `Pulumi.prod.<tenant>.yaml` (validated first, 0600, never over an existing one)."""
+    """Write a new tenant's `Pulumi.prod.<tenant>.yaml`: validated (declared secrets may wait for
+    their values), read back before it lands, 0600, never over an existing one. Callers check the
+    hosts are its own first (`ownership.check_registered_ownership`)."""
     tenant = str(raw.get("id", ""))
     stack = tenant_stack(tenant)
-    validate_tenant(stack, raw, [])
+    spec = validate_tenant(stack, raw, [], require_values=False)  # the id is safe in a path from here on
     path = stack_file(project_dir, stack)
-    text = f"# Tenant {tenant}: registered with `python -m orchestrator tenants add`.\n" + yaml.safe_dump(
-        {"config": {TENANT_KEY: dict(raw)}}, sort_keys=False
-    )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError(f"tenant {tenant} is already registered ({path})") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    if path.exists() or path.is_symlink():
+        raise ConfigError(f"tenant {tenant} is already registered ({path})")
+    order = ["id", *TenantSpec.model_fields]
+    value = {key: raw[key] for key in sorted(raw, key=order.index)}
+
+    def reads_back(tmp: Path) -> None:
+        config = load_stack_file(tmp).config
+        check_stack_config(stack, config)
+        if validate_tenant(stack, config.get(TENANT_KEY), [], require_values=False) != spec:
+            raise ConfigError(f"{path}: does not read back as validated; nothing was written")  # pragma: no cover
+
+    text = render_stack_file(TENANT_FILE_HEADER.format(tenant=tenant), TENANT_KEY, value)
+    put_in_place(path, text, reads_back, replace=False)
     return path
 
 

@@ -27,7 +27,9 @@ def add_tenant(settings: Settings, raw: Mapping[str, Any]) -> Path:
     Refused before anything is written when its hosts or zone belong to another registered tenant.
     """
     tenant = str(raw.get("id", ""))
-    check_registered_ownership(settings.project_dir, validate_tenant(tenant_stack(tenant), raw, []))
+    # Declared secrets get their values afterwards (`secrets set`), so none is required yet.
+    spec = validate_tenant(tenant_stack(tenant), raw, [], require_values=False)
+    check_registered_ownership(settings.project_dir, spec)
     path = register_tenant(settings.project_dir, raw)
     AuditLog(settings.audit_log).record(stack=tenant_stack(tenant), tenant=tenant, operation="tenant-add", result="ok")
     return path
