@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from orchestrator.config import key_cache
 from orchestrator.config.private_files import read_private_file
 from orchestrator.core.errors import ConfigError, CryptoError, EdgeError, PassphraseError, SetupError
 
@@ -38,11 +39,20 @@ CHECK_PLAINTEXT = "pulumi"
 VALUE_VERSION = "v1"
 
 
-@lru_cache(maxsize=64)
-def _derive(passphrase: str, salt: bytes) -> bytes:
-    # 1M PBKDF2 rounds cost ~0.3 s; a fleet run opens every stack file with the same passphrase
-    # and (per stack) the same salt, so derive once per (passphrase, salt) per process.
-    return hashlib.pbkdf2_hmac("sha256", passphrase.encode("utf-8"), salt, PBKDF2_ITERATIONS, KEY_BYTES)
+@lru_cache(maxsize=1024)
+def _derive(passphrase: str, salt: bytes) -> tuple[bytes, bool]:
+    """(key, found in the key cache). 1M PBKDF2 rounds cost ~0.25 s per stack salt: derive once per
+    (passphrase, salt) per process, and across commands through the kernel keyring (key_cache)."""
+    cached = key_cache.lookup(passphrase, salt, PBKDF2_ITERATIONS, KEY_BYTES)
+    if cached is not None:
+        return cached, True
+    return hashlib.pbkdf2_hmac("sha256", passphrase.encode("utf-8"), salt, PBKDF2_ITERATIONS, KEY_BYTES), False
+
+
+@lru_cache(maxsize=1024)
+def _remember(passphrase: str, salt: bytes, key: bytes) -> None:
+    # Only a key that passed the stack's own check (or made its salt) is cached, once per process.
+    key_cache.store(passphrase, salt, PBKDF2_ITERATIONS, key)
 
 
 def _b64decode(value: str) -> bytes:
@@ -102,12 +112,14 @@ class PassphraseCrypter:
         self.encryption_salt = encryption_salt
         salt, check_value = _parse_salt(encryption_salt, self.source)
         nonce, ct = _split_value(check_value, f"{self.source}: encryptionsalt")
-        self._key = _derive(passphrase, salt)
+        self._key, cached = _derive(passphrase, salt)
         if _open(self._key, nonce, ct) != CHECK_PLAINTEXT:
             raise PassphraseError(
                 f"{self.source}: incorrect passphrase for this stack's encryptionsalt "
                 "(check the file named by PULUMI_CONFIG_PASSPHRASE_FILE)"
             )
+        if not cached:
+            _remember(passphrase, salt, self._key)
 
     def encrypt(self, plaintext: str) -> str:
         """A fresh `v1:<nonce>:<ct>` value (random nonce: two encryptions differ, as in Pulumi)."""
@@ -131,7 +143,9 @@ class PassphraseCrypter:
 def new_encryption_salt(passphrase: str) -> str:
     """A new stack's `encryptionsalt` line for this passphrase (random 8-byte salt)."""
     salt = os.urandom(SALT_BYTES)
-    check = _encrypt(_derive(passphrase, salt), CHECK_PLAINTEXT)
+    key, _ = _derive(passphrase, salt)
+    _remember(passphrase, salt, key)
+    check = _encrypt(key, CHECK_PLAINTEXT)
     return f"{VALUE_VERSION}:{base64.b64encode(salt).decode()}:{check}"
 
 
