@@ -25,6 +25,7 @@ import encodings.idna
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -92,8 +93,9 @@ def domain_hosts(hostname: str) -> Hosts:
     return Hosts(normalize_host(hostname), exact=True)
 
 
+@lru_cache(maxsize=65536)
 def zone_hosts(zone: str) -> tuple[Hosts, Hosts]:
-    """A zone's apex and every name under it."""
+    """A zone's apex and every name under it (cached: a fleet check asks for every zone N times)."""
     return Hosts(zone, exact=True), Hosts("." + zone, exact=False)
 
 
@@ -126,17 +128,23 @@ class TenantHosts:
     zone_id: str | None
     claims: tuple[Claim, ...] = ()
 
-    @property
+    @cached_property
     def zone(self) -> str | None:
+        # Cached: checking a fleet of N asks each tenant for its zone O(N) times.
         return normalize_host(self.zone_name) if self.zone_name else None
 
     def reach(self, claim: Claim) -> list[Hosts]:
         """The hosts a claim can serve: clipped to the tenant's zone (a route applies to its zone's
         requests only), or as written when it lies outside the zone."""
-        if self.zone is None:
-            return [claim.hosts]
-        clipped = [m for z in zone_hosts(self.zone) if (m := claim.hosts.meet(z)) is not None]
-        return clipped or [claim.hosts]
+        return list(_reach(self.zone, claim.hosts))
+
+
+@lru_cache(maxsize=65536)
+def _reach(zone: str | None, hosts: Hosts) -> tuple[Hosts, ...]:
+    if zone is None:
+        return (hosts,)
+    clipped = tuple(m for z in zone_hosts(zone) if (m := hosts.meet(z)) is not None)
+    return clipped or (hosts,)
 
 
 @dataclass(frozen=True)
