@@ -24,7 +24,7 @@ from orchestrator.config.atomic_file import write_atomically
 from orchestrator.core.contract import WORKER_SRC, contract
 from orchestrator.core.dispatch import dispatch_settings
 from orchestrator.core.model import PlatformSpec
-from orchestrator.local_edge import process
+from orchestrator.local_edge import process, sizing
 from orchestrator.local_edge.client import ControlClient, EdgeClient
 from orchestrator.local_edge.deploy import PreparedTenant
 from orchestrator.local_edge.errors import LocalEdgeError, NotRunningError
@@ -38,6 +38,9 @@ MINIFLARE_PACKAGE = WORKER_SRC / "node_modules" / "miniflare" / "package.json"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 LOG_TAIL_ON_FAILURE = 20
+BASE_TIMEOUT_S = 120.0
+TIMEOUT_PER_TENANT_S = 0.5
+"""A 200-tenant start took 77 s on two loaded cores (the README's bench): the default grows with N."""
 # Only what node needs: the caller's environment may hold PULUMI_CONFIG_PASSPHRASE or API tokens.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "NODE_EXTRA_CA_CERTS")
 
@@ -115,6 +118,11 @@ class Status:
     pid: int | None = None
     info: RuntimeInfo | None = None
     workerd_rss: int | None = None
+
+
+def default_timeout(tenants: int) -> float:
+    """Seconds `up` waits for the runtime by default: 120 s plus 0.5 s per tenant."""
+    return BASE_TIMEOUT_S + TIMEOUT_PER_TENANT_S * tenants
 
 
 class LocalEdge:
@@ -246,18 +254,24 @@ class LocalEdge:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         config_ttl_seconds: int | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float | None = None,
         progress: Progress | None = None,
         platform: PlatformSpec | None = None,
+        memory_check: bool = True,
     ) -> RuntimeInfo:
         """Start the runtime with these tenants; recovers a dead one, refuses to start twice.
 
         Dispatch-mode bundles need `platform` (its plans and names): they run behind the real
         dispatch and outbound Workers, reachable only through the dispatcher, as on Cloudflare.
+        `timeout_s` defaults to `default_timeout(len(tenants))`; `memory_check` refuses a start
+        this machine has no memory for (sizing.check_memory) before anything runs.
         """
         say = progress or (lambda _message: None)
         if not tenants:
             raise LocalEdgeError("no tenants to run")
+        if memory_check:
+            sizing.check_memory(len(tenants), say=say)
+        wait_s = default_timeout(len(tenants)) if timeout_s is None else timeout_s
         dispatch = None
         if any(t.bundle.isolation == "dispatch" for t in tenants):
             if platform is None or platform.isolation != "dispatch":
@@ -297,7 +311,7 @@ class LocalEdge:
             )
             mode = " behind the dispatcher (dispatch mode)" if dispatch else ""
             say(f"starting workerd (Miniflare) with {len(plans)} tenant(s){mode} on {host}:{port or 'a free port'}")
-            return self._spawn(node, plan.model_dump_json().encode(), timeout_s, say)
+            return self._spawn(node, plan.model_dump_json().encode(), wait_s, say)
 
     def _spawn(self, node: str, plan: bytes, timeout_s: float, say: Progress) -> RuntimeInfo:
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
@@ -346,7 +360,8 @@ class LocalEdge:
                 )
             time.sleep(0.05)
         raise LocalEdgeError(
-            f"the local runtime was not ready after {timeout_s:.0f} s; last log lines from {self.layout.log_file}:\n"
+            f"the local runtime was not ready after {timeout_s:.0f} s (stopped it; a slow or loaded machine "
+            f"needs a longer --timeout); last log lines from {self.layout.log_file}:\n"
             f"{self.log_tail(LOG_TAIL_ON_FAILURE)}"
         )
 
