@@ -2,8 +2,9 @@
 
 The example stack files' `secure:` values were encrypted under a passphrase nobody has, so a
 scratch copy keeps each tenant's `clawdbot:tenant` object and writes new secret values under a
-new passphrase, with the same tools an operator uses (orchestrator.config.stack_file). All stacks of
-one scratch project share one `encryptionsalt`, so opening them costs one PBKDF2 derivation.
+new passphrase, with the same tools an operator uses (orchestrator.config.stack_file). By default all
+stacks of one scratch project share one `encryptionsalt`, so opening them costs one PBKDF2 derivation;
+a bench passes each stack its own salt, as real stacks have.
 """
 
 from __future__ import annotations
@@ -63,13 +64,19 @@ class ScratchProject:
         set_value(stack_file(self.root, PLATFORM_STACK), f"{PLATFORM_KEY}.isolation", isolation)
         self.isolation = isolation
 
-    def add_tenant(self, tenant: dict[str, Any], values: Mapping[str, str] | None = None) -> Path:
-        """Write `Pulumi.prod.<id>.yaml` holding `tenant` and a fresh (or given) value per secret name."""
+    def add_tenant(
+        self, tenant: dict[str, Any], values: Mapping[str, str] | None = None, *, salt: str | None = None
+    ) -> Path:
+        """Write `Pulumi.prod.<id>.yaml` holding `tenant` and a fresh (or given) value per secret name.
+
+        `salt`: this stack's own `encryptionsalt` (from `new_encryption_salt` with this passphrase);
+        default the project's shared one.
+        """
         path = stack_file(self.root, tenant_stack(str(tenant["id"])))
         if self.isolation == "dispatch":
             tenant = {**tenant, "routes": whole_host_routes(tenant.get("routes", []))}
-        # The shared salt goes in first so set_secrets finds it instead of deriving a new key.
-        path.write_text(f"encryptionsalt: {json.dumps(self.salt)}\nconfig: {{}}\n", encoding="utf-8")
+        # The salt goes in first so set_secrets finds it instead of making a new one.
+        path.write_text(f"encryptionsalt: {json.dumps(salt or self.salt)}\nconfig: {{}}\n", encoding="utf-8")
         os.chmod(path, 0o600)
         set_value(path, TENANT_KEY, tenant)
         names = [str(n) for n in tenant.get("secret_names", [])]
