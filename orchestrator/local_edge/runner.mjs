@@ -14,6 +14,8 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+// Before Miniflare is loaded: its config serialisation is quadratic in the config's size (workers-sdk#15271).
+import { growthPatch } from './capnp_growth.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 // Python passes its WORKER_SRC (orchestrator.core.contract): the checkout's worker_src/, or in an
@@ -183,6 +185,7 @@ async function main() {
 	secrets.push(plan.control_token, ...plan.tenants.flatMap((t) => t.bindings.filter((b) => b.type === 'secret_text').map((b) => b.value)));
 	const started = performance.now();
 	log(`starting workerd with ${plan.tenants.length} tenant(s) on ${plan.host}:${plan.port}`);
+	if (growthPatch.state !== 'applied') log(`config serialisation fix (workers-sdk#15271) not applied: ${growthPatch.state}`);
 	const mf = new Miniflare({
 		host: plan.host,
 		port: plan.port,
