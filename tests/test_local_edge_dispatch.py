@@ -124,3 +124,22 @@ def test_the_local_edge_refuses_what_up_would_refuse(tmp_path: Path) -> None:
     edge = LocalEdge(tmp_path / "state")
     with pytest.raises(ConfigError, match=r"stack prod\.acme: clawdbot:tenant\.routes\[0\]: .*whole hostnames"):
         prepare_tenants(project.root, edge.layout, passphrase_file=tmp_path / "pp")
+
+
+def test_a_restart_without_a_tenant_leaves_it_no_route(tmp_path: Path) -> None:
+    """The routing KV is rewritten at each start (by the control worker): a tenant no longer run answers 404."""
+    project, edge, info = _bring_up(tmp_path, "dispatch")
+    try:
+        gone = info.tenant("globex").hostnames[0]
+        assert edge.edge_client().request(gone, "GET", "/").json()["tenant"] == "globex"
+    finally:
+        edge.down()
+    prepared = prepare_tenants(project.root, edge.layout, passphrase_file=tmp_path / "passphrase", tenants=["acme"])
+    info = edge.up(prepared, port=0, platform=load_platform_spec(project.root))
+    try:
+        answer = edge.edge_client().request(gone, "GET", "/")
+        assert (answer.status, answer.json()) == (404, {"error": "unknown_host"})
+        kept = info.tenant("acme").hostnames[0]
+        assert edge.edge_client().request(kept, "GET", "/").json()["tenant"] == "acme"
+    finally:
+        edge.down()

@@ -51,6 +51,23 @@ async function seedTenant(env, plan, migrationsTable) {
 	}
 }
 
+/**
+ * Dispatch mode: rewrites the routing KV to exactly `entries` (what the tenant stacks would write), so entries of
+ * tenants no longer run route nowhere. Inside workerd, alongside the tenants' seeding: from node each write was a
+ * proxy round trip.
+ */
+async function seedRouting(kv, entries) {
+	const wanted = new Set(entries.map((e) => e.key));
+	for (let cursor; ; ) {
+		const page = await kv.list(cursor ? { cursor } : {});
+		await Promise.all(page.keys.filter((k) => !wanted.has(k.name)).map((k) => kv.delete(k.name)));
+		if (page.list_complete) break;
+		cursor = page.cursor;
+	}
+	await Promise.all(entries.map((e) => kv.put(e.key, e.value, e.metadata ? { metadata: JSON.parse(e.metadata) } : {})));
+	return { written: entries.length };
+}
+
 export default {
 	/** @param {Request} request @param {Record<string, any>} env */
 	async fetch(request, env) {
@@ -61,8 +78,11 @@ export default {
 		if (route === 'GET /ping') return json(200, { ok: true, tenants: Object.keys(env.TENANTS) });
 		if (route === 'POST /seed') {
 			const body = await request.json();
-			const results = await Promise.all(body.tenants.map((t) => seedTenant(env, t, body.migrations_table)));
-			return json(200, { results });
+			const [results, routing] = await Promise.all([
+				Promise.all(body.tenants.map((t) => seedTenant(env, t, body.migrations_table))),
+				body.routing ? seedRouting(env.ROUTES, body.routing) : null,
+			]);
+			return json(200, { results, routing });
 		}
 		const s = stores(env, tenant);
 		if (!s) return json(404, { error: 'unknown tenant' });

@@ -23,7 +23,6 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const WORKER_SRC = process.env.CLAWDBOT_WORKER_SRC || join(HERE, '..', '..', 'worker_src');
 const MIGRATIONS_TOOL = join(WORKER_SRC, 'tools', 'migrations.mjs');
 const DISPATCH_TOOL = join(WORKER_SRC, 'tools', 'dispatch.mjs');
-const SEED_BATCH = 64;
 const require = createRequire(join(WORKER_SRC, 'package.json'));
 const { Miniflare, Log, LogLevel } = await import(pathToFileURL(require.resolve('miniflare')).href);
 
@@ -129,7 +128,11 @@ async function controlWorker(plan) {
 		// migrations.mjs imports node:fs/promises and node:path at module level.
 		compatibilityFlags: ['nodejs_compat'],
 		bindings: { CONTROL_TOKEN: plan.control_token, TENANTS: Object.fromEntries(plan.tenants.map((t, i) => [t.tenant, i])) },
-		kvNamespaces: Object.fromEntries(plan.tenants.map((t, i) => [`KV_${i}`, t.kv_namespace])),
+		kvNamespaces: {
+			...Object.fromEntries(plan.tenants.map((t, i) => [`KV_${i}`, t.kv_namespace])),
+			// Dispatch mode: the routing KV, the same namespace the dispatcher reads (rewritten at every start).
+			...(plan.dispatch ? { ROUTES: plan.dispatch.routes_kv } : {}),
+		},
 		d1Databases: Object.fromEntries(plan.tenants.map((t, i) => [`DB_${i}`, t.d1_database])),
 	};
 }
@@ -149,26 +152,6 @@ async function frontWorkers(plan) {
 		routesKv: plan.dispatch.routes_kv,
 		users: plan.tenants.map((t) => ({ script: t.worker, tenant: t.tenant, egress: t.egress, options: tenantWorker(t, false) })),
 	});
-}
-
-/** Rewrites the routing KV from the plan: entries of tenants no longer run must not route anywhere. */
-async function seedRouting(mf, plan) {
-	const { DISPATCH_WORKER } = await import(pathToFileURL(DISPATCH_TOOL).href);
-	const kv = await mf.getKVNamespace(plan.dispatch.settings.contract.dispatch.bindings.routes, DISPATCH_WORKER);
-	for (let cursor; ;) {
-		const page = await kv.list(cursor ? { cursor } : {});
-		await Promise.all(page.keys.map((k) => kv.delete(k.name)));
-		if (page.list_complete) break;
-		cursor = page.cursor;
-	}
-	// In batches: each put is a round trip from node into workerd, and 200 tenants write 600 entries.
-	const entries = plan.dispatch.routing;
-	for (let i = 0; i < entries.length; i += SEED_BATCH) {
-		await Promise.all(
-			entries.slice(i, i + SEED_BATCH).map((e) => kv.put(e.key, e.value, e.metadata ? { metadata: JSON.parse(e.metadata) } : {})),
-		);
-	}
-	log(`dispatch mode: ${plan.dispatch.routing.length} routing entries written`);
 }
 
 async function writeAtomically(path, text) {
@@ -217,15 +200,16 @@ async function main() {
 		body: JSON.stringify({
 			migrations_table: plan.contract.migrations_table,
 			tenants: plan.tenants.map((t) => ({ tenant: t.tenant, kv: t.kv, migrations: t.migrations })),
+			routing: plan.dispatch ? plan.dispatch.routing : null,
 		}),
 	});
 	if (response.status !== 200) throw new Error(`control worker refused the seed: HTTP ${response.status}`);
-	const { results } = await response.json();
+	const { results, routing } = await response.json();
 	const failed = results.filter((r) => r.error);
 	if (failed.length) {
 		throw new Error(failed.map((r) => `tenant ${r.tenant}: ${r.error}`).join('; '));
 	}
-	if (plan.dispatch) await seedRouting(mf, plan);
+	if (routing) log(`dispatch mode: ${routing.written} routing entries written`);
 	const byTenant = Object.fromEntries(results.map((r) => [r.tenant, r]));
 	for (const r of results) {
 		log(`tenant ${r.tenant}: KV seeded, migrations applied ${JSON.stringify(r.applied)} (already there: ${r.skipped.length})`);
