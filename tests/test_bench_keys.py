@@ -15,6 +15,7 @@ def _runs() -> dict[str, list[float]]:
         runs[f"bare_{n}_s"] = [bare_s, bare_s * 2, bare_s]
         runs[f"ours_{n}_s"] = [ours_s, ours_s, ours_s * 3]
         runs[f"ours_first_{n}_s"] = [ours_s * 2] * 3
+        runs[f"ours_restart_{n}_s"] = [ours_s / 2] * 3
         runs[f"bare_{n}_rss_mib"] = [200.0 + 6 * (n - 1)] * 3
         runs[f"ours_{n}_rss_mib"] = [230.0 + 7 * (n - 1)] * 3
         runs[f"ours_first_{n}_rss_mib"] = [230.0 + 7 * (n - 1)] * 3
