@@ -43,7 +43,9 @@ def _ours(fleet_: Fleet, state: Path, env: dict[str, str] | None = None) -> tupl
         down(state)
 
 
-def measure(sizes: list[int], root: Path, repeat: int, say: Say) -> dict[str, list[float]]:
+def measure(
+    sizes: list[int], root: Path, repeat: int, say: Say, first_run_sizes: set[int] | None = None
+) -> dict[str, list[float]]:
     """Every side's seconds and RSS per size and repetition (interleaved, rotating order)."""
     fleets = {n: fleet(n, root / f"fleet-{n}") for n in {*sizes, 1}}
     runs: dict[str, list[float]] = {}
@@ -72,6 +74,8 @@ def measure(sizes: list[int], root: Path, repeat: int, say: Say) -> dict[str, li
         shift = rep % len(sides)
         for n in (*sizes, 1):
             for side in sides[shift:] + sides[:shift]:
+                if side == "ours_first" and first_run_sizes is not None and n not in first_run_sizes | {1}:
+                    continue
                 for name, (seconds, rss) in side_run(side, n, root / f"{side}-{n}-{rep}").items():
                     add(f"{name}_{n}_s", seconds)
                     add(f"{name}_{n}_rss_mib", rss / MIB)
@@ -94,7 +98,8 @@ def summarise(runs: dict[str, list[float]], sizes: list[int], repeat: int) -> di
     for n in sizes:
         per_rep[f"ratio_e2e_{n}"] = _ratios(runs, f"ours_{n}_s", f"bare_{n}_s")
         per_rep[f"ratio_e2e_{n}_restart"] = _ratios(runs, f"ours_restart_{n}_s", f"bare_{n}_s")
-        per_rep[f"ratio_e2e_{n}_first_run"] = _ratios(runs, f"ours_first_{n}_s", f"bare_{n}_s")
+        if f"ours_first_{n}_s" in runs:
+            per_rep[f"ratio_e2e_{n}_first_run"] = _ratios(runs, f"ours_first_{n}_s", f"bare_{n}_s")
     for side, key in (("ours", "mib_per_tenant"), ("bare", "bare_mib_per_worker")):
         per_rep[key] = [
             (big - one) / (biggest - 1)
@@ -118,6 +123,12 @@ def summarise(runs: dict[str, list[float]], sizes: list[int], repeat: int) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="50,200", help="workers mode: tenant counts, comma-separated")
+    parser.add_argument(
+        "--first-run-sizes",
+        default=None,
+        help="workers mode: sizes that also run `ours_first` (key cache off; every key derived, ~0.25 s of CPU "
+        "per stack); default every size",
+    )
     parser.add_argument("--tenants", type=int, default=200, help="dispatch comparison: tenant count")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
@@ -146,8 +157,14 @@ def main() -> None:
             parser.error("--sizes takes comma-separated integers, e.g. 50,200")
         if not sizes or min(sizes) < 2:
             parser.error("--sizes must be at least 2 (memory per tenant compares N with 1)")
+        first = None
+        if args.first_run_sizes is not None:
+            try:
+                first = {int(s) for s in args.first_run_sizes.split(",") if s.strip()}
+            except ValueError:
+                parser.error("--first-run-sizes takes comma-separated integers, e.g. 50")
         with tempfile.TemporaryDirectory(prefix="local-edge-bench-") as tmp:
-            result = summarise(measure(sizes, Path(tmp), args.repeat, say), sizes, args.repeat)
+            result = summarise(measure(sizes, Path(tmp), args.repeat, say, first), sizes, args.repeat)
     print(json.dumps(result, indent=None if args.json else 2))
 
 

@@ -38,3 +38,9 @@ def test_every_key_is_documented_in_the_readme() -> None:
     keys += [*DISPATCH_TARGETS, "dispatch_runtime_ready_ratio", "dispatch_mib_per_tenant", "workers_mib_per_tenant"]
     missing = [k for k in keys if not re.search(rf"`{re.escape(k)}`", readme)]
     assert missing == []
+
+
+def test_a_size_without_the_first_run_side_has_no_first_run_key() -> None:
+    runs = {k: v for k, v in _runs().items() if not k.startswith("ours_first_200")}
+    result = summarise(runs, [50, 200], 3)
+    assert "ratio_e2e_200_first_run" not in result and "ratio_e2e_50_first_run" in result
