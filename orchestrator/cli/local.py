@@ -98,9 +98,9 @@ def up(
     settings = Settings.from_env()
     edge = _edge(settings)
     edge.check_can_start(host, port)  # before rendering and decrypting every tenant
+    check_passphrase_env(settings.passphrase_file)
     if memory_check:  # likewise: a refusal should be quick
         check_memory(len(select_tenant_stacks(settings.project_dir, list(tenants) or None)), say=_progress)
-    check_passphrase_env(settings.passphrase_file)
     prepared = prepare_tenants(
         settings.project_dir,
         edge.layout,
