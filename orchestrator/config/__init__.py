@@ -5,6 +5,7 @@
 - `key_paths`: config key paths (`ns:key.a[0]`), secure leaves, and edits of the config tree at a path;
 - `private_files`: the one owner-only rule for secret files and private directories;
 - `secrets_provider`: Pulumi's passphrase secrets provider and the 0600 passphrase file;
+- `key_cache`: derived stack keys kept between commands in the kernel keyring (memory, never disk);
 - `tenant_config`: the tenant registry (`Pulumi.prod.<tenant>.yaml`): selection, validated specs, writes;
 - `platform_stack`: `platform init` writes `Pulumi.prod.yaml`; `stack_writer`: a new stack file, read back first;
 - `ownership`: one owner per hostname across the registry;

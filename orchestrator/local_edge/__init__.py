@@ -7,6 +7,7 @@ own persisted KV namespace and D1 database, routed by hostname. Modules:
 - `plan`: bundle → the runner's per-tenant input (pure);
 - `deploy`: stack files → bundles, relay keys and KV values (decrypts `secure:` values);
 - `runtime`: `LocalEdge` (up/down/status) around the node runner (`runner.mjs`);
+- `sizing`: how much memory N tenants need, what the machine has, the refusal before start;
 - `client`, `ops`: requests by hostname, the control worker (`control.mjs`), push-config, health probes;
 - `keys`: relay keys and the control token, generated once and kept 0600;
 - `layout`: where the local edge keeps its files (one private state directory);
