@@ -2,8 +2,11 @@
 
 - `ports`: what the fleet asks of the outside world, and the types that cross (the engine implements them);
 - `changes`: change detection from digests, without the engine;
+- `rollout`: the one rollout definition (waves, canary, gate verdicts, halt, rollback), pure, over the
+  steps port; `Fleet`, the embedded engine that runs it in this process;
+- `steps`: the steps port a rollout awaits, and the values that cross it (both engines implement it);
 - `runner`: one operation on many stacks (preflight, retries, bounded concurrency, audit);
-- `rollout`: `up` in waves with a canary, the health gate and rollback;
+- `local_steps`: the rest of the steps done in this process (change detection, probes, records, rollback);
 - `report`: the run's options and its per-tenant report;
 - `sizing`: how many stacks at once and tenants per wave, computed from the API budget;
 - `preflight`: may an operation run on a stack, given what a killed run left behind;

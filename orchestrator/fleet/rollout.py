@@ -1,6 +1,14 @@
 """Many tenant stacks: `up` as waves with a canary and a health gate, bounded concurrency.
 
-Concurrency model: **threads in one process**, not a process per stack. The evidence (fleet-lessons):
+`rollout` is the one rollout definition, for both engines: which stacks change, the waves, the gate
+verdicts, when to halt and when to roll back. It does no I/O and reads no clock; it awaits the
+`RolloutSteps` port (`orchestrator.fleet.steps`). The embedded engine (`Fleet`, below) implements the
+steps in this process and drives the coroutine without an event loop (its steps never suspend); the
+cluster engine (`orchestrator.cluster`) awaits the same coroutine in a Temporal workflow, its steps
+being activities on any node. So this module must stay deterministic: no I/O, no time, no randomness.
+
+Concurrency model of the embedded engine: **threads in one process**, not a process per stack. The
+evidence (fleet-lessons):
 
 - #1/#2 (pulumi#6052, #7782): inline programs shared global runtime state. The SDK we pin (3.272) keeps
   SETTINGS/ROOT/CONFIG in ContextVars and runs each inline program in `contextvars.copy_context()`
@@ -20,26 +28,20 @@ Concurrency model: **threads in one process**, not a process per stack. The evid
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.core import outputs as output_keys
-from orchestrator.core.crypto import MAX_CONFIG_VERSION
-from orchestrator.core.errors import EdgeError, SetupError
 from orchestrator.core.health import HealthCheck, HealthTarget
 from orchestrator.core.names import tenant_of
-from orchestrator.fleet.changes import Decision, decide
-from orchestrator.fleet.ports import (
-    DeployedRecord,
-    Operation,
-    StackOutcome,
-)
+from orchestrator.fleet.local_steps import LocalSteps
+from orchestrator.fleet.ports import DeployedRecord, Operation
 from orchestrator.fleet.report import FleetReport, Result, RolloutOptions, TenantResult
-from orchestrator.fleet.runner import CANCELLED, StackRunner, _detail, _record_for
+from orchestrator.fleet.runner import CANCELLED
+from orchestrator.fleet.steps import RollbackAsk, RollbackRun, RolloutSteps
+
+T = TypeVar("T")
 
 
 def plan_waves(stacks: Sequence[str], wave_size: int, canary: str | None) -> list[list[str]]:
@@ -51,298 +53,178 @@ def plan_waves(stacks: Sequence[str], wave_size: int, canary: str | None) -> lis
     return [[first], *(rest[i : i + wave_size] for i in range(0, len(rest), wave_size))]
 
 
-class Fleet(StackRunner):
-    """Runs one operation over many stacks; `up` rolls out in waves behind the health gate."""
+def health_target(stack: str, outputs: Mapping[str, Any]) -> HealthTarget | None:
+    """What the gate probes for a deployed stack; None without a health URL (nothing to gate on)."""
+    url = outputs.get(output_keys.HEALTH_URL)
+    if not isinstance(url, str):
+        return None
+    version = outputs.get(output_keys.CONFIG_VERSION)
+    bundle_hash = outputs.get(output_keys.BUNDLE_HASH)
+    return HealthTarget(
+        stack=stack,
+        tenant=tenant_of(stack),
+        url=url,
+        bundle_hash=bundle_hash if isinstance(bundle_hash, str) else None,
+        config_version=version if isinstance(version, int) else None,
+    )
 
-    # -- public ---------------------------------------------------------------------------
+
+def gate_verdict(
+    results: Mapping[str, TenantResult], checks: Sequence[HealthCheck]
+) -> tuple[dict[str, TenantResult], list[str]]:
+    """The wave's results with every failed check marked unhealthy, and the stacks that failed."""
+    out, failed = dict(results), []
+    for check in checks:
+        if not check.ok:
+            stack = check.target.stack
+            failed.append(stack)
+            out[stack] = replace(out[stack], result=Result.UNHEALTHY, detail=check.reason)
+    return out, failed
+
+
+def halt_reason(
+    number: int, failed: Sequence[str], gate_failed: Sequence[str], stop: str | None, options: RolloutOptions
+) -> str | None:
+    """Why the rollout stops after wave `number`, or None: a stop, a failed gate, a failed canary or wave."""
+    if stop is not None:
+        return stop
+    if gate_failed:
+        return f"health gate failed in wave {number}: {', '.join(map(tenant_of, gate_failed))}"
+    if failed and (number == 0 or not options.continue_on_error):
+        what = "canary" if number == 0 else f"wave {number}"
+        return f"{what} failed: {', '.join(map(tenant_of, failed))}"
+    return None
+
+
+def _noted(result: TenantResult, note: str) -> TenantResult:
+    return replace(result, detail="; ".join(d for d in (result.detail, note) if d))
+
+
+async def rollout(steps: RolloutSteps, stacks: Sequence[str], options: RolloutOptions) -> FleetReport:
+    """One fleet run: every stack through `options.operation`; an `up` in waves behind the gate."""
+    started = steps.now()
+    operation = options.operation.value
+    await steps.record("fleet", operation, "started", detail=f"{len(stacks)} stacks")
+    if options.operation is Operation.UP:
+        report = await _up(steps, list(stacks), options)
+    else:
+        await steps.prepare(options)
+        batch = await steps.run_stacks(list(stacks), options, None)
+        results = tuple(run.result for run in batch.runs)
+        report = FleetReport(operation, results, batch.stop is not None, batch.stop)
+    report = replace(report, duration_s=steps.now() - started)
+    await steps.record(
+        "fleet",
+        operation,
+        "halted" if report.halted else "finished",
+        detail=report.halt_reason or ", ".join(f"{k}={v}" for k, v in sorted(report.counts().items())),
+    )
+    return report
+
+
+async def _up(steps: RolloutSteps, stacks: list[str], options: RolloutOptions) -> FleetReport:
+    results: dict[str, TenantResult] = {}
+    changed: list[str] = []
+    planned = await steps.plan(stacks, options)
+    for stack in stacks:
+        verdict = planned[stack]
+        if verdict is None:
+            changed.append(stack)
+            continue
+        results[stack] = verdict
+        if verdict.result is Result.UNCHANGED:
+            steps.progress("skip", stack, verdict.detail)
+    halted, reason = False, None
+    if any(r.result is Result.FAILED for r in results.values()) and not options.continue_on_error:
+        halted, reason = True, "a tenant cannot be deployed as configured; fix it or pass --continue-on-error"
+    waves = [] if halted else plan_waves(changed, options.wave_size, options.canary)
+    if waves:
+        await steps.prepare(options)  # only when a stack will run: nothing to do needs no engine
+    for number, wave in enumerate(waves):
+        if await steps.cancelled_now():
+            halted, reason = True, CANCELLED
+            steps.progress("halt", None, reason)
+            break
+        label = "canary" if number == 0 else len(wave)
+        steps.progress("wave", None, f"wave {number} ({label}): {', '.join(map(tenant_of, wave))}")
+        batch = await steps.run_stacks(wave, options, wave=number)
+        runs = {run.result.stack: run for run in batch.runs}
+        wave_results = {stack: run.result for stack, run in runs.items()}
+        failed = [s for s, r in wave_results.items() if r.result is not Result.OK]
+        passed = [s for s, r in wave_results.items() if r.result is Result.OK]
+        gate_failed: list[str] = []
+        if options.health_gate and passed:
+            targets = [t for t in (health_target(s, runs[s].outputs) for s in passed) if t is not None]
+            steps.progress("gate", None, f"wave {number}: polling health of {len(targets)} tenants")
+            checks = await steps.gate_health(targets, "health-gate") if targets else []
+            wave_results, gate_failed = gate_verdict(wave_results, checks)
+        results.update(wave_results)
+        reason = halt_reason(number, failed, gate_failed, batch.stop, options)
+        halted = reason is not None
+        if halted and options.rollback and gate_failed:
+            asks = [RollbackAsk(results[s], runs[s].outputs) for s in wave]
+            results.update(await _rollback(steps, asks, number, options))
+        else:
+            # Only now, healthy: the record that lets the next run skip the tenant, and last good.
+            healthy = [runs[s] for s in passed if s not in gate_failed]
+            notes = await steps.commit([r.pending for r in healthy if r.pending is not None])
+            for stack, note in notes.items():
+                results[stack] = _noted(results[stack], f"deployed, but its record was not written ({note})")
+        if halted:
+            steps.progress("halt", None, reason or "")
+            break
+    for stack in changed:
+        if stack not in results:
+            results[stack] = TenantResult(stack, "up", Result.NOT_RUN, detail="rollout halted before this wave")
+    ordered = tuple(results[s] for s in stacks if s in results)
+    return FleetReport("up", ordered, halted, reason, waves=len(waves))
+
+
+async def _rollback(
+    steps: RolloutSteps, asks: list[RollbackAsk], number: int, options: RolloutOptions
+) -> dict[str, TenantResult]:
+    """Re-apply each wave tenant's last good deployment, then gate the wave again."""
+    steps.progress("rollback", None, f"wave {number}: re-applying the last good deployment")
+    attempts: Sequence[RollbackRun] = await steps.rollback(asks, options)
+    out = {run.result.stack: run.result for run in attempts}
+    rolled = [run for run in attempts if run.record is not None]
+    targets = [t for t in (health_target(r.result.stack, r.outputs) for r in rolled) if t is not None]
+    checks: dict[str, HealthCheck] = {}
+    if options.health_gate and targets:
+        steps.progress("gate", None, f"wave {number}: polling health of {len(targets)} rolled-back tenants")
+        checks = {c.target.stack: c for c in await steps.gate_health(targets, "rollback-gate")}
+    healthy: list[DeployedRecord] = []
+    for run in rolled:
+        assert run.record is not None
+        stack, check = run.result.stack, checks.get(run.result.stack)
+        if check is not None and not check.ok:
+            detail = f"{run.result.detail}; still unhealthy after the rollback: {check.reason}"
+            await steps.record(stack, "rollback", "unhealthy", bundle_hash=run.record.bundle_hash, detail=check.reason)
+            out[stack] = replace(run.result, result=Result.ROLLBACK_FAILED, detail=detail)
+        else:
+            healthy.append(run.record)
+    notes = await steps.keep(healthy)
+    for record in healthy:
+        note = notes.get(record.stack)
+        if note is not None:
+            out[record.stack] = _noted(out[record.stack], f"record not written ({note})")
+        await steps.record(record.stack, "rollback", "rolled-back", bundle_hash=record.bundle_hash)
+    return out
+
+
+def drive(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine whose awaits never suspend (the embedded steps are plain calls): no event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("an embedded rollout step suspended; the embedded engine has no event loop")
+
+
+class Fleet(LocalSteps):
+    """The embedded engine: runs one operation over many stacks in this process (threads)."""
 
     def run(self, stacks: Sequence[str], options: RolloutOptions) -> FleetReport:
-        started = time.monotonic()
-        self._record("fleet", options.operation.value, "started", detail=f"{len(stacks)} stacks")
-        if options.operation is Operation.UP:
-            report = self._rollout(list(stacks), options)
-        else:
-            self._prepare(options)
-            results, stop = self._run_all(list(stacks), options, wave=None)
-            report = FleetReport(options.operation.value, tuple(results), stop is not None, stop)
-        report = replace(report, duration_s=time.monotonic() - started)
-        self._record(
-            "fleet",
-            options.operation.value,
-            "halted" if report.halted else "finished",
-            detail=report.halt_reason or ", ".join(f"{k}={v}" for k, v in sorted(report.counts().items())),
-        )
-        return report
-
-    def _prepare(self, options: RolloutOptions) -> None:
-        """Once per run, before the first stack starts (never when nothing runs): the executor's setup.
-
-        N engines fetching one missing plugin at once race, so plugins are installed here, not per stack.
-        """
-        try:
-            self.executor.prepare()
-        except SetupError as exc:
-            self._record("fleet", options.operation.value, "failed", detail=str(exc))
-            raise
-        self.progress("plugins", None, "the provider plugins of the installed SDKs are installed")
-
-    # -- rollout (up) ---------------------------------------------------------------------
-
-    def _rollout(self, stacks: list[str], options: RolloutOptions) -> FleetReport:
-        results: dict[str, TenantResult] = {}
-        changed: list[str] = []
-        refreshed: list[DeployedRecord] = []
-        for stack in stacks:
-            try:
-                decision = self._decide(stack, options.force)
-            except EdgeError as exc:
-                results[stack] = TenantResult(stack, "up", Result.FAILED, detail=_detail(exc))
-                self._record(stack, "up", "failed", detail=str(exc))
-                continue
-            if decision.changed:
-                refusal = self._goes_back(stack, options)
-                if refusal is not None:
-                    results[stack] = TenantResult(stack, "up", Result.FAILED, detail=_detail(refusal))
-                    self._record(stack, "up", "failed", detail=refusal)
-                    continue
-                changed.append(stack)
-                continue
-            if decision.refreshed is not None:
-                refreshed.append(decision.refreshed)
-            results[stack] = TenantResult(stack, "up", Result.UNCHANGED, detail=decision.reason)
-            self.progress("skip", stack, decision.reason)
-        if refreshed:
-            # In one batch (one sync for all of them, not two fsyncs each): after a change to a
-            # render input this is every tenant. A failure only costs a re-render next run.
-            with contextlib.suppress(EdgeError, OSError):
-                self.store.put_many(refreshed)
-        halted, reason = False, None
-        if any(r.result is Result.FAILED for r in results.values()) and not options.continue_on_error:
-            halted, reason = True, "a tenant cannot be deployed as configured; fix it or pass --continue-on-error"
-        waves = [] if halted else plan_waves(changed, options.wave_size, options.canary)
-        if waves:
-            self._prepare(options)
-        for number, wave in enumerate(waves):
-            if self.cancelled():
-                halted, reason = True, CANCELLED
-                self.progress("halt", None, reason)
-                break
-            self.progress(
-                "wave",
-                None,
-                f"wave {number} ({'canary' if number == 0 else len(wave)}): {', '.join(map(tenant_of, wave))}",
-            )
-            ran, stop = self._run_all(wave, options, wave=number)
-            wave_results = {r.stack: r for r in ran}
-            failed = [s for s, r in wave_results.items() if r.result is not Result.OK]
-            passed = [s for s, r in wave_results.items() if r.result is Result.OK]
-            gate_failed: list[str] = []
-            if options.health_gate and passed:
-                wave_results, gate_failed = self._gate(wave_results, passed, number)
-            results.update(wave_results)
-            if stop is not None:
-                halted, reason = True, stop
-            elif gate_failed:
-                halted, reason = True, f"health gate failed in wave {number}: {', '.join(map(tenant_of, gate_failed))}"
-            elif failed and (number == 0 or not options.continue_on_error):
-                what = "canary" if number == 0 else f"wave {number}"
-                halted, reason = True, f"{what} failed: {', '.join(map(tenant_of, failed))}"
-            if halted and options.rollback and gate_failed:
-                results.update(self._rollback(wave, results, number, options))
-            else:
-                # Only now, healthy: the records that let the next run skip the tenants, and last good.
-                results.update(self._commit([results[s] for s in passed if s not in gate_failed]))
-            if halted:
-                self.progress("halt", None, reason or "")
-                break
-        for stack in changed:
-            if stack not in results:
-                results[stack] = TenantResult(stack, "up", Result.NOT_RUN, detail="rollout halted before this wave")
-        ordered = tuple(results[s] for s in stacks if s in results)
-        return FleetReport("up", ordered, halted, reason, waves=len(waves))
-
-    def _goes_back(self, stack: str, options: RolloutOptions) -> str | None:
-        """Never backwards, on the fleet's side: why `up` must not deploy this stack, or None.
-
-        The Worker refuses to serve a config older than the newest it served and reports degraded
-        (docs/contract.md, "Never backwards"); deploying one is a mistake unless asked for.
-        """
-        if self.versions is None or options.allow_config_rollback:
-            return None
-        try:
-            wanted, deployed = self.versions(stack)
-        except (EdgeError, OSError, ValueError) as exc:  # an unreadable state file: never guess
-            return f"stack {stack}: cannot tell the deployed config_version ({_detail(exc, 160)})"
-        if wanted is None or deployed is None or wanted >= deployed:
-            return None
-        return (
-            f"stack {stack}: clawdbot:tenant.config_version is {wanted}, below the deployed {deployed}; the Worker "
-            f"never goes backwards: set config_version above {deployed} (an older config re-issued under a new "
-            "version), or pass --allow-config-rollback to deploy it anyway (the edge then reports degraded)"
-        )
-
-    def _forward_version(self, stack: str, good: DeployedRecord) -> int | None:
-        """The config_version to re-issue the last good stack file under, or None to apply it as it was.
-
-        The Worker refuses a config below the highest version it adopted (docs/contract.md, "Never
-        backwards"), and the up being rolled back may have deployed a higher one than the last good:
-        then the rollback rolls forward, the old config under a version above everything deployed.
-        """
-        if good.config_version is None:
-            return None  # a record without the output: nothing to compare with, apply it as it was
-        seen: list[object] = [good.config_version, self._outputs.get(stack, {}).get(output_keys.CONFIG_VERSION)]
-        if self.versions is not None:
-            seen.append(self.versions(stack)[1])
-        highest = max(v for v in seen if isinstance(v, int) and not isinstance(v, bool))
-        if highest <= good.config_version:
-            return None
-        if highest >= MAX_CONFIG_VERSION:
-            raise EdgeError(
-                f"stack {stack}: config_version {highest} is deployed; there is no higher one to roll forward to"
-            )
-        return highest + 1
-
-    def _decide(self, stack: str, force: bool) -> Decision:
-        if force:
-            return Decision(True, "forced")
-        desired = self.desired(stack)
-        return decide(
-            desired, self.store.get(stack), state_changed=self.store.state_changed, render=lambda: self.render(stack)
-        )
-
-    def _commit(self, healthy: Sequence[TenantResult]) -> dict[str, TenantResult]:
-        """These deployments passed their gate: write their records and keep them as the last good
-        ones, for the whole wave in one batch (one sync, not two fsyncs per file)."""
-        with self._lock:
-            records = [r for r in (self._pending.pop(t.stack, None) for t in healthy) if r is not None]
-        if not records:
-            return {}
-        try:
-            self.store.put_many(records, good=True)
-        except (EdgeError, OSError) as exc:
-            # Deployed and healthy; only the change-detection records are missing: a redeploy later.
-            note = f"deployed, but its record was not written ({_detail(exc, 160)})"
-            unwritten = {r.stack for r in records}
-            return {
-                t.stack: replace(t, detail="; ".join(d for d in (t.detail, note) if d))
-                for t in healthy
-                if t.stack in unwritten
-            }
-        return {}
-
-    def _gate(
-        self, wave_results: dict[str, TenantResult], passed: list[str], number: int
-    ) -> tuple[dict[str, TenantResult], list[str]]:
-        targets = [t for t in (self._target(s, self._outputs.get(s, {})) for s in passed) if t is not None]
-        self.progress("gate", None, f"wave {number}: polling health of {len(targets)} tenants")
-        failed = []
-        for check in self._checks(targets, "health-gate"):
-            if not check.ok:
-                stack = check.target.stack
-                failed.append(stack)
-                wave_results[stack] = replace(wave_results[stack], result=Result.UNHEALTHY, detail=check.reason)
-        return wave_results, failed
-
-    def _checks(self, targets: Sequence[HealthTarget], operation: str) -> list[HealthCheck]:
-        if not targets:
-            return []
-        checks = list(self.gate(targets).checks)
-        for check in checks:
-            self._record(
-                check.target.stack,
-                operation,
-                "ok" if check.ok else "failed",
-                bundle_hash=check.target.bundle_hash,
-                detail=check.reason,
-            )
-        return checks
-
-    @staticmethod
-    def _target(stack: str, outputs: Mapping[str, Any]) -> HealthTarget | None:
-        url = outputs.get(output_keys.HEALTH_URL)
-        if not isinstance(url, str):
-            return None  # no hostname to probe: nothing to gate on for this tenant
-        version = outputs.get(output_keys.CONFIG_VERSION)
-        bundle_hash = outputs.get(output_keys.BUNDLE_HASH)
-        return HealthTarget(
-            stack=stack,
-            tenant=tenant_of(stack),
-            url=url,
-            bundle_hash=bundle_hash if isinstance(bundle_hash, str) else None,
-            config_version=version if isinstance(version, int) else None,
-        )
-
-    def _rollback(
-        self, wave: list[str], results: Mapping[str, TenantResult], number: int, options: RolloutOptions
-    ) -> dict[str, TenantResult]:
-        """Re-apply each wave tenant's last good stack file, then gate the wave again.
-
-        A rollback rolls forward where the up it undoes deployed a higher config_version: the last
-        good config is re-issued above it (`_forward_version`), so the Worker adopts it.
-
-        Only honest when this run's code is the code of the last good deployment: the rollback
-        re-renders the old stack file with the current program. When the digests differ, the
-        tenant is not touched and the report says to redeploy the previous commit.
-        """
-        rolled: dict[str, tuple[TenantResult, StackOutcome, DeployedRecord]] = {}
-        out: dict[str, TenantResult] = {}
-
-        def refuse(previous: TenantResult, why: str) -> TenantResult:
-            self._record(previous.stack, "rollback", "failed", detail=why)
-            return replace(previous, result=Result.ROLLBACK_FAILED, detail=f"{previous.detail}; rollback: {why}")
-
-        def one(stack: str) -> None:
-            previous = results[stack]
-            try:
-                good = self.store.last_good(stack)
-                if good is None:
-                    out[stack] = refuse(previous, "no last good deployment recorded; nothing to roll back to")
-                    return
-                current = self.desired(stack)
-                if (good.program_digest, good.render_digest) != (current.program_digest, current.render_digest):
-                    out[stack] = refuse(
-                        previous, "rollback impossible: code changed since last good; redeploy the previous commit"
-                    )
-                    return
-                version = self._forward_version(stack, good)
-                outcome = self.executor.rollback(stack, version)
-            except Exception as exc:  # one tenant's failed rollback must not stop the others'
-                out[stack] = refuse(previous, _detail(exc))
-                return
-            self.store.invalidate(stack)
-            # Re-issued, the deployed file is no file of the registry: the next up always sees a change.
-            digest = good.config_digest if version is None else f"{good.config_digest}+v{version}"
-            record = _record_for(stack, outcome.outputs, digest, current)
-            detail = f"{previous.detail}; re-applied last good ({(record.bundle_hash or '?')[:12]})"
-            if version is not None:
-                detail += (
-                    f" re-issued as config_version {version}, above the version this up deployed (the Worker "
-                    f"never goes backwards); the next up needs clawdbot:tenant.config_version above {version}"
-                )
-            result = replace(previous, result=Result.ROLLED_BACK, bundle_hash=record.bundle_hash, detail=detail)
-            with self._lock:
-                rolled[stack] = (result, outcome, record)
-
-        self.progress("rollback", None, f"wave {number}: re-applying the last good deployment")
-        with ThreadPoolExecutor(max_workers=max(1, min(options.concurrency, len(wave)))) as pool:
-            list(pool.map(one, wave))
-        order = [s for s in wave if s in rolled]
-        targets = [t for t in (self._target(s, rolled[s][1].outputs) for s in order) if t is not None]
-        if options.health_gate and targets:
-            self.progress("gate", None, f"wave {number}: polling health of {len(targets)} rolled-back tenants")
-        checks = {c.target.stack: c for c in (self._checks(targets, "rollback-gate") if options.health_gate else [])}
-        for stack in order:
-            result, _, record = rolled[stack]
-            check = checks.get(stack)
-            if check is not None and not check.ok:
-                detail = f"{result.detail}; still unhealthy after the rollback: {check.reason}"
-                self._record(stack, "rollback", "unhealthy", bundle_hash=record.bundle_hash, detail=check.reason)
-                out[stack] = replace(result, result=Result.ROLLBACK_FAILED, detail=detail)
-                continue
-            try:
-                self.store.put(record)
-            except (EdgeError, OSError) as exc:
-                result = replace(result, detail=f"{result.detail}; record not written ({_detail(exc, 160)})")
-            self._record(stack, "rollback", "rolled-back", bundle_hash=record.bundle_hash)
-            out[stack] = result
-        return out
+        return drive(rollout(self, stacks, options))

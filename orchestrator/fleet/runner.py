@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ from orchestrator.fleet.ports import (
     StackOutcome,
 )
 from orchestrator.fleet.report import Result, RolloutOptions, TenantResult
+from orchestrator.fleet.steps import StackRun, WaveRun
 
 Progress = Callable[[str, str | None, str], None]
 """(event, stack or None, detail): `start`, `done`, `wave`, `gate`, `halt`, `skip`."""
@@ -80,34 +81,23 @@ class StackRunner:
         self.sleep = sleep
         self.cancelled = cancelled
         """Asked before each stack and wave starts: once true, nothing new starts (in-flight ones finish)."""
-        self._outputs: dict[str, Mapping[str, Any]] = {}
-        self._pending: dict[str, DeployedRecord] = {}
-        """Records of deployments that have not passed their health gate yet (written after it)."""
         self._lock = threading.Lock()
 
     # -- running stacks -------------------------------------------------------------------
 
-    def _run_all(
-        self, stacks: list[str], options: RolloutOptions, *, wave: int | None
-    ) -> tuple[list[TenantResult], str | None]:
+    def run_wave(self, stacks: Sequence[str], options: RolloutOptions, wave: int | None) -> WaveRun:
         """Run the stacks with bounded concurrency; a setup error stops the rest (returned as reason)."""
-        out: dict[str, TenantResult] = {}
+        out: dict[str, StackRun] = {}
         stop: list[str] = []
 
         def task(stack: str) -> None:
             if stop or self.cancelled():
                 return  # halted or cancelled while queued: reported as not run
-            try:
-                result = self._run_one(stack, options, wave)
-            except SetupError as exc:
-                # The VPS cannot run stacks (CLI gone, unsafe modes): every other stack would fail alike.
-                reason = f"setup error: {_detail(exc)}"
-                self._record(stack, options.operation.value, "failed", detail=str(exc))
-                result = TenantResult(stack, options.operation.value, Result.FAILED, wave, detail=_detail(exc))
-                with self._lock:
-                    stop.append(reason)
+            run = self.run_one(stack, options, wave)
             with self._lock:
-                out[stack] = result
+                if run.setup_error is not None:
+                    stop.append(run.setup_error)
+                out[stack] = run
 
         with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="stack") as pool:
             futures = [pool.submit(task, s) for s in stacks]
@@ -119,14 +109,21 @@ class StackRunner:
         reason = stop[0] if stop else None
         if reason is None and len(out) < len(stacks) and self.cancelled():
             reason = CANCELLED
-        for stack in stacks:
-            if stack not in out:
-                out[stack] = TenantResult(
-                    stack, options.operation.value, Result.NOT_RUN, wave, detail=f"not run: {reason}"
-                )
-        return [out[s] for s in stacks], reason
+        return WaveRun(tuple(out.get(s) or not_run(s, options, wave, reason) for s in stacks), reason)
 
-    def _run_one(self, stack: str, options: RolloutOptions, wave: int | None) -> TenantResult:
+    def run_one(self, stack: str, options: RolloutOptions, wave: int | None, *, retry: bool = True) -> StackRun:
+        """Preflight, then the operation; `retry`: retry transient failures here (the embedded engine),
+        else raise them (`TransientStackError`) for the caller's retry policy (the cluster engine)."""
+        try:
+            return self._run_checked(stack, options, wave, retry=retry)
+        except SetupError as exc:
+            # The VPS cannot run stacks (CLI gone, unsafe modes): every other stack would fail alike.
+            op = options.operation
+            self.note(stack, op.value, "failed", detail=str(exc))
+            result = TenantResult(stack, op.value, Result.FAILED, wave, detail=_detail(exc))
+            return StackRun(result, setup_error=f"setup error: {_detail(exc)}")
+
+    def _run_checked(self, stack: str, options: RolloutOptions, wave: int | None, *, retry: bool) -> StackRun:
         op = options.operation
         advice: tuple[str, ...] = ()
         if self.preflight is not None:
@@ -134,16 +131,18 @@ class StackRunner:
             advice = clearance.advice
             if advice:
                 verdict = "blocked" if clearance.blocked else "warning"
-                self._record(stack, "preflight", verdict, detail="; ".join(advice))
+                self.note(stack, "preflight", verdict, detail="; ".join(advice))
             if clearance.blocked:
-                self._record(stack, op.value, "failed", detail=clearance.blocked)
-                return TenantResult(
-                    stack, op.value, Result.FAILED, wave, detail=_detail(clearance.blocked), advice=advice
+                self.note(stack, op.value, "failed", detail=clearance.blocked)
+                return StackRun(
+                    TenantResult(stack, op.value, Result.FAILED, wave, detail=_detail(clearance.blocked), advice=advice)
                 )
-        result = self._attempt(stack, options, wave)
-        return replace(result, advice=advice + result.advice) if advice else result
+        run = self._attempt(stack, options, wave, retry=retry)
+        if advice:
+            run = replace(run, result=replace(run.result, advice=advice + run.result.advice))
+        return run
 
-    def _attempt(self, stack: str, options: RolloutOptions, wave: int | None) -> TenantResult:
+    def _attempt(self, stack: str, options: RolloutOptions, wave: int | None, *, retry: bool) -> StackRun:
         op = options.operation
         request = OpRequest(
             stack,
@@ -162,16 +161,18 @@ class StackRunner:
                 outcome = self.executor.run(request)
                 break
             except TransientStackError as exc:
+                if not retry:
+                    raise
                 if attempts > options.retries:
-                    return self._failed(stack, op, wave, exc, attempts, started)
+                    return self.failed(stack, op, wave, exc, attempts, started)
                 self.progress("retry", stack, _detail(exc, 120))
                 self.sleep(options.retry_delay_s * 2 ** (attempts - 1))
             except SetupError:
                 raise
             except EdgeError as exc:
-                return self._failed(stack, op, wave, exc, attempts, started)
+                return self.failed(stack, op, wave, exc, attempts, started)
             except Exception as exc:  # a bug must not take the other tenants down with it
-                return self._failed(
+                return self.failed(
                     stack,
                     op,
                     wave,
@@ -181,41 +182,40 @@ class StackRunner:
                 )
         return self._succeeded(outcome, options, wave, attempts, started)
 
-    def _failed(
+    def failed(
         self, stack: str, op: Operation, wave: int | None, exc: Exception, attempts: int, started: float
-    ) -> TenantResult:
-        self._record(stack, op.value, "failed", detail=str(exc))
+    ) -> StackRun:
+        self.note(stack, op.value, "failed", detail=str(exc))
         self.progress("done", stack, "failed")
-        return TenantResult(
-            stack,
-            op.value,
-            Result.FAILED,
-            wave,
-            detail=_detail(exc),
-            attempts=attempts,
-            duration_s=time.monotonic() - started,
+        return StackRun(
+            TenantResult(
+                stack,
+                op.value,
+                Result.FAILED,
+                wave,
+                detail=_detail(exc),
+                attempts=attempts,
+                duration_s=time.monotonic() - started,
+            )
         )
 
     def _succeeded(
         self, outcome: StackOutcome, options: RolloutOptions, wave: int | None, attempts: int, started: float
-    ) -> TenantResult:
+    ) -> StackRun:
         stack, op = outcome.stack, options.operation
         bundle_hash = outcome.outputs.get(output_keys.BUNDLE_HASH)
         bundle_hash = bundle_hash if isinstance(bundle_hash, str) else None
         result, detail = Result.OK, ""
+        outputs: dict[str, Any] = {}
+        pending: DeployedRecord | None = None
         if op is Operation.UP:
             outputs = {**outcome.outputs, output_keys.BUNDLE_HASH: bundle_hash}
             try:
                 # The old record no longer describes the stack; the new one waits for the gate.
                 self.store.invalidate(stack)
-                record = _record_for(stack, outputs, None, self.desired(stack))
+                pending = _record_for(stack, outputs, None, self.desired(stack))
             except (EdgeError, OSError) as exc:
                 detail = f"deployed, but its record cannot be written ({_detail(exc, 160)})"
-            else:
-                with self._lock:
-                    self._pending[stack] = record
-            with self._lock:
-                self._outputs[stack] = outputs
         elif op is Operation.DESTROY:
             self.store.forget(stack)
             if outcome.kept:
@@ -224,9 +224,9 @@ class StackRunner:
             self.store.put_drift(stack, outcome.drift)
             result = Result.DRIFTED if outcome.drift.drifted else Result.NO_DRIFT
             detail = outcome.drift.describe()
-        self._record(stack, op.value, result.value, bundle_hash=bundle_hash, detail=detail or None)
+        self.note(stack, op.value, result.value, bundle_hash=bundle_hash, detail=detail or None)
         self.progress("done", stack, result.value)
-        return TenantResult(
+        tenant = TenantResult(
             stack,
             op.value,
             result,
@@ -238,8 +238,9 @@ class StackRunner:
             time.monotonic() - started,
             outcome.advice,
         )
+        return StackRun(tenant, outputs, pending)
 
-    def _record(
+    def note(
         self, stack: str, operation: str, result: str, *, bundle_hash: str | None = None, detail: str | None = None
     ) -> None:
         if self.audit is not None:
@@ -247,6 +248,10 @@ class StackRunner:
             self.audit.record(
                 stack=stack, tenant=tenant, operation=operation, result=result, bundle_hash=bundle_hash, detail=detail
             )
+
+
+def not_run(stack: str, options: RolloutOptions, wave: int | None, reason: str | None) -> StackRun:
+    return StackRun(TenantResult(stack, options.operation.value, Result.NOT_RUN, wave, detail=f"not run: {reason}"))
 
 
 def _detail(exc: BaseException | str, limit: int | None = None) -> str:
