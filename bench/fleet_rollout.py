@@ -67,7 +67,15 @@ def embedded(world: World, stacks: list[str], options: RolloutOptions) -> FleetR
     return fleet.run(stacks, options)
 
 
-ENGINES: dict[str, Engine] = {"embedded": embedded}
+def temporal(world: World, stacks: list[str], options: RolloutOptions) -> FleetReport:
+    """The cluster engine: the same rollout as a Temporal workflow, a worker in this process over the
+    same ports (`bench/cluster_rollout.py`, which also measures it against the embedded engine)."""
+    from bench.cluster_rollout import in_process_rollout
+
+    return in_process_rollout(world.executor, world.store, world.desired, world.render, world.gate, stacks, options)
+
+
+ENGINES: dict[str, Engine] = {"embedded": embedded, "temporal": temporal}
 
 
 @dataclass(frozen=True)
@@ -355,7 +363,15 @@ def main() -> None:
             "rerender_1000_s": "<= 2.0",
         },
     }
+    if args.engine == "temporal":
+        from bench.cluster_rollout import cluster_measures, stop_shared
+
+        stop_shared()
+        result["cluster"] = cluster_measures(args.tenants)
     print(json.dumps(result, indent=None if args.json else 2, default=str))
+    if args.engine == "temporal":
+        sys.stdout.flush()
+        os._exit(0)  # temporalio/sdk-python#300: the client's runtime threads can abort the interpreter's teardown
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ Packages, by layer (dependencies point down only; `pyproject.toml` holds the con
 
 - doors: `cli` (parse, call, print) and `server` (the control room's HTTP API and page, reached
   through `serve`); nothing imports a door but the CLI's `serve` command, which starts the server.
+- the cluster engine: `cluster` (the fleet's rollout as a Temporal workflow, stack operations as
+  activities on any node's worker), above the operations it drives; only the doors import it.
 - operations: `ops` (doctor, demo, scratch projects) above `fleet` (change detection, rollout,
   health gate, audit), `local_edge` (the fleet in workerd), `backup` (state snapshots in R2) and
   `offline` (the program under provider-faithful mocks, the policy runner).

@@ -61,6 +61,8 @@ FAST = [
         "--compatibility-date",
         "2026-03-01",
     ],
+    ["temporal", "--help"],
+    ["worker", "--help"],
 ]
 
 

@@ -71,3 +71,39 @@ def test_temporal_dev_serves_until_interrupted_and_leaves_no_server(cli_env: dic
             break
         assert time.monotonic() < deadline, "the dev server outlived `temporal dev`"
         time.sleep(0.2)
+
+
+def test_the_temporal_engine_without_a_server_is_one_error_line(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "CLAWDBOT_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}", "CLAWDBOT_ENV_FILE": os.devnull}
+    for extra, shape in (([], "Error: cannot reach the Temporal server at 127.0.0.1:"), (["--json"], '{"error": ')):
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "preview", "--all", "--engine", "temporal", *extra],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        # Exit 1, never 134: the CLI skips the teardown that temporalio/sdk-python#300 can abort.
+        assert proc.returncode == 1, (proc.returncode, proc.stderr)
+        text = proc.stdout if extra else proc.stderr
+        assert text.startswith(shape) and "temporal dev" in text and len(text.splitlines()) == 1, text
+
+
+@pytest.mark.parametrize(
+    "extra", [["--api-budget", "600"], ["--api-budget-key", "token"], ["--policy-config", "README.md"]]
+)
+def test_options_only_the_embedded_engine_honours_are_usage_errors_with_temporal(
+    cli_env: dict[str, str], extra: list[str]
+) -> None:
+    env = {**cli_env, "CLAWDBOT_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}", "CLAWDBOT_ENV_FILE": os.devnull}
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "up", "--all", "--engine", "temporal", *extra],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"{extra[0]} applies to --engine embedded" in proc.stderr and "worker --api-budget" in proc.stderr

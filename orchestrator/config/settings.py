@@ -144,6 +144,9 @@ class Settings(BaseModel):
     """The region this node serves (one task queue per region); unset: the base task queue alone."""
     temporal_worker_concurrency: int = Field(default=4, ge=1, le=64)
     """Stack operations one worker runs at once (Temporal's `max_concurrent_activities`)."""
+    temporal_lease_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+    """A stack operation's lease: a worker that has not heartbeaten for this long is taken as dead and
+    the operation is retried on another worker (after recovering what it left behind)."""
 
     @field_validator("state_backend")
     @classmethod
