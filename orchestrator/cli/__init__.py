@@ -105,7 +105,8 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "tenants": LazyCommand(
         "orchestrator.cli.tenants:tenants",
-        "List, inspect, register and unregister tenants (no Pulumi engine involved).",
+        "List, inspect, register and unregister tenants; sweep a departed dispatch tenant's leftovers by tag "
+        "(no Pulumi engine involved).",
     ),
     "up": LazyCommand(
         f"{_FLEET}:up", "Deploy changed tenants: a canary, then waves, with a health gate between waves."

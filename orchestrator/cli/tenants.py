@@ -1,4 +1,4 @@
-"""`tenants list|show|add|remove`: the tenant registry is the set of Pulumi.prod.<tenant>.yaml files."""
+"""`tenants list|show|add|remove|sweep`: the tenant registry is the set of Pulumi.prod.<tenant>.yaml files."""
 
 from __future__ import annotations
 
@@ -21,12 +21,15 @@ from orchestrator.config.tenant_config import (
 from orchestrator.core.masking import SECRET_MASK
 from orchestrator.core.names import stack_file, tenant_of
 from orchestrator.engine.records import FileDeployedStore
+from orchestrator.fleet.audit import AuditLog, default_who
+from orchestrator.ops.offboard import NOT_SWEEPABLE, sweep_tag, sweepable_tenant
 from orchestrator.ops.tenants import add_tenant, remove_tenant
 
 
 @click.group()
 def tenants() -> None:
-    """List, inspect, register and unregister tenants (no Pulumi engine involved)."""
+    """List, inspect, register and unregister tenants; sweep a departed dispatch tenant's leftovers by tag
+    (no Pulumi engine involved)."""
 
 
 @tenants.command("list")
@@ -105,3 +108,25 @@ def remove(tenant: str, yes: bool) -> None:
         raise click.UsageError(f"removing {tenant} deletes Pulumi.{stack}.yaml and its secrets; add --yes")
     remove_tenant(settings, stack)
     click.echo(f"removed {tenant}")
+
+
+@tenants.command()
+@click.option("--tag", required=True, metavar="tenant-<id>", help="The departed tenant's own script tag.")
+@click.option("--dry-run", is_flag=True, help="List the scripts that carry the tag; delete nothing.")
+@click.option("--yes", is_flag=True, help="Confirm the delete (not needed with --dry-run).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts (script names only).")
+def sweep(tag: str, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Dispatch mode: delete the user Workers a departed tenant left in the namespace, by its tag.
+
+    `destroy` of a dispatch tenant already sweeps its tag; this finishes one whose sweep failed, or
+    clears what an earlier run left under other names. Refused while the tenant's stack still holds
+    resources. Goes through the throttling proxy under the fleet lease (one API budget); reads
+    CLOUDFLARE_API_TOKEN; prints and audits script names only.
+    """
+    settings = _deps().settings()
+    if sweepable_tenant(tag) is None:
+        raise click.BadParameter(NOT_SWEEPABLE, param_hint="--tag")
+    if not dry_run and not yes:
+        raise click.UsageError(f"sweeping deletes every script tagged {tag}; look first with --dry-run, then add --yes")
+    result = sweep_tag(settings, tag, dry_run=dry_run, holder=default_who(), audit=AuditLog(settings.audit_log))
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.describe())

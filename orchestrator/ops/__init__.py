@@ -7,5 +7,6 @@
 - `demo`: the example tenants on a local edge, end to end, in a scratch directory;
 - `state_backup`: a state backup as `backup create` and the cluster's backup schedule make it;
 - `tenants`: registering and unregistering tenants, and the rule for removal;
+- `offboard`: dispatch mode's sweep of a departed tenant's user Workers by tag (after destroy, or by hand);
 - `scratch`: scratch projects (fresh passphrase, fresh secrets) for the demo, tests and benchmarks.
 """

@@ -43,6 +43,7 @@ from orchestrator.fleet.report import FleetReport, RolloutOptions
 from orchestrator.fleet.rollout import Fleet
 from orchestrator.fleet.runner import Progress
 from orchestrator.fleet.sizing import Sizing, rollout_sizing
+from orchestrator.ops.offboard import sweep_destroyed
 
 ExecutorFactory = Callable[[Settings, "str | None"], StackExecutor]
 """Builds the executor once the throttle is up (its base URL, or None without a throttle)."""
@@ -203,4 +204,5 @@ def run_fleet(
             progress=progress,
             cancelled=cancelled,
         )
-        return fleet.run(stacks, options)
+        # Offboarding: a destroyed dispatch tenant's leftovers go by tag, in the same lease and budget.
+        return sweep_destroyed(settings, fleet.run(stacks, options), base_url, audit)
