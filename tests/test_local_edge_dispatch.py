@@ -4,11 +4,14 @@ of the same bundles, parity with workers mode and with what NamespacedScript upl
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from orchestrator.cli import cli
 from orchestrator.config.stack_file import set_value
 from orchestrator.config.tenant_config import load_platform_spec
 from orchestrator.core.contract import REPO_ROOT
@@ -143,3 +146,20 @@ def test_a_restart_without_a_tenant_leaves_it_no_route(tmp_path: Path) -> None:
         assert edge.edge_client().request(kept, "GET", "/").json()["tenant"] == "acme"
     finally:
         edge.down()
+
+
+def test_the_health_command_reports_both_modes_alike(dispatch: Edge, workers: Edge) -> None:
+    # `health --local` probes through the dispatcher in dispatch mode and the routes in workers mode:
+    # the same tenants, verdicts, config versions and reasons, only the bundle hash differs (the
+    # dispatch-mode bundle carries its isolation binding).
+    answers = []
+    for project, edge, _ in (dispatch, workers):
+        env = {"CLAWDBOT_LOCAL_EDGE_DIR": str(edge.layout.root), "CLAWDBOT_PROJECT_DIR": str(project.root)}
+        result = CliRunner().invoke(cli, ["health", "--local", "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        document = json.loads(result.output)
+        assert document["target"] == "local"
+        answers.append(
+            [(t["tenant"], t["verdict"], t["reason"], t["health"]["config"]["version"]) for t in document["tenants"]]
+        )
+    assert answers[0] == answers[1] and {a[1] for a in answers[0]} == {"ok"}

@@ -97,7 +97,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "status": LazyCommand(
         f"{_FLEET}:status",
-        "Per tenant: last update, deployed bundle hash, last drift check and live health (no engine).",
+        "Per tenant: isolation mode, last update, deployed bundle hash, last drift check and live health (no engine).",
     ),
     "temporal": LazyCommand(
         "orchestrator.cli.temporal:temporal",

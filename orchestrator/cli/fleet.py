@@ -419,7 +419,7 @@ def drift(tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_bud
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
 @click.option("--no-health", is_flag=True, help="Do not probe the tenants' /_edge/health.")
 def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool) -> None:
-    """Per tenant: last update, deployed bundle hash, last drift check and live health (no engine)."""
+    """Per tenant: isolation mode, last update, deployed bundle hash, last drift check and live health (no engine)."""
     deps = _deps()
     settings = deps.settings()
     check_passphrase_env(settings.passphrase_file)
@@ -432,11 +432,12 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
         click.echo(json.dumps({"ok": not bad, "tenants": rows}, indent=2))
     else:
         table = Table(title="fleet status")
-        for column in ("tenant", "last update", "bundle", "drift", "health"):
+        for column in ("tenant", "isolation", "last update", "bundle", "drift", "health"):
             table.add_column(column)
         for r in rows:
             table.add_row(
                 r["tenant"],
+                r["isolation"] or "?",
                 r["last_update"] or "never",
                 (r["bundle_hash"] or "")[:12],
                 r["drift"] or "unknown",

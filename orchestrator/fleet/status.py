@@ -6,7 +6,7 @@ The fleet is not ok when a tenant was never deployed, drifted at its last check,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,6 +25,8 @@ class TenantStatus:
     drift_checked: str | None
     health: str | None
     """The health verdict, or None when not probed (no health URL, or probing off)."""
+    isolation: str | None = None
+    """`workers` or `dispatch`, as the stack file asks (None: unreadable). Health is judged alike in both."""
 
     @property
     def ok(self) -> bool:
@@ -45,8 +47,13 @@ class FleetStatus:
         return {"ok": self.ok, "tenants": [asdict(t) for t in self.tenants]}  # no probes: the CLI's JSON
 
 
-def fleet_status(store: DeployedStore, stacks: Sequence[str], gate: HealthGate | None) -> FleetStatus:
-    """The status of `stacks`; `gate` None: do not probe health."""
+def fleet_status(
+    store: DeployedStore,
+    stacks: Sequence[str],
+    gate: HealthGate | None,
+    isolation: Callable[[str], str | None] = lambda stack: None,
+) -> FleetStatus:
+    """The status of `stacks`; `gate` None: do not probe health; `isolation` names each stack's mode."""
     records = {stack: (store.get(stack), store.drift(stack)) for stack in stacks}
     targets = [
         HealthTarget(stack, tenant_of(stack), record.health_url, record.bundle_hash, record.config_version)
@@ -66,6 +73,7 @@ def fleet_status(store: DeployedStore, stacks: Sequence[str], gate: HealthGate |
                 drift=None if drifted is None else ("drifted" if drifted.drifted else "clean"),
                 drift_checked=drifted.checked_at.isoformat(timespec="seconds") if drifted else None,
                 health=check.verdict if check else None,
+                isolation=isolation(stack),
             )
         )
     return FleetStatus(tuple(rows), tuple(probes))

@@ -28,6 +28,8 @@ class StatusRow(Body):
     drift: Literal["drifted", "clean"] | None
     drift_checked: str | None
     health: str | None
+    isolation: Literal["workers", "dispatch"] | None = None
+    """As the stack file asks (None: unreadable); health is judged alike in both modes."""
 
 
 class StatusDoc(Body):
@@ -60,6 +62,7 @@ class TenantView(Body):
     drift_checked: str | None = None
     health: str | None = None
     health_reason: str | None = None
+    isolation: Literal["workers", "dispatch"] | None = None
     served_bundle: str | None = None
     served_config_version: int | None = None
     job: str | None = None
