@@ -37,6 +37,7 @@ readonly PLUGIN_PINS="${SCRIPT_DIR}/pulumi-plugins.sha256"
 DRY_RUN=0
 ROOT=""
 MIRROR=""
+WORKER=0
 SERVICE_USER="${SERVICE_USER_DEFAULT}"
 PROBLEMS=()
 
@@ -62,7 +63,7 @@ source "${SCRIPT_DIR}/vps/lib.sh"
 
 usage() {
   cat <<USAGE
-Usage: setup-vps.sh [--dry-run] [--root DIR] [--user NAME] [--mirror DIR|URL]
+Usage: setup-vps.sh [--dry-run] [--root DIR] [--user NAME] [--mirror DIR|URL] [--worker]
 
 Provision this VPS for Clawdbot edge: service user, the application (git-tracked files of this
 checkout, read-only), Python venv and npm packages, Node.js v${NODE_VERSION}, the Pulumi CLI
@@ -79,6 +80,9 @@ layout env file and the hardened systemd units. Safe to run again.
   --user NAME       service user (default: ${SERVICE_USER_DEFAULT}); the systemd units run as it
   --mirror DIR|URL  take the archives (same file names) from a local directory or an https
                     mirror instead of nodejs.org / get.pulumi.com; the pins are checked all the same
+  --worker          a node of the cluster engine (docs/cluster.md): also install
+                    clawdbot-worker.service (the Temporal worker; not started), and leave the
+                    drift/health/backup timers disabled, since Temporal schedules replace them
   -h, --help        this text
 
 Fill a missing Pulumi pin with: scripts/pin-pulumi.sh (cross-checks two upstream sources).
@@ -91,6 +95,7 @@ while [[ $# -gt 0 ]]; do
     --root) [[ $# -ge 2 ]] || die "--root needs a directory"; ROOT="$2"; shift 2 ;;
     --user) [[ $# -ge 2 ]] || die "--user needs a name"; SERVICE_USER="$2"; shift 2 ;;
     --mirror) [[ $# -ge 2 ]] || die "--mirror needs a directory or https URL"; MIRROR="$2"; shift 2 ;;
+    --worker) WORKER=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -418,7 +423,9 @@ step_units() {
   local unit rendered dropin="clawdbot-.service.d"
   ensure_tmp_dir
   mkdir -p "${TMP_DIR}/units"
-  for unit in "${SCRIPT_DIR}"/systemd/*.service "${SCRIPT_DIR}"/systemd/*.timer; do
+  local -a units=("${SCRIPT_DIR}"/systemd/*.service "${SCRIPT_DIR}"/systemd/*.timer)
+  [[ "${WORKER}" -eq 1 ]] && units+=("${SCRIPT_DIR}"/systemd/cluster/*.service)
+  for unit in "${units[@]}"; do
     rendered="${TMP_DIR}/units/$(basename "${unit}")"
     render_unit "${unit}" "${rendered}"
     ensure_file "${rendered}" "${UNIT_DIR}/$(basename "${unit}")" 0644
@@ -429,8 +436,17 @@ step_units() {
   done
   sys_run systemctl daemon-reload
   for unit in "${SCRIPT_DIR}"/systemd/*.timer; do
-    sys_run systemctl enable --now "$(basename "${unit}")"
+    if [[ "${WORKER}" -eq 1 ]]; then
+      # Every node running them would refresh and back up the one shared state N times over.
+      sys_run systemctl disable --now "$(basename "${unit}")"
+    else
+      sys_run systemctl enable --now "$(basename "${unit}")"
+    fi
   done
+  if [[ "${WORKER}" -eq 1 ]]; then
+    say "clawdbot-worker.service installed, not started: set the Temporal address in ${ENV_FILE}," \
+      "then \`systemctl enable --now clawdbot-worker.service\` (docs/cluster.md)"
+  fi
 }
 
 main() {

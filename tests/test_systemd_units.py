@@ -24,7 +24,9 @@ import orchestrator.__main__ as orchestrator_main
 from orchestrator.cli import cli
 from orchestrator.local_edge.layout import StateLayout
 
-SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
+UNIT_FILES = {p.name: p for p in [*UNITS.glob("*.service"), *(UNITS / "cluster").glob("*.service")]}
+"""Every service, the cluster node's worker (scripts/systemd/cluster/, `setup-vps.sh --worker`) included."""
+SERVICES = sorted(UNIT_FILES)
 JOBS = [name for name in SERVICES if "@" not in name]  # every unit but the alert template
 DROP_IN = UNITS / "clawdbot-.service.d" / "10-hardening.conf"
 MAX_EXPOSURE = 3.5  # issue 12 item 5
@@ -42,14 +44,14 @@ def service(name: str) -> configparser.SectionProxy:
     """The [Service] section as systemd sees it: the unit, then the shared drop-in on top."""
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read([UNITS / name, DROP_IN])
+    parser.read([UNIT_FILES[name], DROP_IN])
     return parser["Service"]
 
 
 def test_every_service_is_covered_by_the_drop_in() -> None:
     """systemd applies "clawdbot-.service.d/" to units named clawdbot-* (systemd.unit(5), drop-ins)."""
     assert SERVICES and all(name.startswith("clawdbot-") for name in SERVICES)
-    assert {"clawdbot-local-edge.service", "clawdbot-alert@.service"} <= set(SERVICES)
+    assert {"clawdbot-local-edge.service", "clawdbot-alert@.service", "clawdbot-worker.service"} <= set(SERVICES)
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -59,12 +61,12 @@ def test_each_service_runs_sandboxed_as_the_service_user(name: str) -> None:
     assert section["UMask"] == "0077" and section["ProtectSystem"] == "strict"
     assert section["ReadWritePaths"] == "/var/lib/clawdbot"
     assert section["CapabilityBoundingSet"] == "" and section["NoNewPrivileges"] == "yes"
-    assert "EnvironmentFile=/etc/clawdbot/clawdbot.env" in (UNITS / name).read_text().splitlines()  # the layout
+    assert "EnvironmentFile=/etc/clawdbot/clawdbot.env" in UNIT_FILES[name].read_text().splitlines()  # the layout
 
 
 @pytest.mark.parametrize("name", JOBS)
 def test_each_job_alerts_on_failure(name: str) -> None:
-    assert unit(UNITS / name)["Unit"]["OnFailure"] == "clawdbot-alert@%n.service"
+    assert unit(UNIT_FILES[name])["Unit"]["OnFailure"] == "clawdbot-alert@%n.service"
 
 
 def test_the_alert_hook_never_alerts_about_itself() -> None:
@@ -80,6 +82,17 @@ def test_each_timer_starts_its_service(name: str) -> None:
     assert timer["Install"]["WantedBy"] == "timers.target"
     assert timer.has_section("Timer")
     assert (UNITS / f"clawdbot-{name}.service").is_file()
+
+
+def test_the_worker_unit_reaches_the_shared_state_and_stops_gently() -> None:
+    parsed = unit(UNIT_FILES["clawdbot-worker.service"])
+    section = parsed["Service"]
+    lines = UNIT_FILES["clawdbot-worker.service"].read_text().splitlines()
+    # The R2 key pair for state on R2 (docs/cluster.md): root-only file, read by systemd itself.
+    assert "EnvironmentFile=/etc/clawdbot/r2.env" in lines
+    assert section["Restart"] == "on-failure" and parsed["Install"]["WantedBy"] == "multi-user.target"
+    # Long enough for a running stack operation to end instead of being cut mid-update.
+    assert section["TimeoutStopSec"].endswith("min") and int(section["TimeoutStopSec"][:-3]) >= 10
 
 
 def test_the_local_edge_unit_supervises_the_runner_the_cli_records() -> None:
@@ -98,10 +111,10 @@ def test_the_console_script_is_the_package_entry_point_the_cli_is() -> None:
     assert entry is orchestrator_main.run
 
 
-@pytest.mark.parametrize("name", [n for n in JOBS if "ExecStart" in unit(UNITS / n)["Service"]])
+@pytest.mark.parametrize("name", [n for n in JOBS if "ExecStart" in unit(UNIT_FILES[n])["Service"]])
 def test_each_cli_unit_starts_in_the_project_dir_and_never_in_the_code(name: str) -> None:
     # An installed package imports from the venv, so the code dir is no longer the working directory.
-    section = unit(UNITS / name)["Service"]
+    section = unit(UNIT_FILES[name])["Service"]
     assert section["WorkingDirectory"] == "/var/lib/clawdbot/project"  # CLAWDBOT_PROJECT_DIR of the env file
     assert "/opt/clawdbot/app" not in section["ExecStart"]
 
@@ -109,7 +122,7 @@ def test_each_cli_unit_starts_in_the_project_dir_and_never_in_the_code(name: str
 def _commands() -> list[tuple[str, str]]:
     found = []
     for name in JOBS:
-        section = unit(UNITS / name)["Service"]
+        section = unit(UNIT_FILES[name])["Service"]
         found += [(name, section[key]) for key in ("ExecStart", "ExecStartPost", "ExecStop") if key in section]
     return found
 
@@ -156,7 +169,7 @@ def _exposure(root: Path, name: str) -> float:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("vps")
-    assert run("--root", str(root)).returncode == 0
+    assert run("--root", str(root), "--worker").returncode == 0
     return root
 
 

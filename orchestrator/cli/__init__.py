@@ -8,6 +8,7 @@ Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) 
 - `fleet`: preview, up, refresh, destroy, drift, status, recover, outputs; `health`: the health table;
 - `tenants`, `platform`, `secrets`, `plan`, `policy`, `local`, `backup`, `audit`, `doctor`, `demo`, `serve`: theirs;
 - `worker`: this node's Temporal worker; `temporal`: `temporal dev`, a dev server (the cluster engine);
+- `schedules`: `temporal schedules apply|list|trigger`, drift/health/backup as Temporal schedules;
 - `lazy`: the lazily loaded command table; `errors`: exit statuses and the one `Error:` line;
 - `tables`: how tables print (the terminal's width, never cut when piped); `tenant_fields`: `tenants add`'s flags.
 """
@@ -101,7 +102,8 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "temporal": LazyCommand(
         "orchestrator.cli.temporal:temporal",
-        "The Temporal cluster engine on this machine: `temporal dev` starts a dev server.",
+        "The Temporal cluster engine: `temporal dev` starts a dev server on this machine; `temporal schedules` "
+        "runs drift, health and backup once for the cluster.",
     ),
     "tenants": LazyCommand(
         "orchestrator.cli.tenants:tenants",

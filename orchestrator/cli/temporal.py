@@ -7,13 +7,18 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.errors import INTERRUPTED, EdgeGroup
+from orchestrator.cli.schedules import schedules
 from orchestrator.cluster.devserver import DevServer
 from orchestrator.config.settings import Settings
 
 
 @click.group(cls=EdgeGroup)
 def temporal() -> None:
-    """The Temporal cluster engine on this machine: `temporal dev` starts a dev server."""
+    """The Temporal cluster engine: `temporal dev` starts a dev server on this machine; `temporal
+    schedules` runs drift, health and backup once for the cluster."""
+
+
+temporal.add_command(schedules)
 
 
 @temporal.command()

@@ -19,8 +19,8 @@ from orchestrator.engine.budget import ThrottleConfig
     type=click.IntRange(1, 100_000),
     default=ThrottleConfig.requests,
     show_default=True,
-    help="Cloudflare API requests per 5 minutes this node may spend (its share of the budget every node "
-    "of the Cloudflare user shares).",
+    help="The Cloudflare user's API requests per 5 minutes, which every node of the user shares: this node "
+    "spends CLAWDBOT_API_BUDGET_SHARE of it, and its task queue is rate-limited from it (docs/cluster.md).",
 )
 def worker(api_budget: int) -> None:
     """Run this node's Temporal worker: the fleet's workflows and stack operations, until SIGTERM.

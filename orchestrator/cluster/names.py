@@ -29,6 +29,15 @@ ROLLBACK_ACTIVITY = "clawdbot.fleet.rollback"
 AUDIT_ACTIVITY = "clawdbot.fleet.audit"
 """One line of the audit log, written on the node that runs the activity."""
 
+MAINTENANCE_WORKFLOW = "clawdbot.ops.Maintenance"
+"""One scheduled drift, health or backup run (`maintenance`, started by `schedules`)."""
+TENANT_STACKS_ACTIVITY = "clawdbot.ops.tenant_stacks"
+"""The tenant stacks of the registry when a scheduled drift runs."""
+HEALTH_ACTIVITY = "clawdbot.ops.health"
+"""Every tenant's health endpoint on Cloudflare (`health --remote`)."""
+BACKUP_ACTIVITY = "clawdbot.ops.backup"
+"""One state backup with the timer's retention (`backup create`)."""
+
 PROGRESS_QUERY = "progress"
 """The rollout workflow's query: its progress events so far (what the CLI and the control room show)."""
 
@@ -42,6 +51,11 @@ def stack_workflow_id(project: str, stack: str) -> str:
     """The id of any operation on `stack`: Temporal keeps at most one open workflow per id, so two
     rollouts (on any nodes) can never run an operation on one stack at the same time."""
     return f"stack:{_ID_SAFE.sub('_', project)}:{stack}"
+
+
+def schedule_id(project: str, queue: str, job: str) -> str:
+    """One schedule per job, project and task queue: several fleets (or regions) share a namespace."""
+    return f"clawdbot:{_ID_SAFE.sub('_', project)}:{_ID_SAFE.sub('_', queue)}:{job}"
 
 
 def rollout_workflow_id(project: str, operation: str, now: datetime | None = None) -> str:

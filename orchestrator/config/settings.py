@@ -144,6 +144,10 @@ class Settings(BaseModel):
     """The region this node serves (one task queue per region); unset: the base task queue alone."""
     temporal_worker_concurrency: int = Field(default=4, ge=1, le=64)
     """Stack operations one worker runs at once (Temporal's `max_concurrent_activities`)."""
+    temporal_queue_budget_share: float = Field(default=1.0, gt=0, le=1)
+    """The share of the Cloudflare user's API budget that all the nodes of this node's task queue spend
+    together (1 with one queue; with a queue per region, that region's share). It sizes the queue's
+    server-side rate limit, which every worker of the queue must set alike (`cluster.worker.queue_rate`)."""
     temporal_lease_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     """A stack operation's lease: a worker that has not heartbeaten for this long is taken as dead and
     the operation is retried on another worker (after recovering what it left behind)."""

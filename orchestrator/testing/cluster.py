@@ -61,6 +61,8 @@ class WorldSpec(BaseModel):
     """Stacks whose every operation fails for good (an `EdgeError`, never retried)."""
     program_digest: str = "p1"
     render_digest: str = "r1"
+    queue_rate: float | None = None
+    """The task queue's server-side rate limit (`max_task_queue_activities_per_second`); None: none."""
 
     @property
     def ledger(self) -> Path:
@@ -260,5 +262,6 @@ def main(argv: Sequence[str]) -> int:
         return 2
     spec = WorldSpec.model_validate_json(Path(argv[0]).read_text())
     world = simulated_world(spec)
-    asyncio.run(serve(world.settings, world, on_ready=lambda queue: print(f"ready {queue}", flush=True)))
+    ready = lambda queue: print(f"ready {queue}", flush=True)  # noqa: E731
+    asyncio.run(serve(world.settings, world, on_ready=ready, queue_rate=spec.queue_rate))
     return 0
