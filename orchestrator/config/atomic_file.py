@@ -70,7 +70,14 @@ def write_many_atomically(files: Mapping[Path, bytes], mode: int = 0o600) -> Non
         with ThreadPoolExecutor(max_workers=min(_WRITERS, len(files))) as pool:
             list(pool.map(stage, files.items()))
             os.sync()
-            list(pool.map(rename, list(staged)))
+            # Not pool.map: its iterator cancels the renames not yet started when one fails (CPython 3.11
+            # concurrent/futures/_base.py, Executor.map result_iterator finally), so which
+            # targets end up new would depend on thread timing. Every rename runs; the first error is raised.
+            renames = [pool.submit(rename, path) for path in list(staged)]
+            for done in renames:
+                done.exception()
+            for done in renames:
+                done.result()
     finally:
         for tmp in staged.values():
             Path(tmp).unlink(missing_ok=True)
