@@ -5,7 +5,8 @@ Each command group lives in its own module, named in `COMMANDS` and imported onl
 Cloudflare provider SDK). Library errors (`orchestrator.core.errors.EdgeError`) become
 `Error: …` and exit 1, usage errors exit 2 (click).
 
-- `fleet`: preview, up, refresh, destroy, drift, status, recover, outputs; `health`: the health table;
+- `fleet`: preview, up, refresh, destroy, drift, status, recover, outputs; `fleet_options`: their options;
+- `health`: the health table;
 - `tenants`, `platform`, `secrets`, `plan`, `policy`, `local`, `backup`, `audit`, `doctor`, `demo`, `serve`: theirs;
 - `worker`: this node's Temporal worker; `temporal`: `temporal dev`, a dev server (the cluster engine);
 - `schedules`: `temporal schedules apply|list|trigger`, drift/health/backup as Temporal schedules;

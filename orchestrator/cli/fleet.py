@@ -18,13 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator.cli.fleet_options import fleet_options, policy_config_option, run_settings, tenant_selection
 from orchestrator.cli.tables import print_table, table_console
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name, select_tenant_stacks, tenant_stacks
 from orchestrator.core.drift import IGNORED
 from orchestrator.core.names import tenant_of, tenant_stack
-from orchestrator.engine.budget import BUDGET_KEYS, ThrottleConfig
+from orchestrator.engine.budget import ThrottleConfig
 from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog, default_who
 from orchestrator.fleet.changes import Rendered, bundle_renderer
@@ -53,9 +54,6 @@ class FleetDeps:
     stderr: Console = field(default_factory=lambda: Console(stderr=True))
 
 
-ENGINES = ("embedded", "temporal")
-
-
 def _deps() -> FleetDeps:
     ctx = click.get_current_context()
     found = ctx.find_object(FleetDeps)
@@ -67,79 +65,6 @@ def select_stacks(project_dir: Path, tenants: Sequence[str], all_: bool) -> list
     if bool(tenants) == all_:
         raise click.UsageError("choose the tenants: --tenant ID (repeatable) or --all")
     return select_tenant_stacks(project_dir, None if all_ else tenants)  # UnknownTenantError: exit 2 (cli/errors.py)
-
-
-def _selection(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--all", "all_", is_flag=True, help="Every registered tenant.")(fn)
-    fn = click.option("--tenant", "tenants", multiple=True, metavar="ID", help="A tenant id (repeatable).")(fn)
-    return fn
-
-
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")(fn)
-    fn = click.option(
-        "--concurrency",
-        type=click.IntRange(1, 32),
-        default=None,
-        show_default=f"{DEFAULT_SIZING.concurrency} for {ThrottleConfig.requests:,} requests / 5 min",
-        help="Stacks operated at once. Default: computed from --api-budget, enough stacks that while some "
-        "run their engine (no API calls) the others keep the budget busy: the budget, not the CPU, is the limit.",
-    )(fn)
-    fn = click.option(
-        "--api-budget",
-        type=click.IntRange(1, 100_000),
-        default=ThrottleConfig.requests,
-        show_default=True,
-        help="Cloudflare API requests per 5 minutes for one budget (see --api-budget-key).",
-    )(fn)
-    fn = click.option(
-        "--api-budget-key",
-        type=click.Choice(BUDGET_KEYS),
-        expose_value=False,
-        callback=_remember,
-        help="What one budget is counted for. Cloudflare counts 1,200 requests / 5 min per user, across all "
-        "of that user's API tokens and the dashboard, so the default is one budget for the whole fleet run "
-        "(`fleet`, or CLAWDBOT_API_BUDGET_KEY); `token` gives each credential its own, right only when "
-        "every token belongs to a different user or is account-owned.",
-    )(fn)
-    fn = click.option(
-        "--engine",
-        type=click.Choice(ENGINES),
-        default="embedded",
-        show_default=True,
-        expose_value=False,
-        callback=_remember,
-        help="Who runs the stacks: `embedded`, threads in this process (one VPS); `temporal`, the workers "
-        "of a Temporal cluster (CLAWDBOT_TEMPORAL_ADDRESS, _NAMESPACE, _TASK_QUEUE, _REGION): one workflow "
-        "per rollout, at most one operation per stack across every node (a stack another rollout is "
-        "operating on is refused, not waited for).",
-    )(fn)
-    return _selection(fn)
-
-
-def _policy_config(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--policy-config",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        expose_value=False,
-        callback=_remember,
-        help="Per-policy settings for the policy pack every preview and up runs (the format of "
-        "`pulumi preview --policy-pack-config`, as `policy check --policy-config`); default: "
-        "CLAWDBOT_POLICY_CONFIG. The pack itself: CLAWDBOT_POLICY_PACK_DIR (default: policies/).",
-    )(fn)
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-    """Keep an option that only run_operation reads out of every command's signature."""
-    if value is not None and param.name:
-        ctx.meta[f"fleet.{param.name}"] = value
-
-
-def _run_settings(settings: Settings) -> Settings:
-    """Settings with this command's --api-budget-key and --policy-config applied."""
-    meta = click.get_current_context().meta
-    overrides = {name: meta[f"fleet.{name}"] for name in ("api_budget_key", "policy_config") if f"fleet.{name}" in meta}
-    return settings.model_copy(update=overrides) if overrides else settings
 
 
 def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, str | None, str], None]]:
@@ -179,7 +104,7 @@ def run_operation(
     cluster = click.get_current_context().meta.get("fleet.engine") == "temporal"
     if cluster:
         _refuse_embedded_only()
-    settings = _run_settings(deps.settings())
+    settings = run_settings(deps.settings())
     gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=health.GATE_INTERVAL_S)
     seams = RunSeams(deps.executor, gate, deps.render, budget=budget, throttle=deps.throttle)
     bar, on_event = _progress(deps.stderr, len(stacks))
@@ -258,8 +183,8 @@ def _print_report(report: FleetReport, as_json: bool) -> None:
 
 
 @click.command()
-@_common
-@_policy_config
+@fleet_options
+@policy_config_option
 @click.option("--expect-no-changes", is_flag=True, help="Report any planned change as drift (exit 1).")
 def preview(
     tenants: tuple[str, ...],
@@ -277,8 +202,8 @@ def preview(
 
 
 @click.command()
-@_common
-@_policy_config
+@fleet_options
+@policy_config_option
 @click.option(
     "--wave-size",
     type=click.IntRange(1, 1000),
@@ -354,7 +279,7 @@ def up(
 
 
 @click.command()
-@_common
+@fleet_options
 @click.option(
     "--preview-only", is_flag=True, help="Show what changed at Cloudflare without writing state (exit 1 on drift)."
 )
@@ -381,7 +306,7 @@ def refresh(
 
 
 @click.command()
-@_common
+@fleet_options
 @click.option("--yes", is_flag=True, help="Confirm: this deletes the tenants' Workers, KV and D1 data.")
 def destroy(
     tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_budget: int, as_json: bool, yes: bool
@@ -406,7 +331,7 @@ _IGNORE_DOC = "; ".join(sorted({f"{r.type.rsplit(':', 1)[-1]}.{r.property}" for 
 Known perpetual diffs are ignored for in-place updates only: {_IGNORE_DOC}.
 Exit 1 when any tenant drifted."""
 )
-@_common
+@fleet_options
 def drift(tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_budget: int, as_json: bool) -> None:
     stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
     sizing = sizing_for_budget(api_budget, concurrency)
@@ -415,7 +340,7 @@ def drift(tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_bud
 
 
 @click.command()
-@_selection
+@tenant_selection
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
 @click.option("--no-health", is_flag=True, help="Do not probe the tenants' /_edge/health.")
 def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool) -> None:
@@ -449,7 +374,7 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
 
 
 @click.command()
-@_selection
+@tenant_selection
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
 def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
     """Clear stale locks left by a killed run and say exactly what else to run (pending operations)."""
