@@ -92,7 +92,8 @@ def cli_defaults() -> CliDefaults:
     from orchestrator.ops.fleet_run import sizing_for_budget
 
     params = up.make_context("up", ["--all"]).params
-    sizing = sizing_for_budget(params["api_budget"], params["concurrency"], params["wave_size"])
+    # One node with the whole budget (CLAWDBOT_API_BUDGET_SHARE unset), as the simulated upstream has it.
+    sizing = sizing_for_budget(params["api_budget"], params["concurrency"], params["wave_size"], share=1.0)
     return CliDefaults(sizing.concurrency, sizing.wave_size, params["api_budget"], params["gate_timeout"])
 
 

@@ -22,6 +22,7 @@ from orchestrator.config.settings import Settings
 from orchestrator.core.errors import ConfigError
 from orchestrator.engine.budget import ThrottleConfig, node_share
 from orchestrator.engine.throttle import ThrottleProxy
+from orchestrator.ops.fleet_run import node_sizing
 
 BUDGET = 60
 """The user's budget per (scaled) window in this test."""
@@ -94,6 +95,34 @@ def test_two_nodes_at_half_each_never_cause_a_429_and_use_most_of_the_budget(one
     allowed = BUDGET * elapsed / window
     assert served >= 0.85 * allowed, (served, allowed)
     assert stats[0]["upstream_attempts"] > 0.4 * served and stats[1]["upstream_attempts"] > 0.4 * served
+
+
+def test_two_nodes_running_the_stacks_sized_from_their_shares_never_cause_a_429(one_user: Upstream) -> None:
+    """Each node runs as many clients as its share sizes its concurrency to (`node_sizing`, what a run
+    behind that node's proxy computes), each client never pausing as a real stack does between requests:
+    together they still stay within the one budget."""
+    configs = [ThrottleConfig.for_node(BUDGET, 0.5, time_scale=SCALE, wire_slack=WIRE_SLACK) for _ in range(2)]
+    whole = ThrottleConfig(requests=BUDGET, time_scale=SCALE, wire_slack=WIRE_SLACK)
+    sized = [node_sizing(config).concurrency for config in configs]
+    # 30 requests per 3 s window at 95 %: 9.5/s, 0.79 ups/s, 2 x 0.79 x 8 s -> 13 stacks each, as the
+    # whole budget (19/s) sizes one node to 26: the split never sizes the two nodes for more.
+    assert sized == [13, 13] and sum(sized) <= node_sizing(whole).concurrency == 26
+    statuses: list[int] = []
+    lock = threading.Lock()
+    with ThrottleProxy(one_user.url, configs[0]) as node_a, ThrottleProxy(one_user.url, configs[1]) as node_b:
+        until = time.monotonic() + 2.5 * 300 * SCALE
+        threads = [
+            threading.Thread(target=_hammer, args=(node, token, until, statuses, lock))
+            for node, token, clients in ((node_a, "Bearer a", sized[0]), (node_b, "Bearer b", sized[1]))
+            for _ in range(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = [node_a.stats.snapshot(), node_b.stats.snapshot()]
+    assert one_user.answered_429 == 0, stats
+    assert set(statuses) == {200} and all(s["gave_up"] == 0 for s in stats)
 
 
 def test_one_node_alone_at_the_whole_budget_is_what_a_second_node_would_break(one_user: Upstream) -> None:

@@ -18,7 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.cli.fleet_options import fleet_options, policy_config_option, run_settings, tenant_selection
+from orchestrator.cli.fleet_options import (
+    fleet_options,
+    policy_config_option,
+    run_settings,
+    run_sizing,
+    tenant_selection,
+)
 from orchestrator.cli.tables import print_table, table_console
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
@@ -37,7 +43,6 @@ from orchestrator.ops.fleet_run import (
     automation_executor,
     recover_stack,
     run_fleet,
-    sizing_for_budget,
 )
 from orchestrator.ops.status import status_ok, status_rows
 
@@ -195,8 +200,9 @@ def preview(
     expect_no_changes: bool,
 ) -> None:
     """Show what `up` would change for the selected tenants (no changes made)."""
-    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
-    sizing = sizing_for_budget(api_budget, concurrency)
+    settings = _deps().settings()
+    stacks = select_stacks(settings.project_dir, tenants, all_)
+    sizing = run_sizing(settings, api_budget, concurrency)
     options = RolloutOptions(Operation.PREVIEW, concurrency=sizing.concurrency, drift_check=expect_no_changes)
     run_operation(stacks, options, as_json=as_json, budget=api_budget)
 
@@ -260,10 +266,11 @@ def up(
     Tenants whose stack file and rendered bundle equal what was last deployed are skipped without
     starting the engine. A failed canary or health gate halts the rollout.
     """
-    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
+    settings = _deps().settings()
+    stacks = select_stacks(settings.project_dir, tenants, all_)
     if canary is not None and tenant_stack(canary) not in stacks:
         raise click.UsageError(f"--canary {canary} is not among the selected tenants")
-    sizing = sizing_for_budget(api_budget, concurrency, wave_size)
+    sizing = run_sizing(settings, api_budget, concurrency, wave_size)
     options = RolloutOptions(
         Operation.UP,
         concurrency=sizing.concurrency,
@@ -294,10 +301,11 @@ def refresh(
     clear_pending_creates: bool,
 ) -> None:
     """Read the real state of the selected tenants' resources from Cloudflare (3+ API calls per Worker)."""
-    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
+    settings = _deps().settings()
+    stacks = select_stacks(settings.project_dir, tenants, all_)
     options = RolloutOptions(
         Operation.REFRESH,
-        concurrency=sizing_for_budget(api_budget, concurrency).concurrency,
+        concurrency=run_sizing(settings, api_budget, concurrency).concurrency,
         drift_check=preview_only,
         preview_only=preview_only,
         clear_pending_creates=clear_pending_creates,
@@ -315,10 +323,11 @@ def destroy(
 
     What was kept is reported per tenant, with the exact commands that remove it deliberately.
     """
-    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
+    settings = _deps().settings()
+    stacks = select_stacks(settings.project_dir, tenants, all_)
     if not yes:
         raise click.UsageError(f"destroy deletes {len(stacks)} tenants' edges; add --yes to confirm")
-    options = RolloutOptions(Operation.DESTROY, concurrency=sizing_for_budget(api_budget, concurrency).concurrency)
+    options = RolloutOptions(Operation.DESTROY, concurrency=run_sizing(settings, api_budget, concurrency).concurrency)
     run_operation(stacks, options, as_json=as_json, budget=api_budget)
 
 
@@ -333,8 +342,9 @@ Exit 1 when any tenant drifted."""
 )
 @fleet_options
 def drift(tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_budget: int, as_json: bool) -> None:
-    stacks = select_stacks(_deps().settings().project_dir, tenants, all_)
-    sizing = sizing_for_budget(api_budget, concurrency)
+    settings = _deps().settings()
+    stacks = select_stacks(settings.project_dir, tenants, all_)
+    sizing = run_sizing(settings, api_budget, concurrency)
     options = drift_options(sizing.concurrency)
     run_operation(stacks, options, as_json=as_json, budget=api_budget)
 

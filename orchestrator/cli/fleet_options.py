@@ -14,7 +14,8 @@ import click
 
 from orchestrator.config.settings import Settings
 from orchestrator.engine.budget import BUDGET_KEYS, ThrottleConfig
-from orchestrator.ops.fleet_run import DEFAULT_SIZING
+from orchestrator.fleet.sizing import Sizing
+from orchestrator.ops.fleet_run import DEFAULT_SIZING, run_share, sizing_for_budget
 
 ENGINES = ("embedded", "temporal")
 
@@ -32,8 +33,9 @@ def fleet_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         type=click.IntRange(1, 32),
         default=None,
         show_default=f"{DEFAULT_SIZING.concurrency} for {ThrottleConfig.requests:,} requests / 5 min",
-        help="Stacks operated at once. Default: computed from --api-budget, enough stacks that while some "
-        "run their engine (no API calls) the others keep the budget busy: the budget, not the CPU, is the limit.",
+        help="Stacks operated at once. Default: computed from --api-budget (this node's share of it, "
+        "CLAWDBOT_API_BUDGET_SHARE), enough stacks that while some run their engine (no API calls) the others "
+        "keep the budget busy: the budget, not the CPU, is the limit.",
     )(fn)
     fn = click.option(
         "--api-budget",
@@ -90,3 +92,10 @@ def run_settings(settings: Settings) -> Settings:
     meta = click.get_current_context().meta
     overrides = {name: meta[f"fleet.{name}"] for name in ("api_budget_key", "policy_config") if f"fleet.{name}" in meta}
     return settings.model_copy(update=overrides) if overrides else settings
+
+
+def run_sizing(settings: Settings, api_budget: int, concurrency: int | None, wave_size: int | None = None) -> Sizing:
+    """This command's concurrency and wave size: as given, else sized from the part of the budget that
+    runs it (`fleet_run.run_share`: this node's share, or the task queue's with --engine temporal)."""
+    cluster = click.get_current_context().meta.get("fleet.engine") == "temporal"
+    return sizing_for_budget(api_budget, concurrency, wave_size, share=run_share(settings, cluster=cluster))

@@ -75,15 +75,32 @@ def preflight_for(settings: Settings, audit: AuditLog) -> Preflight:
     return preflight
 
 
-def sizing_for_budget(requests: int, concurrency: int | None = None, wave_size: int | None = None) -> Sizing:
-    """A rollout's concurrency and wave size: the ones given, else computed from an API budget of
-    `requests` per 5 minutes at the throttle's steady rate (orchestrator/fleet/sizing.py)."""
-    computed = rollout_sizing(ThrottleConfig(requests=requests).rate)
+def sizing_for_budget(
+    requests: int, concurrency: int | None = None, wave_size: int | None = None, *, share: float
+) -> Sizing:
+    """A rollout's concurrency and wave size: the ones given, else computed (orchestrator/fleet/sizing.py)
+    from the steady rate of the throttle that spends the run's part of the user's API budget of
+    `requests` per 5 minutes: `share` of it (`node_share`, the same floor the proxy caps itself at;
+    `run_share` says whose share). A node at half the budget thus runs half the stacks, and the
+    nodes' rollouts together are sized for no more than the whole budget."""
+    computed = node_sizing(ThrottleConfig.for_node(requests, share))
     return Sizing(concurrency or computed.concurrency, wave_size or computed.wave_size)
 
 
-DEFAULT_SIZING = sizing_for_budget(ThrottleConfig.requests)
-"""What --concurrency and --wave-size come to when neither they nor --api-budget are given."""
+def node_sizing(config: ThrottleConfig) -> Sizing:
+    """The sizing that keeps the proxy of `config` busy: what a run behind that proxy computes."""
+    return rollout_sizing(config.rate)
+
+
+def run_share(settings: Settings, *, cluster: bool = False) -> float:
+    """The share of the user's API budget that runs a rollout's stacks: this node's own proxy
+    (`api_budget_share`) for the embedded engine; with the cluster engine, the workers of the task
+    queue together (`temporal_queue_budget_share`), since the rollout's operations go to all of them."""
+    return settings.temporal_queue_budget_share if cluster else settings.api_budget_share
+
+
+DEFAULT_SIZING = sizing_for_budget(ThrottleConfig.requests, share=1.0)
+"""What --concurrency and --wave-size come to on one VPS when neither they nor --api-budget are given."""
 
 
 def automation_executor(settings: Settings, base_url: str | None) -> StackExecutor:

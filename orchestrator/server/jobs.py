@@ -31,6 +31,7 @@ from orchestrator.server.library import (
     Library,
     Operation,
     RolloutOptions,
+    Sizing,
     drift_options,
     one_line,
     redact,
@@ -44,22 +45,23 @@ EVENT_LINES = 50
 FINAL: frozenset[JobState] = frozenset({"succeeded", "failed", "cancelled"})
 
 
-def options_for(request: JobRequest, stacks: list[str]) -> RolloutOptions:
-    """The CLI's options for the same command (`drift` is `refresh --preview-only` classified)."""
+def options_for(request: JobRequest, stacks: list[str], sizing: Sizing) -> RolloutOptions:
+    """The CLI's options for the same command (`drift` is `refresh --preview-only` classified), with
+    `sizing` the request's concurrency and wave size or the ones sized for this node (`Library.sizing`)."""
     op = request.operation
     if op == "preview":
-        return RolloutOptions(Operation.PREVIEW, concurrency=request.concurrency)
+        return RolloutOptions(Operation.PREVIEW, concurrency=sizing.concurrency)
     if op == "refresh":
-        return RolloutOptions(Operation.REFRESH, concurrency=request.concurrency)
+        return RolloutOptions(Operation.REFRESH, concurrency=sizing.concurrency)
     if op == "drift":
-        return drift_options(request.concurrency)
+        return drift_options(sizing.concurrency)
     canary = tenant_stack(request.canary) if request.canary else None
     if canary is not None and canary not in stacks:
         raise EdgeError(f"canary {request.canary} is not among the selected tenants")
     return RolloutOptions(
         Operation.UP,
-        concurrency=request.concurrency,
-        wave_size=request.wave_size,
+        concurrency=sizing.concurrency,
+        wave_size=sizing.wave_size,
         canary=canary,
         continue_on_error=request.continue_on_error,
         force=request.force,
@@ -128,7 +130,7 @@ class JobManager:
 
     def submit(self, request: JobRequest, by: str, audit: AuditLog) -> Job:
         stacks = self.library.select(None if request.all else request.tenants)
-        options = options_for(request, stacks)
+        options = options_for(request, stacks, self.library.sizing(request.concurrency, request.wave_size))
         with self._lock:
             busy = self.busy()
             for stack in stacks:

@@ -37,14 +37,14 @@ from orchestrator.fleet.changes import Rendered, bundle_renderer
 from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
 from orchestrator.fleet.report import FleetReport, RolloutOptions, drift_options
 from orchestrator.fleet.runner import Progress
+from orchestrator.fleet.sizing import Sizing
 from orchestrator.local_edge import LocalEdge, LocalEdgeError
-from orchestrator.ops.fleet_run import DEFAULT_SIZING, RunSeams, automation_executor, run_fleet
+from orchestrator.ops.fleet_run import RunSeams, automation_executor, run_fleet, run_share, sizing_for_budget
 from orchestrator.ops.health import check_json, local_checks, remote_checks
 from orchestrator.ops.status import status_ok, status_rows
 from orchestrator.server.errors import Unavailable
 
 __all__ = [
-    "DEFAULT_SIZING",
     "AuditEvent",
     "AuditLog",
     "ConfigError",
@@ -60,6 +60,7 @@ __all__ = [
     "RolloutOptions",
     "RunSeams",
     "Settings",
+    "Sizing",
     "StackExecutor",
     "TenantId",
     "Unavailable",
@@ -196,6 +197,11 @@ class Library:
         return AuditLog(self.settings.audit_log, who=who)
 
     # -- fleet runs ---------------------------------------------------------------------------
+
+    def sizing(self, concurrency: int | None, wave_size: int | None) -> Sizing:
+        """A job's concurrency and wave size: as asked, else sized as the CLI's from this node's share
+        of the budget its runs spend (`fleet_run.sizing_for_budget`)."""
+        return sizing_for_budget(self.seams.budget, concurrency, wave_size, share=run_share(self.settings))
 
     def run_fleet(
         self,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.server.library import DEFAULT_SIZING, AuditEvent, TenantId
+from orchestrator.server.library import AuditEvent, TenantId
 
 MAX_SELECTED = 1000
 
@@ -117,10 +117,11 @@ class JobRequest(Body):
     operation: JobOperation
     tenants: list[TenantId] = Field(default=[], max_length=MAX_SELECTED)
     all: bool = False
-    concurrency: int = Field(default=DEFAULT_SIZING.concurrency, ge=1, le=32)
-    """Stacks operated at once; default as the CLI's, computed from the API budget."""
-    wave_size: int = Field(default=DEFAULT_SIZING.wave_size, ge=1, le=1000)
-    """up: tenants per wave after the canary; default as the CLI's, computed from the API budget."""
+    concurrency: int | None = Field(default=None, ge=1, le=32)
+    """Stacks operated at once; default as the CLI's, computed from this node's share of the API budget."""
+    wave_size: int | None = Field(default=None, ge=1, le=1000)
+    """up: tenants per wave after the canary; default as the CLI's, computed from this node's share of the
+    API budget."""
     canary: TenantId | None = None
     continue_on_error: bool = False
     force: bool = False
