@@ -19,6 +19,13 @@ Three measures, interleaved round by round (the order rotates), repeated, each r
   no longer matches, and the remembered program closure is gone as after any edit of a repo
   module), so every bundle is rendered again and found unchanged.
 
+`--engine temporal` runs the rollout through the cluster engine (a Temporal dev server, a worker in
+this process over the same ports; its workflow bookkeeping is real time, not scaled, so at the
+default scale its `budget_use_defaults` is pessimistic for that engine), prints `engine_of` (the
+decide processes run the CLI's default engine: deciding that nothing changed is the same code in
+both) and adds `cluster`: `bench/cluster_rollout.py` with `--cluster-args` (default: real 5 s
+operations, ~13 min; `--cluster-args "--time-scale 0.1"` is its quick mode; `--skip-cluster`).
+
 Run: `.venv/bin/python -m bench.fleet_rollout --json` (`--help` for the knobs). Everything is
 loopback; the decide processes need no Pulumi CLI (a run with nothing to do never starts the engine).
 """
@@ -29,6 +36,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -310,6 +318,14 @@ def main() -> None:
         "10 ms would weigh 1/time-scale times more against the scaled engine than it does for a user)",
     )
     parser.add_argument("--unchanged", type=int, default=1000, help="tenants in the decide/rerender runs")
+    parser.add_argument(
+        "--cluster-args",
+        default="",
+        metavar="ARGS",
+        help="with --engine temporal: arguments of bench/cluster_rollout.py for the `cluster` section "
+        '(e.g. "--time-scale 0.1" for its quick mode; default: real 5 s operations, ~13 min)',
+    )
+    parser.add_argument("--skip-cluster", action="store_true", help="with --engine temporal: no `cluster` section")
     parser.add_argument("--skip-rollout", action="store_true")
     parser.add_argument("--skip-decide", action="store_true")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -354,6 +370,10 @@ def main() -> None:
     result |= {
         "rounds": args.rounds,
         "engine": args.engine,
+        # The decide processes are the CLI's `up --all` (its default engine): deciding that nothing
+        # changed is the same code in both engines and never reaches a worker's executor.
+        "engine_of": {"rollout": args.engine, "decide": "embedded"},
+        "time_scale": args.time_scale,
         "cli_defaults": vars(defaults),
         "unchanged_tenants": args.unchanged,
         "rollout_runs": detail,
@@ -362,13 +382,15 @@ def main() -> None:
             "upstream_429": "0",
             "decide_1000_s": "<= 1.0",
             "rerender_1000_s": "<= 2.0",
+            **({"cluster.overhead.ratio_median": "<= 1.2 (operations >= 5 s)"} if args.engine == "temporal" else {}),
         },
     }
     if args.engine == "temporal":
         from bench.cluster_rollout import cluster_measures, stop_shared
 
         stop_shared()
-        result["cluster"] = cluster_measures(args.tenants)
+        if not args.skip_cluster:
+            result["cluster"] = cluster_measures(["--tenants", str(args.tenants), *shlex.split(args.cluster_args)])
     print(json.dumps(result, indent=None if args.json else 2, default=str))
     if args.engine == "temporal":
         sys.stdout.flush()
