@@ -11,7 +11,7 @@ Reported, side by side in one run (interleaved embedded/temporal, `--repeat` tim
   own sizing for Cloudflare's budget), Temporal ÷ embedded, measured (`ratio_min`, `ratio_median`)
   with operations of `op_s_run` = `op_s` x `time_scale` seconds. The issue's target (<= 1.2) is for
   operations of >= 5 s: the default `--time-scale 1` runs them unscaled (real 5 s operations, about
-  200 x 5 / concurrency seconds per rollout, so ~13 min for the whole bench at `--repeat 2`), and the
+  200 x 5 / concurrency seconds per rollout, so ~15 min for the whole bench at `--repeat 2`), and the
   ratio printed is the measured one. A rollout is `rounds_of_operations` rounds of `concurrency`
   operations (the canary alone, then each wave); `fixed_s_per_round` is each engine's wall time per
   round beyond the operations themselves (for Temporal: workflow tasks, child workflows, activity

@@ -24,7 +24,7 @@ this process over the same ports; its workflow bookkeeping is real time, not sca
 default scale its `budget_use_defaults` is pessimistic for that engine), prints `engine_of` (the
 decide processes run the CLI's default engine: deciding that nothing changed is the same code in
 both) and adds `cluster`: `bench/cluster_rollout.py` with `--cluster-args` (default: real 5 s
-operations, ~13 min; `--cluster-args "--time-scale 0.1"` is its quick mode; `--skip-cluster`).
+operations, ~15 min; `--cluster-args "--time-scale 0.1"` is its quick mode; `--skip-cluster`).
 
 Run: `.venv/bin/python -m bench.fleet_rollout --json` (`--help` for the knobs). Everything is
 loopback; the decide processes need no Pulumi CLI (a run with nothing to do never starts the engine).
@@ -323,7 +323,7 @@ def main() -> None:
         default="",
         metavar="ARGS",
         help="with --engine temporal: arguments of bench/cluster_rollout.py for the `cluster` section "
-        '(e.g. "--time-scale 0.1" for its quick mode; default: real 5 s operations, ~13 min)',
+        '(e.g. "--time-scale 0.1" for its quick mode; default: real 5 s operations, ~15 min)',
     )
     parser.add_argument("--skip-cluster", action="store_true", help="with --engine temporal: no `cluster` section")
     parser.add_argument("--skip-rollout", action="store_true")
