@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The alert hook behind clawdbot-alert@.service: a clawdbot-* unit failed (OnFailure=), say so.
+# In cluster mode the same hook reports a failed Temporal schedule run (orchestrator/cluster/
+# maintenance.py): one alert rule for both, whoever noticed the failure.
 #
-#   alert-hook.sh UNIT
+#   alert-hook.sh UNIT [SEE]
 #
+# UNIT names what failed (a systemd unit, or a schedule id such as clawdbot:<project>:<queue>:drift);
+# SEE is where to read why (default: `journalctl -u UNIT`).
 # Always writes one line to stderr (the journal: `journalctl -u clawdbot-alert@UNIT`). Optional
 # settings, from /etc/clawdbot/alert.env (root-owned 0600; systemd reads it for the unit):
 #   ALERT_WEBHOOK_URL  https:// URL (or http:// on loopback) that gets a JSON POST:
@@ -15,14 +19,17 @@ set -euo pipefail
 
 die() { echo "alert-hook: error: $*" >&2; exit 1; }
 
-[[ $# -eq 1 ]] || die "usage: alert-hook.sh UNIT"
+[[ $# -eq 1 || $# -eq 2 ]] || die "usage: alert-hook.sh UNIT [SEE]"
 unit="$1"
 # systemd unit names (escaped instance names included) use only these characters.
 [[ "${unit}" =~ ^[A-Za-z0-9:_.@\\-]{1,256}$ ]] || die "not a unit name: refusing to alert about it"
+see="${2:-journalctl -u ${unit}}"
+# A command line to run, in characters that need no escaping in JSON or a shell's echo.
+[[ "${see}" =~ ^[A-Za-z0-9:_.@/=\ \\-]{1,512}$ ]] || die "not a command to look with: refusing to alert with it"
 host="$(hostname 2>/dev/null || echo unknown)"
 [[ "${host}" =~ ^[A-Za-z0-9.-]{1,253}$ ]] || host="unknown"
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-text="${unit} failed on ${host} at ${now}; see: journalctl -u ${unit}"
+text="${unit} failed on ${host} at ${now}; see: ${see}"
 # The only character of those above that JSON needs escaped is the backslash (systemd's \x2d).
 json() { printf '%s' "${1//\\/\\\\}"; }
 

@@ -41,8 +41,9 @@ def make_world(root: Path, address: str, tenants: int, **spec: object) -> tuple[
 class Nodes:
     """Worker processes (`python -m orchestrator.testing cluster-worker`) over one world."""
 
-    def __init__(self, world: WorldSpec) -> None:
+    def __init__(self, world: WorldSpec, env: dict[str, str] | None = None) -> None:
         self.world = world
+        self.env = env or {}
         self.procs: list[subprocess.Popen[str]] = []
 
     def start(self, count: int) -> list[subprocess.Popen[str]]:
@@ -51,7 +52,7 @@ class Nodes:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "orchestrator.testing", "cluster-worker", str(self.world.root / "world.json")],
                 cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO)},
+                env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
                 stdout=subprocess.PIPE,
                 stderr=open(self.world.root / f"worker-{len(self.procs)}.log", "w"),  # noqa: SIM115
                 text=True,
@@ -79,8 +80,9 @@ class Nodes:
 
 
 @contextmanager
-def nodes(world: WorldSpec, count: int) -> Iterator[Nodes]:
-    group = Nodes(world)
+def nodes(world: WorldSpec, count: int, env: dict[str, str] | None = None) -> Iterator[Nodes]:
+    """`count` worker processes over `world` (with `env` added to theirs), stopped on the way out."""
+    group = Nodes(world, env)
     try:
         group.start(count)
         yield group

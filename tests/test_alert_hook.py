@@ -124,3 +124,43 @@ def test_a_hostile_unit_name_is_refused(unit: str, tmp_path: Path) -> None:
 def test_usage() -> None:
     result = subprocess.run(["bash", str(HOOK)], capture_output=True, text=True, check=False)
     assert result.returncode == 1 and "usage: alert-hook.sh UNIT" in result.stderr
+
+
+def test_a_schedule_names_where_to_look(tmp_path: Path) -> None:
+    """Cluster mode: a failed Temporal schedule run alerts through this hook (orchestrator/ops/alerts.py)."""
+    out = tmp_path / "got"
+    command = tmp_path / "page.sh"
+    command.write_text(f'#!/bin/sh\necho "$@" > {out}\n')
+    command.chmod(0o755)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ALERT_")}
+    see = "temporal workflow describe -w clawdbot:p:q:backup:run-2026-12-01T03:41:00Z"
+    result = subprocess.run(
+        ["bash", str(HOOK), "clawdbot:p:q:backup", see],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**clean, "ALERT_COMMAND": str(command)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.rstrip().endswith(f"; see: {see}") and "journalctl" not in result.stderr
+    assert out.read_text() == "clawdbot:p:q:backup\n"  # the command gets the name alone, as for a unit
+
+
+@pytest.mark.parametrize("see", ['a"b', "x $(id)", "a;b", "a\nb", "`id`", "x" * 600])
+def test_a_hostile_place_to_look_is_refused(see: str, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    command = tmp_path / "page.sh"
+    command.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    command.chmod(0o755)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ALERT_")}
+    result = subprocess.run(
+        ["bash", str(HOOK), "clawdbot-drift.service", see],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**clean, "ALERT_COMMAND": str(command)},
+    )
+    assert result.returncode == 1 and "not a command to look with" in result.stderr
+    assert not marker.exists()

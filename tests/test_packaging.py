@@ -219,6 +219,13 @@ def test_the_wheel_carries_what_the_local_edge_runner_loads(installed: Path) -> 
     assert (worker_src / "package.json").is_file() and (worker_src / "package-lock.json").is_file()
 
 
+def test_the_wheel_carries_the_alert_hook(installed: Path) -> None:
+    """A worker runs the installed package; a failed schedule run alerts through this hook (ops/alerts.py)."""
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(installed), "platbase": str(installed)}))
+    hook = site / "orchestrator" / "_assets" / "scripts" / "alert-hook.sh"
+    assert hook.read_bytes() == (REPO / "scripts" / "alert-hook.sh").read_bytes()
+
+
 @pytest.mark.slow
 def test_the_installed_package_runs_the_local_edge(installed: Path, outside: tuple[Path, dict[str, str]]) -> None:
     """What clawdbot-local-edge.service runs: `clawdbot-edge local up|status|down` from the venv."""

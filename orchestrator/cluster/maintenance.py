@@ -12,12 +12,18 @@ does:
 - **backup** runs `backup create` with the timer's retention.
 
 A run that finds drift, an unhealthy tenant or a failed backup fails, naming them. The schedule's
-last run then shows it (`temporal schedules list`), as a failed unit shows in `systemctl --failed`.
+last run then shows it (`temporal schedules list`), as a failed unit shows in `systemctl --failed`,
+and it **alerts** as a failed timer's unit does (`OnFailure=clawdbot-alert@%n.service`): its last
+step runs the same hook, `scripts/alert-hook.sh`, once (`ops/alerts.py`), on the worker that ran it,
+naming the schedule and the command that shows why. A run that succeeds, or that an operator
+cancelled, does not alert. The alert is not retried (a retry could post it twice); a channel that
+fails makes the run's failure say so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,19 +31,22 @@ from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator.backup.repository import Retention
     from orchestrator.cluster.messages import Caller, RolloutJob
     from orchestrator.cluster.names import (
+        ALERT_ACTIVITY,
         BACKUP_ACTIVITY,
         HEALTH_ACTIVITY,
         MAINTENANCE_WORKFLOW,
         ROLLOUT_WORKFLOW,
         TENANT_STACKS_ACTIVITY,
+        schedule_id,
     )
     from orchestrator.config.settings import Settings
+    from orchestrator.core.errors import EdgeError
     from orchestrator.core.health import HealthCheck
     from orchestrator.fleet.report import GOOD, FleetReport, drift_options
 
@@ -50,7 +59,9 @@ BACKUP_LEASE_WAIT_S = 1800.0
 QUICK = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 """Listing tenants and probing health: cheap and idempotent, retried on any failure."""
 ONCE = RetryPolicy(maximum_attempts=1)
-"""A backup is not retried by the server: the next scheduled run is the retry (as with the timer)."""
+"""A backup is not retried by the server: the next scheduled run is the retry (as with the timer).
+An alert neither: a retry after a lost answer could post it twice."""
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9:_.@=-]{1,400}$")
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,14 @@ class MaintenanceResult:
 
 
 @dataclass(frozen=True)
+class AlertJob:
+    """The alert of a failed run: what failed (its schedule) and the command that shows why."""
+
+    name: str
+    see: str
+
+
+@dataclass(frozen=True)
 class HealthSummary:
     checked: int
     unhealthy: tuple[str, ...]
@@ -85,6 +104,25 @@ class MaintenanceWorkflow:
 
     @workflow.run
     async def run(self, job: MaintenanceJob) -> MaintenanceResult:
+        try:
+            return await self._run(job)
+        except FailureError as failure:  # what fails a workflow; anything else is a bug the task retries
+            if is_cancelled_exception(failure):
+                raise  # an operator's cancel is not a failure to alert about
+            await self._alert(job, failure)
+            raise
+
+    async def _alert(self, job: MaintenanceJob, failure: FailureError) -> None:
+        alert = AlertJob(schedule_id(job.project, job.task_queue, job.kind), _where(workflow.info().workflow_id))
+        try:
+            await workflow.execute_activity(
+                ALERT_ACTIVITY, alert, start_to_close_timeout=timedelta(minutes=3), retry_policy=ONCE
+            )
+        except ActivityError as exc:
+            why = exc.cause or exc
+            raise ApplicationError(f"{_message(failure)}; its alert failed too: {why}", non_retryable=True) from None
+
+    async def _run(self, job: MaintenanceJob) -> MaintenanceResult:
         if job.kind == DRIFT:
             return await self._drift(job)
         if job.kind == HEALTH:
@@ -136,6 +174,17 @@ def _failure(headline: str, items: Sequence[str]) -> ApplicationError:
     return ApplicationError(f"{headline}: {shown}", non_retryable=True)
 
 
+def _where(workflow_id: str) -> str:
+    """The command that shows why a run failed (its failure, its activities), for the alert."""
+    if _PLAIN_ID.match(workflow_id):  # a schedule's runs: `<schedule id>:run-<time>`
+        return f"temporal workflow describe -w {workflow_id}"
+    return "clawdbot-edge temporal schedules list"
+
+
+def _message(failure: FailureError) -> str:
+    return f"{failure}: {failure.cause}" if failure.cause is not None else str(failure)
+
+
 def health_summary(checks: Sequence[HealthCheck]) -> HealthSummary:
     return HealthSummary(len(checks), tuple(f"{c.target.tenant}: {c.reason}" for c in checks if not c.ok))
 
@@ -150,14 +199,16 @@ class MaintenanceActivities:
         tenant_stacks: Callable[[Settings], list[str]] | None = None,
         health_checks: Callable[[Settings], Sequence[HealthCheck]] | None = None,
         backup: Callable[[Settings], str] | None = None,
+        alert: Callable[[str, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self._tenant_stacks = tenant_stacks or _tenant_stacks
         self._health_checks = health_checks or _remote_checks
         self._backup = backup or _backup
+        self._alert = alert or _raise_alert
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.tenant_stacks, self.health, self.backup]
+        return [self.tenant_stacks, self.health, self.backup, self.alert]
 
     @activity.defn(name=TENANT_STACKS_ACTIVITY)
     async def tenant_stacks(self, job: MaintenanceJob) -> list[str]:
@@ -174,6 +225,13 @@ class MaintenanceActivities:
         except Exception as exc:  # the run fails naming why; the next scheduled run is the retry
             raise ApplicationError(f"backup failed: {exc}", type(exc).__name__, non_retryable=True) from None
 
+    @activity.defn(name=ALERT_ACTIVITY)
+    async def alert(self, job: AlertJob) -> None:
+        try:
+            await asyncio.to_thread(self._alert, job.name, job.see)
+        except EdgeError as exc:
+            raise ApplicationError(str(exc), "AlertError", non_retryable=True) from None
+
 
 # The library is imported when a step runs, not with this module: the workflow sandbox re-imports
 # the workflow's module for every run, and the backup and health code (boto3, rich) need not be.
@@ -189,6 +247,12 @@ def _remote_checks(settings: Settings) -> Sequence[HealthCheck]:
     from orchestrator.ops.health import remote_checks
 
     return remote_checks(settings, ())
+
+
+def _raise_alert(name: str, see: str) -> None:
+    from orchestrator.ops.alerts import raise_alert
+
+    raise_alert(name, see)
 
 
 def _backup(settings: Settings) -> str:

@@ -37,6 +37,8 @@ HEALTH_ACTIVITY = "clawdbot.ops.health"
 """Every tenant's health endpoint on Cloudflare (`health --remote`)."""
 BACKUP_ACTIVITY = "clawdbot.ops.backup"
 """One state backup with the timer's retention (`backup create`)."""
+ALERT_ACTIVITY = "clawdbot.ops.alert"
+"""A failed scheduled run's alert, through the alert hook a failed timer's unit runs (`OnFailure=`)."""
 
 PROGRESS_QUERY = "progress"
 """The rollout workflow's query: its progress events so far (what the CLI and the control room show)."""

@@ -58,7 +58,8 @@ class WorldSpec(BaseModel):
     transient: dict[str, int] = {}
     """Per stack: how many of its first operations fail as transient (counted in the ledger, on any node)."""
     broken: tuple[str, ...] = ()
-    """Stacks whose every operation fails for good (an `EdgeError`, never retried)."""
+    """Stacks whose every operation fails for good (an `EdgeError`, never retried); also those listed in
+    the world's `broken.json` when the operation runs (so a test can break a stack between two runs)."""
     program_digest: str = "p1"
     render_digest: str = "r1"
     queue_rate: float | None = None
@@ -71,6 +72,10 @@ class WorldSpec(BaseModel):
     @property
     def sick_marker(self) -> Path:
         return self.root / "sick.json"
+
+    @property
+    def broken_marker(self) -> Path:
+        return self.root / "broken.json"
 
     def settings(self) -> Settings:
         return Settings(
@@ -93,13 +98,14 @@ class LedgerExecutor:
     ledger: Path
     transient: dict[str, int] = field(default_factory=dict)
     broken: tuple[str, ...] = ()
+    broken_marker: Path | None = None
 
     def prepare(self) -> None:
         self.inner.prepare()
 
     def run(self, request: OpRequest) -> StackOutcome:
         with self._held(request.stack, request.operation.value) as earlier:
-            if request.stack in self.broken:
+            if request.stack in self.broken or request.stack in _listed(self.broken_marker):
                 raise EdgeError(f"stack {request.stack}: simulated failure")
             if earlier < self.transient.get(request.stack, 0):
                 raise TransientStackError(f"stack {request.stack}: simulated transient failure {earlier + 1}")
@@ -142,6 +148,10 @@ class LedgerExecutor:
             os.close(fd)
 
 
+def _listed(marker: Path | None) -> set[str]:
+    return set(json.loads(marker.read_text())) if marker is not None and marker.exists() else set()
+
+
 def ledger_lines(ledger: Path, stack: str) -> list[tuple[str, str, int]]:
     """(event, operation, pid) per line of a stack's ledger, in order."""
     path = ledger / f"{stack}.log"
@@ -168,9 +178,7 @@ class SickGate:
         self.marker = marker
 
     def __call__(self, targets: Sequence[HealthTarget]) -> GateResult:
-        sick = set(self.sick)
-        if self.marker is not None and self.marker.exists():
-            sick |= set(json.loads(self.marker.read_text()))
+        sick = set(self.sick) | _listed(self.marker)
         checks = []
         for t in targets:
             bad = t.tenant in sick
@@ -185,6 +193,7 @@ def _parts(spec: WorldSpec) -> tuple[Settings, LedgerExecutor, FileDeployedStore
         spec.ledger,
         dict(spec.transient),
         spec.broken,
+        spec.broken_marker,
     )
     project = (settings.project_dir / "Pulumi.yaml").read_text().split("name:", 1)[1].split()[0]
     store = FileDeployedStore(settings, project)
