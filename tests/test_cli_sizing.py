@@ -14,9 +14,10 @@ from fleet_project import fleet_project, ok_gate
 from orchestrator.cli import cli
 from orchestrator.cli.fleet import FleetDeps
 from orchestrator.engine.budget import ThrottleConfig
-from orchestrator.fleet.changes import Rendered
+from orchestrator.engine.records import FileDeployedStore
+from orchestrator.fleet.changes import FleetInputs, Rendered
 from orchestrator.fleet.sizing import ENGINE_S_PER_UP, REQUESTS_PER_UP, Sizing, rollout_sizing
-from orchestrator.ops.fleet_run import DEFAULT_SIZING, run_share, sizing_for_budget
+from orchestrator.ops.fleet_run import DEFAULT_SIZING, run_share, sizing_for_budget, worker_concurrency
 from orchestrator.server.jobs import options_for
 from orchestrator.server.library import Library
 from orchestrator.server.schemas import JobRequest
@@ -133,3 +134,48 @@ def test_help_says_how_the_defaults_are_computed() -> None:
     up_help = " ".join(CliRunner().invoke(cli, ["up", "--help"]).output.split())
     assert "(6 for 1,200 requests / 5 min)" in up_help and "(72 for 1,200 requests / 5 min)" in up_help
     assert "computed from --api-budget" in up_help
+
+
+def test_a_nodes_worker_runs_as_many_operations_as_its_share_keeps_busy(tmp_path: Path) -> None:
+    settings = Project(tmp_path).settings
+    assert settings.temporal_worker_concurrency is None
+    assert worker_concurrency(settings) == DEFAULT_SIZING.concurrency == 6
+    half = settings.model_copy(update={"api_budget_share": 0.5})
+    assert worker_concurrency(half) == sizing_for_budget(1200, share=0.5).concurrency == 3
+    assert worker_concurrency(half, budget=2400) == 6, "the worker's --api-budget is the user's whole budget"
+    assert worker_concurrency(half.model_copy(update={"temporal_worker_concurrency": 5})) == 5, "the setting wins"
+
+
+def test_the_scheduled_drift_is_sized_as_a_cluster_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.cli.schedules import _plans
+    from orchestrator.cluster.maintenance import MaintenanceJob
+
+    settings = Project(tmp_path).settings
+    monkeypatch.setenv("CLAWDBOT_ENV_FILE", "/dev/null")
+    monkeypatch.setenv("CLAWDBOT_PROJECT_DIR", str(settings.project_dir))
+    monkeypatch.setenv("CLAWDBOT_API_BUDGET_SHARE", "0.25")  # the node's own share: not the queue's
+    monkeypatch.setenv("CLAWDBOT_TEMPORAL_QUEUE_BUDGET_SHARE", "0.5")
+    by_kind = {plan.kind: plan.job.concurrency for plan in _plans()}
+    assert by_kind == {"drift": 3, "health": MaintenanceJob.concurrency, "backup": MaintenanceJob.concurrency}
+    assert {plan.kind: plan.job.concurrency for plan in _plans(8)}["drift"] == 8
+
+
+@pytest.mark.parametrize(("share", "slots"), [(1.0, 6), (0.5, 3)])
+def test_the_workers_activity_threads_follow_its_concurrency(tmp_path: Path, share: float, slots: int) -> None:
+    from orchestrator.cluster.activities import BOOKKEEPING_SLOTS, WorkerWorld
+
+    settings = Project(tmp_path, share=share).settings
+    store = FileDeployedStore(settings, "clawdbot")
+    desired = FleetInputs("p", "r").desired
+    world = WorkerWorld(
+        settings, SimulatedExecutor(), store, lambda s: desired(settings.project_dir, s), _render, lambda t: ok_gate
+    )
+    try:
+        # A thread for every operation slot and the bookkeeping activities: none waits behind another.
+        assert world.threads._max_workers == slots + BOOKKEEPING_SLOTS
+    finally:
+        world.threads.shutdown()
+
+
+def _render(stack: str) -> Rendered:
+    return Rendered(f"sim-{stack}", 1)

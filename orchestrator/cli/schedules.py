@@ -18,6 +18,7 @@ from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name
 from orchestrator.core.errors import EdgeError
 from orchestrator.core.masking import one_line
+from orchestrator.engine.budget import ThrottleConfig
 
 if TYPE_CHECKING:
     from orchestrator.cluster.schedules import Planned
@@ -43,10 +44,13 @@ def _run(step: Callable[..., Awaitable[T]], *args: object) -> T:
         raise EdgeError(f"the Temporal server refused: {one_line(str(exc), 300)}") from None
 
 
-def _plans(concurrency: int = 4) -> list[Planned]:
+def _plans(concurrency: int | None = None) -> list[Planned]:
     from orchestrator.cluster.schedules import planned
+    from orchestrator.ops.fleet_run import run_share, sizing_for_budget
 
     settings = Settings.from_env()
+    if concurrency is None:  # as `drift --engine temporal` sizes it: from the task queue's budget share
+        concurrency = sizing_for_budget(ThrottleConfig.requests, share=run_share(settings, cluster=True)).concurrency
     return planned(settings, project_name(settings.project_dir), concurrency)
 
 
@@ -64,12 +68,12 @@ def schedules() -> None:
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 32),
-    default=4,
-    show_default=True,
-    help="Stack operations at once in a scheduled drift (as `drift --concurrency`).",
+    default=None,
+    help="Stack operations at once in a scheduled drift (as `drift --concurrency`). Default: sized as "
+    "`drift --engine temporal` is, from the task queue's share of the API budget (6 for all of it).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
-def apply(concurrency: int, as_json: bool) -> None:
+def apply(concurrency: int | None, as_json: bool) -> None:
     """Create the three schedules, or update them to this version's definition; safe to re-run.
 
     Each schedule is `created`, `updated` or `unchanged`. An update keeps a pause and its note.

@@ -27,10 +27,12 @@ def worker(api_budget: int) -> None:
 
     It polls its region's task queue (`<CLAWDBOT_TEMPORAL_TASK_QUEUE>-<CLAWDBOT_TEMPORAL_REGION>`) of
     CLAWDBOT_TEMPORAL_ADDRESS / _NAMESPACE and runs at most CLAWDBOT_TEMPORAL_WORKER_CONCURRENCY stack
-    operations at once, through the Automation API with this node's state, passphrase and records.
-    On SIGTERM it takes no new work and lets running operations finish.
+    operations at once (default: as many as this node's share of the budget keeps busy), through the
+    Automation API with this node's state, passphrase and records. On SIGTERM it takes no new work and
+    lets running operations finish.
     """
     from orchestrator.cluster.worker import run_worker  # the Temporal SDK and the engine: only here
+    from orchestrator.ops.fleet_run import worker_concurrency
 
     settings = Settings.from_env()
     check_passphrase_env(settings.passphrase_file)
@@ -39,7 +41,7 @@ def worker(api_budget: int) -> None:
         click.echo(
             f"worker {socket.gethostname()}:{os.getpid()} polling task queue {queue} of "
             f"{settings.temporal_address} (namespace {settings.temporal_namespace}, "
-            f"{settings.temporal_worker_concurrency} operations at once)",
+            f"{worker_concurrency(settings, api_budget)} operations at once)",
             err=True,
         )
 

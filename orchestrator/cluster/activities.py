@@ -52,6 +52,7 @@ from orchestrator.fleet.ports import (
 )
 from orchestrator.fleet.report import TenantResult
 from orchestrator.fleet.steps import RollbackAsk, StackRun
+from orchestrator.ops.fleet_run import worker_concurrency
 
 from .messages import BOOKKEEPING_LEASE_S, AuditLine, Caller, CommitJob, GateJob, PlanJob, StackJob
 from .names import (
@@ -107,7 +108,7 @@ class WorkerWorld:
     (the default pool, cpu + 4, would queue operations behind each other on a small VPS)."""
 
     def __post_init__(self) -> None:
-        slots = self.settings.temporal_worker_concurrency + BOOKKEEPING_SLOTS
+        slots = worker_concurrency(self.settings) + BOOKKEEPING_SLOTS
         self.threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="activity")
 
     def audit(self, caller: Caller) -> AuditLog:

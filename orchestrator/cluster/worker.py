@@ -1,11 +1,12 @@
 """A node's Temporal worker (`python -m orchestrator worker`): the fleet's workflows and activities.
 
 One worker per node polls its region's task queue (`Settings.temporal_queue`) and runs at most
-`temporal_worker_concurrency` stack operations at once. It wires the activities to the real engine:
-the Automation-API executor behind this node's throttling proxy (its share of the Cloudflare budget),
-the deployed records, the preflight and crash recovery of `recover`, the health gate. The provider
-plugins are installed once when it starts, before it takes any work. Every node must run the same
-commit: change detection compares the program digest of the node that plans with the records.
+`temporal_worker_concurrency` stack operations at once (unset: sized from the node's budget share).
+It wires the activities to the real engine: the Automation-API executor behind this node's throttling
+proxy (its share of the Cloudflare budget), the deployed records, the preflight and crash recovery of
+`recover`, the health gate. The provider plugins are installed once when it starts, before it takes
+any work. Every node must run the same commit: change detection compares the program digest of the
+node that plans with the records.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import FleetInputs, bundle_renderer
 from orchestrator.fleet.ports import HealthGate
 from orchestrator.fleet.sizing import REQUESTS_PER_UP
-from orchestrator.ops.fleet_run import api_budget, deployed_config_versions, preflight_for, recover_stack
+from orchestrator.ops.fleet_run import (
+    api_budget,
+    deployed_config_versions,
+    preflight_for,
+    recover_stack,
+    worker_concurrency,
+)
 
 from .activities import Debris, FleetActivities, WorkerWorld
 from .client import connect
@@ -79,7 +86,7 @@ def build_worker(
         task_queue=task_queue or settings.temporal_queue,
         workflows=[RolloutWorkflow, StackOperationWorkflow, MaintenanceWorkflow],
         activities=[*activities.activities(), *MaintenanceActivities(world.settings).activities()],
-        max_concurrent_activities=settings.temporal_worker_concurrency,
+        max_concurrent_activities=worker_concurrency(world.settings),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_task_queue_activities_per_second=queue_rate,
     )
@@ -93,7 +100,9 @@ def _gate(timeout_s: float) -> HealthGate:
 def engine_world(
     settings: Settings, *, budget: int = ThrottleConfig.requests, throttle: bool = True
 ) -> Iterator[WorkerWorld]:
-    """The real engine on this node, behind its own throttling proxy, for the worker's lifetime."""
+    """The real engine on this node, behind its own throttling proxy, for the worker's lifetime; its
+    settings carry the worker's concurrency, sized from the node's share of `budget` unless set."""
+    settings = settings.model_copy(update={"temporal_worker_concurrency": worker_concurrency(settings, budget)})
     project = project_name(settings.project_dir)
     with api_budget(budget, throttle, settings.api_budget_key, settings.api_budget_share) as base_url:
         inputs = FleetInputs.compute(settings.project_dir, REPO_ROOT)

@@ -142,8 +142,10 @@ class Settings(BaseModel):
     """Base name of the task queues; with a region, a node serves `<task_queue>-<region>`."""
     temporal_region: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
     """The region this node serves (one task queue per region); unset: the base task queue alone."""
-    temporal_worker_concurrency: int = Field(default=4, ge=1, le=64)
-    """Stack operations one worker runs at once (Temporal's `max_concurrent_activities`)."""
+    temporal_worker_concurrency: int | None = Field(default=None, ge=1, le=64)
+    """Stack operations one worker runs at once (Temporal's `max_concurrent_activities`); unset: as many
+    as this node's share of the API budget keeps busy, the fleet's own sizing (`ops/fleet_run.py`
+    `worker_concurrency`: 6 at the whole 1,200 / 5 min, 3 at `api_budget_share` 0.5)."""
     temporal_queue_budget_share: float = Field(default=1.0, gt=0, le=1)
     """The share of the Cloudflare user's API budget that all the nodes of this node's task queue spend
     together (1 with one queue; with a queue per region, that region's share). It sizes the queue's

@@ -99,6 +99,13 @@ def run_share(settings: Settings, *, cluster: bool = False) -> float:
     return settings.temporal_queue_budget_share if cluster else settings.api_budget_share
 
 
+def worker_concurrency(settings: Settings, budget: int = ThrottleConfig.requests) -> int:
+    """Stack operations this node's Temporal worker runs at once: CLAWDBOT_TEMPORAL_WORKER_CONCURRENCY,
+    else what an embedded run on this node is sized to (its share of the user's `budget`)."""
+    configured = settings.temporal_worker_concurrency
+    return configured or sizing_for_budget(budget, share=settings.api_budget_share).concurrency
+
+
 DEFAULT_SIZING = sizing_for_budget(ThrottleConfig.requests, share=1.0)
 """What --concurrency and --wave-size come to on one VPS when neither they nor --api-budget are given."""
 
