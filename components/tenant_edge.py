@@ -182,6 +182,8 @@ class TenantEdge(pulumi.ComponentResource):
         bundle = args.bundle
         child = pulumi.ResourceOptions(parent=self)
         main = bundle.module(bundle.main_module)
+        # The bundle is one linked module: no `files` then (unset, as the provider leaves it, not {}).
+        files = {m.name: _module_file(m.content, m.content_type) for m in bundle.modules if m is not main}
         # An account Worker never gets the isolation binding: it would open the internal cron path
         # to the Internet, which only the dispatcher may reach.
         bindings = [b for b in bundle.bindings if b.name != contract()["dispatch"]["isolation_binding"]]
@@ -191,7 +193,7 @@ class TenantEdge(pulumi.ComponentResource):
             script_name=bundle.script_name,
             main_module=bundle.main_module,
             content=main.content,
-            files={m.name: _module_file(m.content, m.content_type) for m in bundle.modules if m is not main},
+            files=files or None,
             compatibility_date=bundle.compatibility_date,
             compatibility_flags=list(bundle.compatibility_flags),
             bindings=[_binding(b, targets) for b in bindings],

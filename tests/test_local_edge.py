@@ -18,7 +18,7 @@ from orchestrator.config.tenant_config import load_platform_spec, load_tenant_sp
 from orchestrator.core.contract import REPO_ROOT, contract
 from orchestrator.core.errors import ConfigError, CryptoError, PermissionsError
 from orchestrator.core.model import host_for
-from orchestrator.core.render import EMBEDDED_MODULE, render_bundle
+from orchestrator.core.render import render_bundle, split_embedded
 from orchestrator.local_edge import LocalEdge, prepare_tenants
 from orchestrator.local_edge import process as proc
 from orchestrator.local_edge.errors import LocalEdgeError, NotRunningError
@@ -64,15 +64,21 @@ def test_plan_refuses_missing_or_extra_kv_values() -> None:
 
 def test_config_ttl_override_changes_only_the_ttl() -> None:
     b = bundle()
-    original = b.module(EMBEDDED_MODULE).content
+    original = b.module(b.main_module).content
     changed = with_config_ttl(original, 1)
-    before = json.loads(original.partition("export const EMBEDDED = ")[2].rstrip().removesuffix(";"))
-    after = json.loads(changed.partition("export const EMBEDDED = ")[2].rstrip().removesuffix(";"))
+    head, literal, tail = split_embedded(original)
+    new_head, new_literal, new_tail = split_embedded(changed)
+    assert (new_head, new_tail) == (head, tail)  # the rest of the bundle is byte for byte the same
+    before, after = json.loads(literal), json.loads(new_literal)
     assert after["contract"]["config_cache_ttl_seconds"] == 1
     after["contract"]["config_cache_ttl_seconds"] = contract()["config_cache_ttl_seconds"]
     assert after == before
-    with pytest.raises(ConfigError, match=r"embedded\.js: has no"):
+    with pytest.raises(ConfigError, match=r"bundle: not one `const EMBEDDED =` line"):
         with_config_ttl("export default {};\n", 1)
+    with pytest.raises(ConfigError, match=r"not one"):
+        with_config_ttl(original + original, 1)
+    plan = tenant_plan(b, relay_key_b64=KEY, kv_values=kv_for(b), config_ttl_seconds=1)
+    assert [m.content for m in plan.modules] == [changed]
 
 
 def test_two_tenants_may_not_share_a_route_or_store() -> None:

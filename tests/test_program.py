@@ -93,13 +93,14 @@ def test_example_tenant_outputs(stack: str) -> None:
     assert not result.secret_outputs, "no stack output may be a secret (nothing secret is exported)"
 
 
-def test_script_carries_every_module_of_the_bundle() -> None:
+def test_script_is_the_one_linked_module_of_the_bundle() -> None:
     spec = load_tenant_spec(REPO_ROOT, "prod.acme")
     bundle = render_bundle(spec, load_platform_spec(REPO_ROOT))
     script = run_offline(REPO_ROOT, "prod.acme").of_type(SCRIPT)[0]
+    assert [m.name for m in bundle.modules] == ["index.js"]
     assert script.inputs["mainModule"] == "index.js"
     assert script.inputs["content"] == bundle.module("index.js").content
-    assert set(script.inputs["files"]) == {m.name for m in bundle.modules} - {"index.js"}
+    assert "files" not in script.inputs  # unset, not an empty map
     assert script.inputs["compatibilityDate"] == bundle.compatibility_date
     assert script.inputs["observability"]["enabled"] is True
 
@@ -161,7 +162,8 @@ def test_business_secret_never_appears_in_plaintext(caplog: pytest.LogCaptureFix
     assert CANARY not in everything, "the canary secret leaked into a registered input or output"
     assert CANARY not in caplog.text
     for resource in result.of_type(SCRIPT):
-        for module in resource.inputs["files"].values():
+        assert CANARY not in resource.inputs["content"]
+        for module in (resource.inputs.get("files") or {}).values():
             assert CANARY.encode() not in __import__("base64").b64decode(module["contentBase64"])
 
 

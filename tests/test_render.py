@@ -11,7 +11,7 @@ from tenant_fixtures import tenant
 from orchestrator.config.tenant_config import load_platform_spec
 from orchestrator.core.contract import REPO_ROOT, WORKER_SRC, contract
 from orchestrator.core.model import PlatformSpec, TenantSpec
-from orchestrator.core.render import EMBEDDED_MODULE, MAIN_MODULE, render_bundle
+from orchestrator.core.render import MAIN_MODULE, render_bundle, split_embedded
 
 PLATFORM = PlatformSpec.model_validate(
     {"account_id": "0123456789abcdef0123456789abcdef", "compatibility_date": "2025-09-01"}
@@ -23,10 +23,7 @@ def _bundle(**overrides: object):  # type: ignore[no-untyped-def]
 
 
 def _embedded(bundle) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    text = bundle.module(EMBEDDED_MODULE).content
-    match = re.search(r"export const EMBEDDED = (.*);\n$", text, re.S)
-    assert match, text
-    embedded: dict = json.loads(match.group(1))  # type: ignore[type-arg]
+    embedded: dict = json.loads(split_embedded(bundle.module(MAIN_MODULE).content)[1])  # type: ignore[type-arg]
     return embedded
 
 
@@ -66,11 +63,12 @@ def test_hostile_config_text_cannot_break_out_of_the_module() -> None:
     # tojson escapes <, >, & and quotes: the text stays a JSON string, never code.
     hostile = '"; globalThis.pwned = 1; //</script>\u2028`${x}`'
     bundle = _bundle(config={"greeting": hostile})
-    text = bundle.module(EMBEDDED_MODULE).content
+    text = bundle.module(MAIN_MODULE).content
     assert "</script>" not in text
     assert _embedded(bundle)["config"]["config"]["greeting"] == hostile
-    # Node parses the module and sees exactly the string, nothing executed.
-    script = text.replace("export const EMBEDDED =", "const EMBEDDED =")
+    # Node parses the embedded line and sees exactly the string, nothing executed.
+    _before, literal, _after = split_embedded(text)
+    script = f"const EMBEDDED = {literal};"
     script += "\nprocess.stdout.write(EMBEDDED.config.config.greeting + '|' + String(globalThis.pwned));"
     out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True).stdout
     assert out == hostile + "|undefined"

@@ -1,10 +1,11 @@
-"""Change detection's `bundle_identity` is `render_bundle`'s hash, computed the way it always was.
+"""Change detection's `bundle_identity` is `render_bundle`'s hash, by one plain formula.
 
 The bundle hash is recorded for every deployed tenant and is the Worker's `script.version`: a
-different formula would redeploy the whole fleet once. So the faster path (static half encoded once
-per process, no template render) is held to the original formula byte for byte, over tenants that
-exercise every part of the document: non-ASCII and HTML-ish config, no secrets, many secrets,
-limits, crons, dispatch mode with a plan.
+different formula redeploys the whole fleet once (linking the Worker into one module did, on
+purpose: what is uploaded changed). So the faster path (static half encoded once per process, no
+template render) is held to the plain formula byte for byte, over tenants that exercise every part
+of the document: non-ASCII and HTML-ish config, no secrets, many secrets, limits, crons, dispatch
+mode with a plan.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tenant_fixtures import tenant
 from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
 from orchestrator.core import render
 from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.esm_link import link
 from orchestrator.core.model import PlatformSpec, TenantSpec
 
 WORKERS = load_platform_spec(REPO_ROOT)
@@ -42,14 +44,12 @@ TENANTS: dict[str, dict[str, Any]] = {
 
 
 def original_hash(spec: TenantSpec, platform: PlatformSpec) -> str:
-    """The formula render_bundle used before the fast path: one canonical JSON of the whole document."""
+    """The plain formula: one canonical JSON of the whole document, the bundle's text linked afresh
+    with the embedded module as its template."""
     fields, embedded = render._inputs(spec, platform)
-    document = {
-        "fields": render._jsonable(fields),
-        "embedded": embedded,
-        "modules": [m.model_dump() for m in render._static_modules()],
-        "template": render._template_source(),
-    }
+    sources = {m.name: m.content for m in render._static_modules()}
+    linked = link({**sources, render.EMBEDDED_MODULE: render._template_source()}, render.MAIN_MODULE)
+    document = {"fields": render._jsonable(fields), "embedded": embedded, "linked": linked.text()}
     return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -82,3 +82,25 @@ def test_identity_moves_with_every_input_as_the_render_does() -> None:
     hashes = {render.bundle_identity(s, WORKERS)[0] for s in [base, *variants]}
     assert len(hashes) == 4
     assert render.bundle_identity(base, WORKERS) != render.bundle_identity(base, DISPATCH)
+
+
+def test_identity_moves_with_the_linked_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What is uploaded is the linked module: a change to any source module, the template or the
+    linker's output is a change to deploy, and the embedded module's rendered text is not hashed."""
+    spec = TenantSpec.model_validate(tenant())
+    before = render.bundle_identity(spec, WORKERS)[0]
+    original = render._static_tail()
+    render._static_tail.cache_clear()
+    render._linked.cache_clear()
+    try:
+        monkeypatch.setattr(render, "_template_source", lambda: original_template() + "// changed\n")
+        assert render.bundle_identity(spec, WORKERS)[0] != before
+    finally:
+        render._static_tail.cache_clear()
+        render._linked.cache_clear()
+        monkeypatch.undo()
+    assert render._static_tail() == original
+
+
+def original_template() -> str:
+    return (REPO_ROOT / "worker_src" / "src" / render.EMBEDDED_TEMPLATE).read_text(encoding="utf-8")

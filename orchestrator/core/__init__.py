@@ -4,6 +4,7 @@
 - `names`: stack names and stack files (`prod.<tenant>`, `Pulumi.<stack>.yaml`), both ways;
 - `cron`: Cloudflare's cron-trigger grammar; `contract`: the Python↔Worker contract file;
 - `outputs`: stack output names; `render`: `TenantSpec` → `EdgeBundle`;
+- `esm_link`: the Worker's modules linked into the one module a bundle uploads; `js_tokens`: its tokenizer;
 - `crypto`: the secret-relay formats (sealed secrets, signed config, health tokens, webhooks);
 - `migrations`: which D1 migrations exist and which are pending;
 - `drift`: drift decided from engine events; `resource_types`: the providers' type tokens;

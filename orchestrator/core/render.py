@@ -18,13 +18,18 @@ from orchestrator.core import contract as edge_contract
 from orchestrator.core.contract import WORKER_SRC
 from orchestrator.core.crypto import config_payload_text
 from orchestrator.core.dispatch import RoutingEntry, isolation_of, plan_of, routing_entries, script_tags
+from orchestrator.core.esm_link import Linked, link
 from orchestrator.core.migrations import Migration, bundled_migrations
 from orchestrator.core.model import FrozenModel, Isolation, PlatformSpec, TenantSpec, host_for, resource_prefix
 
 MODULE_CONTENT_TYPE = "application/javascript+module"
 MAIN_MODULE = "index.js"
+"""The Worker's entry in worker_src/src/, and the name of the one module a bundle uploads."""
 EMBEDDED_TEMPLATE = "embedded.js.j2"
 EMBEDDED_MODULE = "embedded.js"
+"""The per-tenant module (rendered from EMBEDDED_TEMPLATE), linked into the bundle like the others."""
+EMBEDDED_DECLARATION = "\nconst EMBEDDED = "
+"""The line of the linked bundle that holds the embedded object (the template's `export const`)."""
 
 
 class Module(FrozenModel):
@@ -104,7 +109,6 @@ def _environment() -> jinja2.Environment:
     import jinja2  # only to render the embedded module; change detection never needs it
 
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(WORKER_SRC / "src"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -199,12 +203,14 @@ def _inputs(spec: TenantSpec, platform: PlatformSpec) -> tuple[dict[str, Any], d
 
 
 def _bundle_hash(fields: dict[str, Any], embedded: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of {embedded, fields, modules, template}.
+    """sha256 of the canonical JSON of {embedded, fields, linked}.
 
-    The hash covers the inputs of the embedded module rather than its rendered text, which itself
-    carries the hash: the same inputs always render the same bytes. The document's keys are sorted,
-    so its text is the per-tenant half followed by the static half (the Worker's hand-written
-    modules and the template, the same for every tenant), encoded once per process.
+    `linked` is the bundle's text with the embedded module unrendered (the template's own line):
+    every hand-written module, the template and the linker's output, so a change to any of them is
+    a change to deploy. The hash covers the embedded module's inputs rather than its rendered
+    text, which itself carries the hash: the same inputs always render the same bytes. The keys
+    are sorted, so the document's text is the per-tenant half followed by the static half, which
+    is encoded once per process.
     """
     digest = hashlib.sha256(b'{"embedded":')
     digest.update(_canonical(embedded))
@@ -220,8 +226,23 @@ def _canonical(value: Any) -> bytes:
 
 @cache
 def _static_tail() -> bytes:
-    modules = [m.model_dump() for m in _static_modules()]
-    return b',"modules":' + _canonical(modules) + b',"template":' + _canonical(_template_source()) + b"}"
+    return b',"linked":' + _canonical(_linked().text()) + b"}"
+
+
+@cache
+def _linked() -> Linked:
+    """Every module of the Worker linked into one (`core.esm_link`), the embedded one as its template."""
+    sources = {m.name: m.content for m in _static_modules()}
+    return link({**sources, EMBEDDED_MODULE: _template_source()}, MAIN_MODULE)
+
+
+@cache
+def _around_embedded() -> tuple[str, jinja2.Template, str]:
+    """The bundle's text before and after the embedded module's body, and that body as a template."""
+    marker = "\x00embedded\x00"
+    body = next(m.body for m in _linked().modules if m.name == EMBEDDED_MODULE)
+    before, after = _linked().text(lambda m: marker if m.name == EMBEDDED_MODULE else m.body).split(marker)
+    return before, _environment().from_string(body), after
 
 
 def bundle_identity(spec: TenantSpec, platform: PlatformSpec) -> tuple[str, int]:
@@ -232,12 +253,29 @@ def bundle_identity(spec: TenantSpec, platform: PlatformSpec) -> tuple[str, int]
 
 
 def render_bundle(spec: TenantSpec, platform: PlatformSpec) -> EdgeBundle:
+    """The tenant's bundle: ONE module (the Worker's modules linked), deployed and run locally alike."""
     fields, embedded = _inputs(spec, platform)
     bundle_hash = _bundle_hash(fields, embedded)
     embedded["bundle_hash"] = bundle_hash
-    rendered = _environment().get_template(EMBEDDED_TEMPLATE).render(embedded=embedded)
-    modules = (*_static_modules(), Module(name=EMBEDDED_MODULE, content=rendered))
-    return EdgeBundle(modules=modules, bundle_hash=bundle_hash, **fields)
+    before, template, after = _around_embedded()
+    content = before + template.render(embedded=embedded) + after
+    return EdgeBundle(modules=(Module(name=MAIN_MODULE, content=content),), bundle_hash=bundle_hash, **fields)
+
+
+def split_embedded(content: str) -> tuple[str, str, str]:
+    """A rendered bundle as (text before, the embedded object's JSON, text after).
+
+    The template declares the object on one line (`const EMBEDDED = <json>;`, jinja2's tojson
+    escapes every line break), and no other module declares it. ValueError when that is not so.
+    """
+    first = content.find(EMBEDDED_DECLARATION)
+    if first == -1 or content.find(EMBEDDED_DECLARATION, first + 1) != -1:
+        raise ValueError(f"not one `{EMBEDDED_DECLARATION.strip()}` line in the bundle")
+    start = first + len(EMBEDDED_DECLARATION)
+    end = content.find(";\n", start)
+    if end == -1:
+        raise ValueError(f"`{EMBEDDED_DECLARATION.strip()}` does not end its line with `;`")
+    return content[:start], content[start:end], content[end:]
 
 
 @cache

@@ -17,9 +17,8 @@ from pydantic import Field
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.migrations import Migration
 from orchestrator.core.model import FrozenModel
-from orchestrator.core.render import EMBEDDED_MODULE, EdgeBundle
+from orchestrator.core.render import EdgeBundle, split_embedded
 
-EMBEDDED_MARKER = "export const EMBEDDED = "
 CONTROL_COMPATIBILITY_DATE = "2025-09-01"
 """For the runtime's own helper workers (fallback, control), never for a tenant's Worker."""
 
@@ -111,18 +110,18 @@ def local_routes(bundle: EdgeBundle) -> tuple[str, ...]:
 
 
 def with_config_ttl(content: str, seconds: int) -> str:
-    """The embedded module with `contract.config_cache_ttl_seconds` replaced (tests and demos only).
+    """The bundle with its embedded `contract.config_cache_ttl_seconds` replaced (tests and demos only).
 
     The deployed Worker re-reads KV every `config_cache_ttl_seconds`; a shorter TTL lets a test see
     a KV fault without waiting that out. Everything else in the module stays as rendered.
     """
-    head, marker, tail = content.partition(EMBEDDED_MARKER)
-    body = tail.rstrip().removesuffix(";")
-    if not marker or not body:
-        raise ConfigError(f"{EMBEDDED_MODULE}: has no `{EMBEDDED_MARKER.strip()}` object to adjust")
+    try:
+        head, body, tail = split_embedded(content)
+    except ValueError as err:
+        raise ConfigError(f"bundle: {err}; no embedded object to adjust") from None
     embedded = json.loads(body)
     embedded["contract"] = {**embedded["contract"], "config_cache_ttl_seconds": seconds}
-    return f"{head}{marker}{json.dumps(embedded, ensure_ascii=False)};\n"
+    return f"{head}{json.dumps(embedded)}{tail}"
 
 
 def _binding(bundle: EdgeBundle, name: str, type_: str, target: str, relay_key_b64: str) -> PlanBinding:
@@ -158,7 +157,7 @@ def tenant_plan(
             name=m.name,
             content=(
                 with_config_ttl(m.content, config_ttl_seconds)
-                if config_ttl_seconds is not None and m.name == EMBEDDED_MODULE
+                if config_ttl_seconds is not None and m.name == bundle.main_module
                 else m.content
             ),
         )
