@@ -38,12 +38,15 @@ async function seedTenant(env, plan, migrationsTable) {
 	try {
 		// Like a Pulumi update, an unchanged value is not rewritten: a KV read is much cheaper than a write, which
 		// makes a restart with persisted data faster (and a value damaged meanwhile is still repaired).
-		await Promise.all(
-			Object.entries(plan.kv).map(async ([key, value]) => {
-				if ((await s.kv.get(key)) !== value) await s.kv.put(key, value);
-			}),
-		);
-		const result = await applyMigrations(s.db, plan.migrations, { table: migrationsTable });
+		// KV and D1 are separate stores (each created on first touch): seeded side by side.
+		const [, result] = await Promise.all([
+			Promise.all(
+				Object.entries(plan.kv).map(async ([key, value]) => {
+					if ((await s.kv.get(key)) !== value) await s.kv.put(key, value);
+				}),
+			),
+			applyMigrations(s.db, plan.migrations, { table: migrationsTable }),
+		]);
 		return { tenant: plan.tenant, applied: result.applied, skipped: result.skipped };
 	} catch (err) {
 		// The message of a MigrationError names migrations, never data; KV errors carry no values.

@@ -70,6 +70,50 @@ describe('applying the real migrations', () => {
 	});
 });
 
+describe('round trips', () => {
+	/** The database as applyMigrations sees it, counting what it sends. @param {any} d1 */
+	const counting = (d1) => {
+		const calls = { batch: 0, run: 0, all: 0 };
+		return {
+			calls,
+			prepare: (/** @type {string} */ sql) => {
+				const statement = d1.prepare(sql);
+				return Object.assign(Object.create(statement), {
+					bind: (/** @type {unknown[]} */ ...args) => statement.bind(...args),
+					run: () => (calls.run++, statement.run()),
+					all: () => (calls.all++, statement.all()),
+				});
+			},
+			batch: (/** @type {any[]} */ statements) => (calls.batch++, d1.batch(statements)),
+		};
+	};
+
+	test('a fresh database gets every migration in one batch after one batch reading the history', async () => {
+		const d1 = counting(db);
+		assert.deepEqual(await applyMigrations(d1, migrations), { applied: migrations.map((m) => m.name), skipped: [] });
+		assert.deepEqual(d1.calls, { batch: 2, run: 0, all: 0 });
+		const again = counting(db);
+		await applyMigrations(again, migrations);
+		assert.deepEqual(again.calls, { batch: 1, run: 0, all: 0 });
+	});
+
+	test('when the one batch fails, nothing of it stays and the migrations before the bad one are applied alone', async () => {
+		const a = { name: '0001_a.sql', sql: 'CREATE TABLE a (x INTEGER);' };
+		const bad = { name: '0002_bad.sql', sql: 'INSERT INTO missing_table VALUES (1);' };
+		const d1 = counting(db);
+		await assert.rejects(
+			applyMigrations(d1, [a, bad]),
+			(err) => err instanceof MigrationError && /^0002_bad\.sql: failed/.test(err.message),
+		);
+		// History read, the one batch (rolled back), then one batch per migration up to the bad one.
+		assert.deepEqual(d1.calls, { batch: 4, run: 0, all: 0 });
+		assert.deepEqual(
+			(await rows(`SELECT name FROM ${TABLE}`)).map((r) => r.name),
+			['0001_a.sql'],
+		);
+	});
+});
+
 describe('refusals', () => {
 	const a = { name: '0001_a.sql', sql: 'CREATE TABLE a (x INTEGER);' };
 	const b = { name: '0002_b.sql', sql: 'CREATE TABLE b (x INTEGER);' };

@@ -1,8 +1,10 @@
 /**
  * D1 migrations, node side: the one helper the tests and the local edge use (the deploy step does the same in Python).
  * Algorithm (docs/contract.md, "D1 migrations"): files in name order; the names already recorded in the bookkeeping
- * table must be a prefix of the file list; each pending migration and its bookkeeping row run in one batch, which D1
- * executes as one transaction; re-applying is a no-op.
+ * table must be a prefix of the file list; every pending migration with its bookkeeping row runs in one batch, which D1
+ * executes as one transaction (one round trip and one commit per database, however many are pending); when that batch
+ * fails, nothing of it stays and each pending migration is applied in a batch of its own, so the error names the one
+ * at fault and those before it stay applied; re-applying is a no-op.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -97,13 +99,16 @@ function checkOrder(migrations) {
  * @returns {Promise<string[]>} names already applied, in application order
  */
 export async function appliedMigrations(d1, table) {
-	await d1
-		.prepare(
-			`CREATE TABLE IF NOT EXISTS "${table}" (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)`,
-		)
-		.run();
-	const { results } = await d1.prepare(`SELECT name FROM "${table}" ORDER BY id`).all();
-	return results.map((/** @type {{ name: string }} */ r) => r.name);
+	// One batch, one round trip: the table is made if missing and read in the same transaction.
+	const [, read] = /** @type {[unknown, { results: { name: string }[] }]} */ (
+		await d1.batch([
+			d1.prepare(
+				`CREATE TABLE IF NOT EXISTS "${table}" (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)`,
+			),
+			d1.prepare(`SELECT name FROM "${table}" ORDER BY id`),
+		])
+	);
+	return read.results.map((r) => r.name);
 }
 
 /**
@@ -128,11 +133,24 @@ export async function applyMigrations(d1, migrations, options = {}) {
 				`${JSON.stringify(wanted[at] ?? null)}; the applied history must be a prefix of the files, refusing to guess`,
 		);
 	}
+	/** @param {number} i */
+	const withRow = (i) => [
+		...statements[i].map((s) => d1.prepare(s)),
+		d1.prepare(`INSERT INTO "${table}" (name) VALUES (?1)`).bind(wanted[i]),
+	];
+	const pending = wanted.slice(done.length);
+	if (pending.length === 0) return { applied: [], skipped: done };
+	try {
+		await d1.batch(pending.flatMap((_name, k) => withRow(done.length + k)));
+		return { applied: pending, skipped: done };
+	} catch {
+		// Rolled back whole (D1 runs a batch as one transaction): one at a time now, to name the migration at fault.
+	}
 	const applied = [];
 	for (let i = done.length; i < migrations.length; i++) {
 		const { name } = migrations[i];
 		try {
-			await d1.batch([...statements[i].map((s) => d1.prepare(s)), d1.prepare(`INSERT INTO "${table}" (name) VALUES (?1)`).bind(name)]);
+			await d1.batch(withRow(i));
 		} catch (err) {
 			throw new MigrationError(
 				`${name}: failed and was rolled back (${/** @type {Error} */ (err).message}); applied before it: ${JSON.stringify(applied)}`,
