@@ -14,7 +14,15 @@ from typing import Any
 
 from orchestrator.config.tenant_config import TENANT_KEY, read_stack_config, tenant_stacks
 from orchestrator.core.errors import ConfigError
-from orchestrator.core.hostnames import Conflict, TenantHosts, conflicts, fleet_to_json, spec_hosts, tenant_hosts
+from orchestrator.core.hostnames import (
+    Conflict,
+    FleetIndex,
+    TenantHosts,
+    conflicts,
+    fleet_to_json,
+    spec_hosts,
+    tenant_hosts,
+)
 from orchestrator.core.model import TenantSpec
 from orchestrator.core.names import tenant_of, tenant_stack
 
@@ -61,9 +69,14 @@ def ownership_error(stack: str, found: Sequence[Conflict]) -> str:
     return f"stack {stack}: {TENANT_KEY}.{first.where}: {first.reason}{more}"
 
 
-def check_ownership(spec: TenantSpec, fleet: Sequence[TenantHosts]) -> None:
-    """Refuse `spec` when its zone, a route or a custom domain reaches another tenant's hostname."""
-    found = conflicts(spec_hosts(spec), fleet)
+def check_ownership(spec: TenantSpec, fleet: Sequence[TenantHosts] | FleetIndex) -> None:
+    """Refuse `spec` when its zone, a route or a custom domain reaches another tenant's hostname.
+
+    To check many tenants of one fleet, pass a `FleetIndex` of it: built once, each check then
+    costs what it finds (lookups over the names' suffixes), not a scan of the fleet.
+    """
+    hosts = spec_hosts(spec)
+    found = fleet.conflicts(hosts) if isinstance(fleet, FleetIndex) else conflicts(hosts, fleet)
     if found:
         raise ConfigError(ownership_error(tenant_stack(spec.id), found))
 

@@ -22,6 +22,7 @@ else:
     _rule = pack_module("hostnames")
 
 Conflict = _rule.Conflict
+FleetIndex = _rule.FleetIndex
 TenantHosts = _rule.TenantHosts
 conflicts = _rule.conflicts
 fleet_to_json = _rule.fleet_to_json

@@ -27,6 +27,7 @@ from orchestrator.config.tenant_config import (
 from orchestrator.core import crypto
 from orchestrator.core.dispatch import dispatch_problems
 from orchestrator.core.errors import ConfigError
+from orchestrator.core.hostnames import FleetIndex
 from orchestrator.core.model import TenantSpec
 from orchestrator.core.names import stack_file, tenant_stack
 from orchestrator.core.render import EdgeBundle, render_bundle
@@ -48,7 +49,7 @@ def load_bundles(project_dir: Path, stacks: Sequence[str]) -> list[tuple[TenantS
     """Validated specs and bundles; a tenant reaching another's hostname is refused (one runtime routes all)."""
     platform = load_platform_spec(project_dir)
     specs = [load_tenant_spec(project_dir, stack) for stack in stacks]
-    fleet = registry_hosts(project_dir)
+    fleet = FleetIndex(registry_hosts(project_dir))  # one index: N checks cost O(N), not O(N^2)
     for spec in specs:
         check_ownership(spec, fleet)
         # What `up` refuses (a path route in dispatch mode, an unknown plan) is refused here too.

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import encodings.idna
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -162,37 +163,89 @@ def within_zone(host: str, zone: str) -> bool:
     return host == zone or host.endswith("." + zone)
 
 
-@dataclass(frozen=True)
-class _Zones:
-    owners: Mapping[str, frozenset[str]]
-    """Normalised zone name -> the tenants declaring it."""
+def _after_dots(text: str) -> Iterator[str]:
+    """Every `z` with `text.endswith("." + z)`: what follows each dot, longest first."""
+    at = text.find(".")
+    while at != -1:
+        yield text[at + 1 :]
+        at = text.find(".", at + 1)
+
+
+class _Suffixes:
+    """Strings, found by what they end with: reversed and sorted, so a suffix is a prefix range."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self._reversed = sorted({t[::-1] for t in texts})
+
+    def ending_with(self, suffix: str) -> list[str]:
+        key = suffix[::-1]
+        start = bisect_left(self._reversed, key)
+        stop = bisect_left(self._reversed, key + "\U0010ffff")
+        return [r[::-1] for r in self._reversed[start:stop]]
+
+
+_Part = tuple[int, int, int, Hosts]
+"""(fleet position, claim position, position in the claim's reach, hosts) of one tenant's claim."""
+
+
+class FleetIndex:
+    """The fleet, indexed once, so checking every tenant against all the others is O(N), not O(N^2).
+
+    The rule is the one below (`conflicts`); the index only finds, for each question the rule
+    asks, the few zones and claims that can answer it (by hash lookups over a name's suffixes and
+    by sorted suffix ranges), where a scan would ask every tenant.
+    """
+
+    def __init__(self, fleet: Iterable[TenantHosts]) -> None:
+        self.fleet = list(fleet)
+        owners: dict[str, set[str]] = {}
+        self._by_zone: dict[str, list[int]] = {}
+        self._by_zone_id: dict[str, list[int]] = {}
+        self._exact: dict[str, list[_Part]] = {}
+        self._wild: dict[str, list[_Part]] = {}
+        for index, tenant in enumerate(self.fleet):
+            if tenant.zone:
+                owners.setdefault(tenant.zone, set()).add(tenant.tenant)
+                self._by_zone.setdefault(tenant.zone, []).append(index)
+            if tenant.zone_id:
+                self._by_zone_id.setdefault(tenant.zone_id, []).append(index)
+            for claim_index, claim in enumerate(tenant.claims):
+                for part_index, part in enumerate(tenant.reach(claim)):
+                    table = self._exact if part.exact else self._wild
+                    table.setdefault(part.text, []).append((index, claim_index, part_index, part))
+        self.owners = {z: frozenset(t) for z, t in owners.items()}
+        self._zones = _Suffixes(self.owners)
+        self._exact_texts = _Suffixes(self._exact)
+        self._wild_texts = _Suffixes(self._wild)
+        # A zone is contested when two tenants declare it or one with other holders nests with it;
+        # every nested pair is some zone and one of its ancestors.
+        self._contested = {z for z, holders in self.owners.items() if len(holders) > 1}
+        for zone, holders in self.owners.items():
+            for above in _after_dots(zone):
+                if above in self.owners and self.owners[above] != holders:
+                    self._contested |= {zone, above}
+
+    # --- the zones' questions ----------------------------------------------------------------
 
     def deepest(self, hosts: Hosts) -> str | None:
         """The most specific zone holding every host of `hosts`."""
-        best: str | None = None
-        for zone in self.owners:
-            if any(hosts.within(z) for z in zone_hosts(zone)) and (best is None or len(zone) > len(best)):
-                best = zone
-        return best
+        holding = [hosts.text] if hosts.exact else []
+        return max((z for z in [*holding, *_after_dots(hosts.text)] if z in self.owners), key=len, default=None)
 
     def regions(self, hosts: Hosts) -> list[str | None]:
         """Every zone that is the most specific one for some host of `hosts` (None: hosts in no zone)."""
         top = self.deepest(hosts)
         if hosts.exact:
             return [top]
-        deeper = [
-            z
-            for z in self.owners
-            if z != top
-            and (top is None or within_zone(z, top))
-            and any(hosts.meet(part) is not None for part in zone_hosts(z))
-        ]
+        # A zone meets `*s` when its name ends with s, or s is `.` + the zone (its ancestors are top's).
+        meeting = set(self._zones.ending_with(hosts.text))
+        if hosts.text.startswith(".") and hosts.text[1:] in self.owners:
+            meeting.add(hosts.text[1:])
+        deeper = [z for z in meeting if z != top and (top is None or within_zone(z, top))]
         return [top, *sorted(deeper)]
 
     def contested(self, zone: str) -> bool:
-        """Whether tenants disagree on `zone`: two declare it, or another's zone nests with it."""
-        holders = self.owners[zone]
-        return len(holders) > 1 or any(_nested(zone, z) and self.owners[z] != holders for z in self.owners)
+        return zone in self._contested
 
     def owned(self, hosts: Hosts) -> list[tuple[str, str]]:
         """(zone, tenant) for every uncontested zone that owns some host of `hosts`."""
@@ -203,9 +256,69 @@ class _Zones:
         """No zone gives some of these hosts to one tenant: they lie in no zone, or in a contested one."""
         return any(z is None or self.contested(z) for z in self.regions(hosts))
 
+    # --- the claims' question ----------------------------------------------------------------
 
-def _nested(a: str, b: str) -> bool:
-    return a != b and (within_zone(a, b) or within_zone(b, a))
+    def _meeting(self, hosts: Hosts) -> list[_Part]:
+        """Every fleet claim part `b` with `hosts.meet(b)` not None."""
+        text = hosts.text
+        suffixes = [text[i:] for i in range(len(text) + 1)]
+        if hosts.exact:
+            found = list(self._exact.get(text, ()))
+            found += [p for s in suffixes for p in self._wild.get(s, ())]
+            return found
+        found = [p for t in self._exact_texts.ending_with(text) for p in self._exact[t]]
+        wild = set(self._wild_texts.ending_with(text)) | {s for s in suffixes if s in self._wild}
+        found += [p for t in wild for p in self._wild[t]]
+        return found
+
+    def conflicts(self, candidate: TenantHosts) -> list[Conflict]:
+        """`conflicts(candidate, fleet)` for a candidate that is the fleet's own entry for its tenant."""
+        mine = [t for t in self.fleet if t.tenant == candidate.tenant]
+        if mine != [candidate]:
+            # Another version of the candidate (or none) in the fleet: its zone and claims differ.
+            return FleetIndex([candidate, *(t for t in self.fleet if t.tenant != candidate.tenant)]).conflicts(
+                candidate
+            )
+        found: dict[tuple[str, str], Conflict] = {}
+
+        def add(where: str, owner: str, reason: str) -> None:
+            found.setdefault((where, owner), Conflict(where, owner, reason))
+
+        for other in self._zone_rivals(candidate):
+            if (reason := _zone_conflict(candidate, other)) is not None:
+                add("zone", other.tenant, reason)
+        for claim in candidate.claims:
+            reach = candidate.reach(claim)
+            for part in reach:
+                for zone, owner in self.owned(part):
+                    if owner != candidate.tenant:
+                        reason = (
+                            f"{claim.label()} reaches {_inside(part, zone)} in zone {zone}, which belongs to tenant"
+                        )
+                        add(claim.where, owner, f"{reason} {owner}")
+            # In the order a scan meets them: other tenant, their claim, my part, their part.
+            meets = sorted(
+                (index, claim_index, mine_index, part_index)
+                for mine_index, part in enumerate(reach)
+                for index, claim_index, part_index, _ in self._meeting(part)
+                if self.fleet[index].tenant != candidate.tenant
+            )
+            for index, claim_index, mine_index, part_index in meets:
+                other = self.fleet[index]
+                theirs = other.claims[claim_index]
+                both = reach[mine_index].meet(other.reach(theirs)[part_index])
+                if both is not None and self.undecided(both):
+                    reason = f"{claim.label()} reaches {both.show()}, which tenant {other.tenant} serves"
+                    add(claim.where, other.tenant, f"{reason} ({theirs.label()})")
+        return list(found.values())
+
+    def _zone_rivals(self, candidate: TenantHosts) -> list[TenantHosts]:
+        """The other tenants whose zone id equals the candidate's, or whose zone equals or nests with it."""
+        near: set[int] = set(self._by_zone_id.get(candidate.zone_id, ())) if candidate.zone_id else set()
+        if (zone := candidate.zone) is not None:
+            related = [zone, *_after_dots(zone), *self._zones.ending_with("." + zone)]
+            near |= {i for z in related for i in self._by_zone.get(z, ())}
+        return [self.fleet[i] for i in sorted(near) if self.fleet[i].tenant != candidate.tenant]
 
 
 def _zone_conflict(mine: TenantHosts, other: TenantHosts) -> str | None:
@@ -228,36 +341,11 @@ def conflicts(candidate: TenantHosts, fleet: Iterable[TenantHosts]) -> list[Conf
     """Why `candidate`'s zone, routes and custom domains reach what another tenant of `fleet` owns.
 
     `fleet` may include the candidate itself (it is skipped by tenant id). One conflict per
-    (entry, other tenant), claims in their order, zone first.
+    (entry, other tenant), claims in their order, zone first. To check many tenants of one fleet,
+    build one `FleetIndex` and ask it for each (`fleet_conflicts`).
     """
     others = [t for t in fleet if t.tenant != candidate.tenant]
-    owners: dict[str, set[str]] = {}
-    for tenant in [candidate, *others]:
-        if tenant.zone:
-            owners.setdefault(tenant.zone, set()).add(tenant.tenant)
-    zones = _Zones({z: frozenset(t) for z, t in owners.items()})
-    found: dict[tuple[str, str], Conflict] = {}
-
-    def add(where: str, owner: str, reason: str) -> None:
-        found.setdefault((where, owner), Conflict(where, owner, reason))
-
-    for other in others:
-        if (reason := _zone_conflict(candidate, other)) is not None:
-            add("zone", other.tenant, reason)
-    for claim in candidate.claims:
-        reach = candidate.reach(claim)
-        for part in reach:
-            for zone, owner in zones.owned(part):
-                if owner != candidate.tenant:
-                    reason = f"{claim.label()} reaches {_inside(part, zone)} in zone {zone}, which belongs to tenant"
-                    add(claim.where, owner, f"{reason} {owner}")
-        for other in others:
-            for theirs in other.claims:
-                for both in _meets(reach, other.reach(theirs)):
-                    if zones.undecided(both):
-                        reason = f"{claim.label()} reaches {both.show()}, which tenant {other.tenant} serves"
-                        add(claim.where, other.tenant, f"{reason} ({theirs.label()})")
-    return list(found.values())
+    return FleetIndex([candidate, *others]).conflicts(candidate)
 
 
 def _inside(hosts: Hosts, zone: str) -> str:
@@ -266,13 +354,10 @@ def _inside(hosts: Hosts, zone: str) -> str:
     return " and ".join(m.show() for m in inside) or hosts.show()
 
 
-def _meets(mine: Sequence[Hosts], theirs: Sequence[Hosts]) -> list[Hosts]:
-    return [both for a in mine for b in theirs if (both := a.meet(b)) is not None]
-
-
 def fleet_conflicts(fleet: Sequence[TenantHosts]) -> dict[str, list[Conflict]]:
     """Every tenant's conflicts with the rest of the fleet (tenants without any left out)."""
-    result = {tenant.tenant: conflicts(tenant, fleet) for tenant in fleet}
+    index = FleetIndex(fleet)
+    result = {tenant.tenant: index.conflicts(tenant) for tenant in fleet}
     return {tenant: found for tenant, found in result.items() if found}
 
 
