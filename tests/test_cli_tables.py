@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from test_cli_fleet import Env
 
-import orchestrator.cli.local as local_cli
+import orchestrator.ops.health as ops_health
 from orchestrator.cli import cli
 from orchestrator.core.errors import StackError
 from orchestrator.core.health import HealthCheck, HealthTarget
@@ -98,7 +98,8 @@ def test_local_health_piped(monkeypatch: pytest.MonkeyPatch) -> None:
     # The table of a running local edge; the probes themselves are tested in test_local_edge_runtime.
     target = HealthTarget("prod.acme", "acme", LONG_URL, "b" * 64, 3)
     check = HealthCheck(target, "unreachable", f"cannot reach {LONG_URL}")
-    monkeypatch.setattr(local_cli, "local_checks", lambda edge, project_dir, tenants: [check])
+    # `local health` imports its probes when it runs (so `local up` does not import rich): patch their home.
+    monkeypatch.setattr(ops_health, "local_checks", lambda edge, project_dir, tenants: [check])
     result = CliRunner().invoke(cli, ["local", "health"])
     assert result.exit_code == 1
     assert _one_line_holds(result.stdout, "acme", "unreachable", LONG_URL), result.stdout

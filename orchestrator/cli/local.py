@@ -13,14 +13,12 @@ import time
 
 import click
 
-from orchestrator.cli.tables import print_table
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import load_platform_spec, select_tenant_stacks
 from orchestrator.local_edge import LocalEdge, prepare_tenants, push_config
 from orchestrator.local_edge.runtime import DEFAULT_HOST, DEFAULT_PORT, RuntimeInfo, Status
 from orchestrator.local_edge.sizing import check_memory
-from orchestrator.ops.health import health_table, local_checks
 
 STATUS_EXIT = {"running": 0, "starting": 1, "dead": 1, "stopped": 3}
 
@@ -222,6 +220,10 @@ def push_config_(tenant: str) -> None:
 @click.option("--tenant", "tenants", multiple=True, help="Probe only this tenant (repeatable). Default: all.")
 def health_(tenants: tuple[str, ...]) -> None:
     """Probe every local tenant's health endpoint and show the fleet table; exit 1 if any is not ok."""
+    # Here, not at the top: `local up` should not pay for importing rich's tables.
+    from orchestrator.cli.tables import print_table
+    from orchestrator.ops.health import health_table, local_checks
+
     settings = Settings.from_env()
     checks = local_checks(_edge(settings), settings.project_dir, tenants)
     print_table(health_table(checks, "Fleet health (local edge)"))

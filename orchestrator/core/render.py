@@ -18,7 +18,6 @@ from orchestrator.core import contract as edge_contract
 from orchestrator.core.contract import WORKER_SRC
 from orchestrator.core.crypto import config_payload_text
 from orchestrator.core.dispatch import RoutingEntry, isolation_of, plan_of, routing_entries, script_tags
-from orchestrator.core.esm_link import Linked, link
 from orchestrator.core.migrations import Migration, bundled_migrations
 from orchestrator.core.model import FrozenModel, Isolation, PlatformSpec, TenantSpec, host_for, resource_prefix
 
@@ -102,6 +101,8 @@ class EdgeBundle(FrozenModel):
 
 if TYPE_CHECKING:
     import jinja2
+
+    from orchestrator.core.esm_link import Linked
 
 
 @cache
@@ -232,6 +233,8 @@ def _static_tail() -> bytes:
 @cache
 def _linked() -> Linked:
     """Every module of the Worker linked into one (`core.esm_link`), the embedded one as its template."""
+    from orchestrator.core.esm_link import link  # once per process, when a hash or bundle is first asked for
+
     sources = {m.name: m.content for m in _static_modules()}
     return link({**sources, EMBEDDED_MODULE: _template_source()}, MAIN_MODULE)
 
