@@ -15,7 +15,8 @@ Reported, side by side in one run (interleaved embedded/temporal, `--repeat` tim
   ratio printed is the measured one. A rollout is `rounds_of_operations` rounds of `concurrency`
   operations (the canary alone, then each wave); `fixed_s_per_round` is each engine's wall time per
   round beyond the operations themselves (for Temporal: workflow tasks, child workflows, activity
-  dispatch, the gate/commit/audit activities). `--time-scale 0.1` is the quick mode (0.5 s
+  dispatch, the gate/commit/audit activities) and `phases_s` splits it by phase of the rollout, from
+  the executor's ledger (see `phases`). `--time-scale 0.1` is the quick mode (0.5 s
   operations, ~2 min): scaling shrinks the operations but not that fixed cost, so its measured ratio
   is pessimistic, and it adds `projected_ratio_at_op_s`, the ratio for unscaled operations from the
   measured fixed costs (the assumption stated: bookkeeping does not grow with operation time).
@@ -41,6 +42,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -141,21 +143,59 @@ def overhead(args: argparse.Namespace, address: str, root: Path) -> dict[str, An
     sizing = _sizing(args)
     options = RolloutOptions(Operation.UP, concurrency=sizing.concurrency, wave_size=sizing.wave_size)
     walls: dict[str, list[float]] = {"embedded": [], "temporal": []}
+    profiles: dict[str, list[dict[str, float]]] = {"embedded": [], "temporal": []}
     for round_ in range(args.repeat):
         for engine in ("embedded", "temporal") if round_ % 2 == 0 else ("temporal", "embedded"):
             spec, stacks = world(root / f"{engine}-{round_}", address, args.tenants, latency, sizing.concurrency)
+            began = time.time()  # the ledger's clock
             if engine == "embedded":
                 wall, report = timed_embedded(spec, stacks, options)
             else:
                 pool = Workers(spec, 1)  # started before the clock, as a node's worker is
                 try:
+                    began = time.time()
                     wall, report = timed_cluster(spec, stacks, options)
                 finally:
                     pool.stop()
             check(spec, stacks, report)
             walls[engine].append(wall)
-            _say(f"overhead {engine} {round_ + 1}/{args.repeat}: {wall:.1f} s")
-    return summarise_overhead(walls, args.tenants, sizing, args.op_s, args.time_scale)
+            waves = plan_waves(stacks, sizing.wave_size, None)
+            profiles[engine].append(phases(spec.ledger, waves, sizing.concurrency, latency, began, began + wall))
+            _say(f"overhead {engine} {round_ + 1}/{args.repeat}: {wall:.1f} s {profiles[engine][-1]}")
+    out = summarise_overhead(walls, args.tenants, sizing, args.op_s, args.time_scale)
+    out["phases_s"] = {
+        engine: {phase: round(statistics.median(p[phase] for p in runs), 3) for phase in PHASES}
+        for engine, runs in profiles.items()
+    }
+    return out
+
+
+PHASES = ("to_first_operation", "waves_beyond_operations", "between_waves", "after_last_operation")
+
+
+def phases(
+    ledger: Path, waves: list[list[str]], concurrency: int, latency: float, began: float, ended: float
+) -> dict[str, float]:
+    """Where a rollout's wall time beyond its operations went, from the executor's ledger (start/done
+    times of every operation): before the first operation started (the canary's plan); inside the
+    waves, beyond `ceil(wave / concurrency)` rounds of `latency` (dispatching each next operation);
+    between one wave's last operation and the next one's first (the gate, the commit, the next plan);
+    after the last operation (the last gate, commit and report)."""
+    times = {stack: _start_done(ledger / f"{stack}.log") for wave in waves for stack in wave}
+    spans = [(min(times[s][0] for s in wave), max(times[s][1] for s in wave)) for wave in waves]
+    ideal = [math.ceil(len(wave) / concurrency) * latency for wave in waves]
+    return {
+        "to_first_operation": round(spans[0][0] - began, 3),
+        "waves_beyond_operations": round(sum(done - start for start, done in spans) - sum(ideal), 3),
+        "between_waves": round(sum(nxt[0] - cur[1] for cur, nxt in pairwise(spans)), 3),
+        "after_last_operation": round(ended - spans[-1][1], 3),
+    }
+
+
+def _start_done(log: Path) -> tuple[float, float]:
+    """The first start and the last done time of a stack's ledger (`event what pid time` lines)."""
+    lines = [line.split() for line in log.read_text().splitlines()]
+    return min(float(t) for e, _, _, t in lines if e == "start"), max(float(t) for e, _, _, t in lines if e == "done")
 
 
 def summarise_overhead(

@@ -7,10 +7,11 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from bench.cluster_rollout import _rounds, build_parser, summarise_overhead
+from bench.cluster_rollout import PHASES, _rounds, build_parser, phases, summarise_overhead
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.fleet.sizing import Sizing
 from orchestrator.ops.fleet_run import DEFAULT_SIZING
@@ -81,9 +82,30 @@ def test_the_default_run_is_the_issues_condition_and_fits_its_time() -> None:
     assert overhead_s + throughput_s < 15 * 60, (overhead_s, throughput_s)
 
 
+def test_the_phases_split_the_time_beyond_the_operations_from_the_ledger(tmp_path: Path) -> None:
+    # Two waves (a canary, then three stacks at two at once) of 1 s operations; times from t = 100.
+    lines = {
+        "a": ["start up 1 100.5", "done up 1 101.5"],
+        "b": ["start up 1 103.5", "done up 1 104.5"],
+        "c": ["start up 1 103.5", "done up 1 104.6"],
+        "d": ["start up 1 104.8", "transient up 1 105.0", "start up 1 105.2", "done up 1 106.2"],
+    }
+    for stack, text in lines.items():
+        (tmp_path / f"{stack}.log").write_text("\n".join(text) + "\n")
+    out = phases(tmp_path, [["a"], ["b", "c", "d"]], 2, 1.0, 100.0, 107.0)
+    # The canary's plan 0.5 s; the second wave spans 2.7 s for 2 rounds; 2 s between waves; 0.8 s after.
+    assert out == {
+        "to_first_operation": 0.5,
+        "waves_beyond_operations": 0.7,
+        "between_waves": 2.0,
+        "after_last_operation": 0.8,
+    }
+    assert set(out) == set(PHASES)
+
+
 def test_every_key_is_documented_in_the_readme() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    keys = OVERHEAD_KEYS | THROUGHPUT_KEYS | {"projected_ratio_at_op_s"}
+    keys = OVERHEAD_KEYS | THROUGHPUT_KEYS | {"projected_ratio_at_op_s", "phases_s", *PHASES}
     missing = [k for k in sorted(keys) if not re.search(rf"`{re.escape(k)}`", readme)]
     assert missing == []
 
@@ -104,7 +126,8 @@ def test_a_small_run_prints_every_key_and_runs_each_worker_in_its_own_process() 
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     overhead, throughput = result["overhead"], result["throughput"]
-    assert set(overhead) == OVERHEAD_KEYS | {"projected_ratio_at_op_s"} and overhead["time_scale"] == 0.01
+    assert set(overhead) == OVERHEAD_KEYS | {"projected_ratio_at_op_s", "phases_s"} and overhead["time_scale"] == 0.01
+    assert all(set(overhead["phases_s"][engine]) == set(PHASES) for engine in ("embedded", "temporal"))
     assert overhead["ratio_min"] > 0 and len(overhead["wall_s"]["temporal"]) == 1
     assert throughput["time_scale"] == 0.1
     for count in (1, 2):
