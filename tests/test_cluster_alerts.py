@@ -94,7 +94,7 @@ def test_a_failing_channel_is_an_error_naming_the_schedule_never_the_url(webhook
     assert isinstance(sent, dict) and sent["unit"] == "clawdbot:p:q:health"
 
 
-@pytest.mark.parametrize("name", ["", "a b", "x$(id)", "x;rm", "a\nb", "x" * 300])
+@pytest.mark.parametrize("name", ["", "a b", "x$(id)", "x;rm", "a\nb", "x\n", "x" * 300])
 def test_a_hostile_name_is_refused_before_the_hook_runs(name: str, pager: tuple[Path, Path]) -> None:
     command, log = pager
     with pytest.raises(EdgeError, match="not alerting about"):

@@ -26,9 +26,10 @@ from orchestrator.cli.fleet_options import (
     tenant_selection,
 )
 from orchestrator.cli.tables import print_table, table_console
+from orchestrator.cluster.engines import run_on_engine
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import project_name, select_tenant_stacks, tenant_stacks
+from orchestrator.config.tenant_config import select_tenant_stacks, tenant_stacks
 from orchestrator.core.drift import IGNORED
 from orchestrator.core.names import tenant_of, tenant_stack
 from orchestrator.engine.budget import ThrottleConfig
@@ -37,12 +38,13 @@ from orchestrator.fleet.audit import AuditLog, default_who
 from orchestrator.fleet.changes import Rendered, bundle_renderer
 from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
 from orchestrator.fleet.report import FleetReport, RolloutOptions, drift_options
+from orchestrator.fleet.runner import NOTED
 from orchestrator.ops.fleet_run import (
     DEFAULT_SIZING,
+    Engine,
     RunSeams,
     automation_executor,
     recover_stack,
-    run_fleet,
 )
 from orchestrator.ops.status import status_ok, status_rows
 
@@ -88,7 +90,7 @@ def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str, st
             bar.start()  # on the first event: an error before the run starts prints without a bar
         if event in ("done", "skip"):
             bar.advance(task)
-        if event in ("cluster", "wave", "gate", "halt", "rollback", "retry"):
+        if event in NOTED:
             who = f"{tenant_of(stack)}: " if stack else ""
             console.print(f"[dim]{event}[/dim] {who}{detail}", highlight=False)
         if event == "start" and stack:
@@ -106,38 +108,25 @@ def run_operation(
     gate_timeout: float = health.GATE_TIMEOUT_S,
 ) -> None:
     deps = _deps()
-    cluster = click.get_current_context().meta.get("fleet.engine") == "temporal"
-    if cluster:
+    engine: Engine = click.get_current_context().meta.get("fleet.engine", "embedded")
+    if engine == "temporal":
         _refuse_embedded_only()
     settings = run_settings(deps.settings())
     gate = deps.gate or partial(health.gate, timeout_s=gate_timeout, interval_s=health.GATE_INTERVAL_S)
     seams = RunSeams(deps.executor, gate, deps.render, budget=budget, throttle=deps.throttle)
     bar, on_event = _progress(deps.stderr, len(stacks))
     try:
-        if cluster:
-            from orchestrator.cluster.client import run_rollout  # the Temporal SDK only when asked for
-
-            project = project_name(settings.project_dir)
-            report = run_rollout(
-                settings,
-                project,
-                stacks,
-                options,
-                who=default_who(),
-                progress=on_event,
-                gate_timeout_s=gate_timeout,
-                lease_s=settings.temporal_lease_s,
-            )
-        else:
-            report = run_fleet(
-                settings,
-                stacks,
-                options,
-                seams,
-                audit=AuditLog(settings.audit_log),
-                holder=default_who(),
-                progress=on_event,
-            )
+        report = run_on_engine(
+            engine,
+            settings,
+            stacks,
+            options,
+            seams,
+            audit=AuditLog(settings.audit_log),
+            holder=default_who(),
+            progress=on_event,
+            gate_timeout_s=gate_timeout,
+        )
     finally:
         if bar.live.is_started:
             bar.stop()

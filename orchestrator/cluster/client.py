@@ -4,7 +4,9 @@ The caller needs no Pulumi, no state and no passphrase: it starts one rollout wo
 region's task queue, forwards the workflow's progress events (its `progress` query, polled) to the
 same progress callback the embedded engine feeds, and returns the workflow's `FleetReport`. Ctrl-C
 asks the rollout to stop (the `cancel` signal: nothing new starts, running operations finish) and
-stops following; the rollout itself lives on in the cluster.
+stops following; the rollout itself lives on in the cluster. A caller that keeps following (the
+control room's job) passes `cancelled` instead: once it turns true the signal is sent, and the
+report still comes, with the stacks that never started reported `not-run: cancelled`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ async def connect(settings: Settings) -> Client:
         ) from None
 
 
+def reachable(settings: Settings) -> None:
+    """The configured frontend answers (a connect, nothing started); EdgeError naming the setting if not."""
+    asyncio.run(connect(settings))
+
+
 async def start_rollout(
     client: Client,
     settings: Settings,
@@ -67,10 +74,14 @@ async def start_rollout(
     )
 
 
-async def follow(handle: WorkflowHandle[object, FleetReport], progress: Progress) -> FleetReport:
-    """Forward the rollout's progress events until it ends; its report."""
+async def follow(
+    handle: WorkflowHandle[object, FleetReport], progress: Progress, cancelled: Callable[[], bool] = lambda: False
+) -> FleetReport:
+    """Forward the rollout's progress events until it ends; its report. Once `cancelled()`, the
+    rollout is asked to stop (once) and still followed to its end."""
     result = asyncio.ensure_future(handle.result())
     seen = 0
+    asked = False
 
     async def catch_up() -> None:
         nonlocal seen
@@ -82,6 +93,9 @@ async def follow(handle: WorkflowHandle[object, FleetReport], progress: Progress
     try:
         while True:
             done, _ = await asyncio.wait({result}, timeout=POLL_S)
+            if not done and not asked and cancelled():
+                asked = True
+                await handle.signal(CANCEL_SIGNAL)
             try:
                 await catch_up()
             except RPCError:
@@ -108,13 +122,14 @@ async def run_rollout_async(
     progress: Progress,
     gate_timeout_s: float,
     lease_s: float = LEASE_S,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> FleetReport:
     client = await connect(settings)
     handle = await start_rollout(
         client, settings, project, stacks, options, who=who, gate_timeout_s=gate_timeout_s, lease_s=lease_s
     )
     progress("cluster", None, f"rollout {handle.id} on task queue {settings.temporal_queue}")
-    return await follow(handle, progress)
+    return await follow(handle, progress, cancelled)
 
 
 def run_rollout(
@@ -127,8 +142,9 @@ def run_rollout(
     progress: Progress,
     gate_timeout_s: float,
     lease_s: float = LEASE_S,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> FleetReport:
-    """Run one rollout on the cluster and wait for its report (the CLI's `--engine temporal`)."""
+    """Run one rollout on the cluster and wait for its report (`--engine temporal`, the control room's jobs)."""
     return asyncio.run(
         run_rollout_async(
             settings,
@@ -139,5 +155,6 @@ def run_rollout(
             progress=progress,
             gate_timeout_s=gate_timeout_s,
             lease_s=lease_s,
+            cancelled=cancelled,
         )
     )

@@ -61,7 +61,7 @@ QUICK = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 ONCE = RetryPolicy(maximum_attempts=1)
 """A backup is not retried by the server: the next scheduled run is the retry (as with the timer).
 An alert neither: a retry after a lost answer could post it twice."""
-_PLAIN_ID = re.compile(r"^[A-Za-z0-9:_.@=-]{1,400}$")
+_PLAIN_ID = re.compile(r"[A-Za-z0-9:_.@=-]{1,400}")
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def _failure(headline: str, items: Sequence[str]) -> ApplicationError:
 
 def _where(workflow_id: str) -> str:
     """The command that shows why a run failed (its failure, its activities), for the alert."""
-    if _PLAIN_ID.match(workflow_id):  # a schedule's runs: `<schedule id>:run-<time>`
+    if _PLAIN_ID.fullmatch(workflow_id):  # a schedule's runs: `<schedule id>:run-<time>`
         return f"temporal workflow describe -w {workflow_id}"
     return "clawdbot-edge temporal schedules list"
 

@@ -28,6 +28,12 @@ DEFAULT_ENV_FILE = Path("/etc/clawdbot/clawdbot.env")
 # literal, with nothing systemd's EnvironmentFile= would unquote, unescape or expand, so both readers
 # see the same bytes.
 ENV_LINE = re.compile(r"[A-Z_][A-Z0-9_]*=[^\s\"'\\$`#]*")
+TEMPORAL_ADDRESS = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]{2,45}\]):(?P<port>[0-9]{1,5})"
+)
+"""What the SDK's `Client.connect(target_host)` takes: "``host:port`` for the Temporal server" (temporalio 1.35.0
+client/_client.py), no scheme, no path."""
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -133,7 +139,7 @@ class Settings(BaseModel):
     """This node's share of the Cloudflare user's API budget when several nodes spend it (cluster mode:
     1/N for N equal nodes; the nodes' shares add up to at most 1). The node's throttle sends at most
     floor(budget x share) requests per window (engine/budget.py `node_share`); 1 on a single VPS."""
-    temporal_address: str = Field(default="127.0.0.1:7233", pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
+    temporal_address: str = "127.0.0.1:7233"
     """`host:port` of the Temporal frontend the cluster engine uses (`--engine temporal`, `worker`);
     `temporal dev` starts a dev server there."""
     temporal_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -153,6 +159,17 @@ class Settings(BaseModel):
     temporal_lease_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     """A stack operation's lease: a worker that has not heartbeaten for this long is taken as dead and
     the operation is retried on another worker (after recovering what it left behind)."""
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _check_temporal_address(cls, value: str) -> str:
+        match = TEMPORAL_ADDRESS.fullmatch(value)  # not `$`: it matches before a final newline
+        if match is None or not 1 <= int(match["port"]) <= 65535:
+            raise ValueError(
+                "must be host:port of the Temporal frontend (a DNS name, an IPv4 address or [an IPv6 one], "
+                "port 1-65535), with no scheme or path, e.g. 127.0.0.1:7233"
+            )
+        return value
 
     @field_validator("state_backend")
     @classmethod

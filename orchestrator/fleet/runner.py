@@ -36,7 +36,10 @@ from orchestrator.fleet.report import Result, RolloutOptions, TenantResult
 from orchestrator.fleet.steps import StackRun, WaveRun
 
 Progress = Callable[[str, str | None, str], None]
-"""(event, stack or None, detail): `start`, `done`, `wave`, `gate`, `halt`, `skip`."""
+"""(event, stack or None, detail): `start`, `done`, `skip` move a stack along; the `NOTED` ones are lines."""
+NOTED = ("cluster", "wave", "gate", "halt", "rollback", "retry")
+"""Progress events a person reads as a line: the CLI prints them, the control room's jobs keep them
+(`cluster`: the cluster engine's rollout id and task queue, before anything else)."""
 
 
 CANCELLED = "cancelled"

@@ -25,7 +25,7 @@ ALERT_HOOK = REPO_ROOT / "scripts" / "alert-hook.sh"
 """The hook in a checkout; an installed wheel carries it at the same place under `_assets/`."""
 HOOK_TIMEOUT_S = 120.0
 """As clawdbot-alert@.service's TimeoutStartSec=2min."""
-_NAME = re.compile(r"^[A-Za-z0-9:_.@\\-]{1,256}$")
+_NAME = re.compile(r"[A-Za-z0-9:_.@\\-]{1,256}")
 
 
 def raise_alert(name: str, see: str, *, env: Mapping[str, str] | None = None, hook: Path = ALERT_HOOK) -> None:
@@ -33,7 +33,7 @@ def raise_alert(name: str, see: str, *, env: Mapping[str, str] | None = None, ho
 
     The hook's lines go to this process's stderr (a worker's journal), as the alert unit's go to its
     own. EdgeError when the hook refuses the name or a configured channel failed."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # not `$`, which matches before a final newline
         raise EdgeError(f"not alerting about {name!r}: not a unit or schedule name")
     try:
         done = subprocess.run(

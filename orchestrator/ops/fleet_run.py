@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
@@ -44,6 +44,12 @@ from orchestrator.fleet.rollout import Fleet
 from orchestrator.fleet.runner import Progress
 from orchestrator.fleet.sizing import Sizing, rollout_sizing
 from orchestrator.ops.offboard import sweep_destroyed
+
+Engine = Literal["embedded", "temporal"]
+"""Who runs a fleet run's stacks: `embedded`, threads in this process (one VPS, the default);
+`temporal`, the workers of a Temporal cluster (`orchestrator.cluster`), reached with the
+CLAWDBOT_TEMPORAL_* settings. The CLI's `--engine` and the control room's job `engine` are this."""
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 
 ExecutorFactory = Callable[[Settings, "str | None"], StackExecutor]
 """Builds the executor once the throttle is up (its base URL, or None without a throttle)."""

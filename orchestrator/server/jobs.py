@@ -9,6 +9,13 @@ one stops it from starting further stacks, while a stack already in an engine op
 
 Jobs live in memory: a restart forgets finished jobs (the audit log keeps what they did) and a
 killed server's running job leaves what a killed CLI leaves, which `recover` reports.
+
+A job's `engine` is the CLI's `--engine`. With `temporal` the job starts one rollout workflow on the
+cluster and follows it: the same progress events feed the same view, so a job looks alike on both
+engines (per-stack state, wave and verdict, the rollout's lines, the report). Such a job is refused
+before it is accepted when the cluster's frontend does not answer. Cancelling it sends the
+rollout's cancel signal; a server stopped meanwhile leaves the rollout running in the cluster
+(`temporal workflow describe`, its id is the job's first event line).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 from orchestrator.server.errors import JobConflict, JobNotFound
 from orchestrator.server.events import EventHub
 from orchestrator.server.library import (
+    NOTED,
     AuditLog,
     EdgeError,
     FleetReport,
@@ -84,6 +92,7 @@ class Job:
     started: str | None = None
     finished: str | None = None
     state: JobState = "queued"
+    wave: int | None = None
     error: str | None = None
     report: FleetReport | None = None
     progress: dict[str, TenantProgress] = field(default_factory=dict)
@@ -99,6 +108,7 @@ class Job:
         return JobView(
             id=self.id,
             operation=self.request.operation,
+            engine=self.request.engine,
             state=self.state,
             by=self.by,
             created=self.created,
@@ -106,6 +116,7 @@ class Job:
             finished=self.finished,
             total=len(self.stacks),
             done=done,
+            wave=self.wave,
             tenants=[self.progress[s] for s in self.stacks],
             events=list(self.events),
             error=self.error,
@@ -130,7 +141,9 @@ class JobManager:
 
     def submit(self, request: JobRequest, by: str, audit: AuditLog) -> Job:
         stacks = self.library.select(None if request.all else request.tenants)
-        options = options_for(request, stacks, self.library.sizing(request.concurrency, request.wave_size))
+        sizing = self.library.sizing(request.concurrency, request.wave_size, request.engine)
+        options = options_for(request, stacks, sizing)
+        self.library.check_engine(request.engine)  # nothing accepted, queued or audited if it fails
         with self._lock:
             busy = self.busy()
             for stack in stacks:
@@ -215,14 +228,16 @@ class JobManager:
                 if stack is not None and stack in job.progress:
                     item = job.progress[stack]
                     if event == "start":
-                        job.progress[stack] = item.model_copy(update={"state": "running"})
+                        job.progress[stack] = item.model_copy(update={"state": "running", "wave": job.wave})
                     elif event in ("done", "skip"):
                         state = "done" if event == "done" else "skipped"
                         result = detail if event == "done" else "unchanged"
                         job.progress[stack] = item.model_copy(
                             update={"state": state, "result": result, "detail": "" if event == "done" else detail}
                         )
-                if event in ("wave", "gate", "halt", "rollback", "retry"):
+                if event == "wave":  # the rollout numbers its waves from 0, the canary, in order
+                    job.wave = 0 if job.wave is None else job.wave + 1
+                if event in NOTED:
                     who = f"{tenant_of(stack)}: " if stack else ""
                     job.events.append(one_line(redact(f"{event} {who}{detail}"), 300))
             self._publish(job)
@@ -240,6 +255,7 @@ class JobManager:
                 audit=job.audit,
                 progress=self._on_progress(job),
                 cancelled=job.cancel_event.is_set,
+                engine=job.request.engine,
             )
         except EdgeError as exc:
             self._finish(job, None, one_line(redact(str(exc))))
@@ -256,6 +272,7 @@ class JobManager:
                     job.progress[result.stack] = TenantProgress(
                         tenant=result.tenant,
                         state="done",
+                        wave=result.wave,
                         result=result.result.value,
                         detail=one_line(result.detail, 300),
                     )

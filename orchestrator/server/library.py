@@ -3,8 +3,9 @@
 Every import of another orchestrator package by `orchestrator.server` is here, so the doors stay
 thin and a re-layout of the library only touches this file. The HTTP API and the page call what
 the CLI calls: tenant selection, the status rows of `status --json`, the probes of `health`, the
-drift records and the audit log, and fleet runs with the CLI's preflight, fleet lease and one
-throttled Cloudflare API budget.
+drift records and the audit log, and fleet runs on either engine as the CLI's `--engine` makes them
+(`cluster/engines.py`): embedded, with the CLI's preflight, fleet lease and one throttled Cloudflare
+API budget; temporal, on the cluster's workers, with the CLAWDBOT_TEMPORAL_* settings of this server.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from orchestrator.cluster.engines import check_engine, run_on_engine
 from orchestrator.config.atomic_file import write_atomically
 from orchestrator.config.private_files import file_problem
 from orchestrator.config.settings import Settings
@@ -36,19 +38,21 @@ from orchestrator.fleet.audit import AuditEvent, AuditLog, default_who, read_eve
 from orchestrator.fleet.changes import Rendered, bundle_renderer
 from orchestrator.fleet.ports import HealthGate, Operation, StackExecutor
 from orchestrator.fleet.report import FleetReport, RolloutOptions, drift_options
-from orchestrator.fleet.runner import Progress
+from orchestrator.fleet.runner import NOTED, Progress
 from orchestrator.fleet.sizing import Sizing
 from orchestrator.local_edge import LocalEdge, LocalEdgeError
-from orchestrator.ops.fleet_run import RunSeams, automation_executor, run_fleet, run_share, sizing_for_budget
+from orchestrator.ops.fleet_run import Engine, RunSeams, automation_executor, run_share, sizing_for_budget
 from orchestrator.ops.health import check_json, local_checks, remote_checks
 from orchestrator.ops.status import status_ok, status_rows
 from orchestrator.server.errors import Unavailable
 
 __all__ = [
+    "NOTED",
     "AuditEvent",
     "AuditLog",
     "ConfigError",
     "EdgeError",
+    "Engine",
     "FleetReport",
     "GateResult",
     "HealthCheck",
@@ -198,10 +202,18 @@ class Library:
 
     # -- fleet runs ---------------------------------------------------------------------------
 
-    def sizing(self, concurrency: int | None, wave_size: int | None) -> Sizing:
-        """A job's concurrency and wave size: as asked, else sized as the CLI's from this node's share
-        of the budget its runs spend (`fleet_run.sizing_for_budget`)."""
-        return sizing_for_budget(self.seams.budget, concurrency, wave_size, share=run_share(self.settings))
+    def sizing(self, concurrency: int | None, wave_size: int | None, engine: Engine = "embedded") -> Sizing:
+        """A job's concurrency and wave size: as asked, else sized as the CLI's from the share of the
+        budget its run spends (`fleet_run.run_share`: this node's, or the task queue's on the cluster)."""
+        share = run_share(self.settings, cluster=engine == "temporal")
+        return sizing_for_budget(self.seams.budget, concurrency, wave_size, share=share)
+
+    def check_engine(self, engine: Engine) -> None:
+        """Refuse a job before it is accepted when its engine cannot be reached (naming the field)."""
+        try:
+            check_engine(engine, self.settings)
+        except EdgeError as exc:
+            raise EdgeError(f"engine: {engine}: {exc}") from None
 
     def run_fleet(
         self,
@@ -211,10 +223,13 @@ class Library:
         audit: AuditLog,
         progress: Progress,
         cancelled: Callable[[], bool],
+        engine: Engine = "embedded",
     ) -> FleetReport:
-        """The CLI's fleet run (preflight, lease, one throttled API budget), held by this client."""
+        """The CLI's fleet run on `engine`, held by this client (embedded: preflight, lease, one
+        throttled API budget; temporal: a rollout workflow whose nodes audit it as this holder)."""
         holder = f"{audit.who} via {default_who()}"
-        return run_fleet(
+        return run_on_engine(
+            engine,
             self.settings,
             stacks,
             options,

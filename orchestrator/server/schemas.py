@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.server.library import AuditEvent, TenantId
+from orchestrator.server.library import AuditEvent, Engine, TenantId
 
 MAX_SELECTED = 1000
 
@@ -125,6 +125,11 @@ class JobRequest(Body):
     canary: TenantId | None = None
     continue_on_error: bool = False
     force: bool = False
+    engine: Engine = "embedded"
+    """Who runs the stacks, as the CLI's `--engine`: `embedded`, this server's own threads (the
+    default); `temporal`, the workers of the Temporal cluster this server's CLAWDBOT_TEMPORAL_ADDRESS,
+    _NAMESPACE and _TASK_QUEUE name (never given per request). Refused (400) when that cluster does
+    not answer, before the job is accepted."""
 
     @model_validator(mode="after")
     def _selection(self) -> JobRequest:
@@ -140,15 +145,21 @@ class CancelRequest(Body):
 
 
 class TenantProgress(Body):
+    """One stack of a job, alike for both engines (fed by the same progress events)."""
+
     tenant: str
     state: Literal["queued", "running", "done", "skipped"]
+    wave: int | None = None
+    """up: the wave the stack ran in (0 is the canary); None before it started, and for other operations."""
     result: str | None = None
+    """The verdict once done: ok, unchanged, failed, unhealthy, rolled-back, drifted, not-run, …"""
     detail: str = ""
 
 
 class JobView(Body):
     id: str
     operation: JobOperation
+    engine: Engine
     state: JobState
     by: str
     """Name of the token that started the job."""
@@ -157,9 +168,11 @@ class JobView(Body):
     finished: str | None
     total: int
     done: int
+    wave: int | None = None
+    """up: the wave running now, or the last one (0 is the canary); None before the first."""
     tenants: list[TenantProgress]
     events: list[str]
-    """The last progress lines (waves, gates, retries, halts)."""
+    """The last progress lines (the cluster's rollout id, waves, gates, retries, halts), as the CLI prints them."""
     error: str | None
     report: dict[str, Any] | None
     """The fleet report (as `--json` prints it) once the job has finished."""

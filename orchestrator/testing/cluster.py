@@ -6,7 +6,7 @@ exclusive `flock` on its stack's lock file and appends `start`/`done` lines, so 
 benchmark check from the executor's side (not by assuming) that no two operations on one stack ever
 overlapped and that each ran to completion exactly once. A killed process's `flock` is released by
 the kernel, as the operation died with it. `embedded_fleet(spec)` builds the embedded engine over
-the same world, for side-by-side comparisons.
+the same world, for side-by-side comparisons (`embedded_seams(spec)`: the same for a door's run).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from orchestrator.fleet.changes import FleetInputs, Rendered
 from orchestrator.fleet.ports import HealthGate, OpRequest, StackOutcome
 from orchestrator.fleet.report import RolloutOptions
 from orchestrator.fleet.rollout import Fleet
+from orchestrator.ops.fleet_run import RunSeams
 from orchestrator.testing.simulated import SimulatedExecutor
 
 OVERLAPS = "overlaps.log"
@@ -215,6 +216,13 @@ def simulated_world(spec: WorldSpec) -> WorkerWorld:
         render=_render,
         gate=lambda timeout_s: gate,
     )
+
+
+def embedded_seams(spec: WorldSpec) -> RunSeams:
+    """The same world as a door's embedded run sees it (`ops.fleet_run.run_fleet`, the control room's jobs)."""
+    _, executor, _, _ = _parts(spec)
+    gate = SickGate(spec.sick, spec.sick_marker)
+    return RunSeams(lambda settings, base_url: executor, gate, lambda project_dir: _render, throttle=False)
 
 
 def embedded_fleet(spec: WorldSpec, audit: AuditLog) -> Fleet:
