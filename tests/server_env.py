@@ -137,6 +137,18 @@ class ServerEnv:
             time.sleep(0.02)
 
 
+@pytest.fixture
+def env(tmp_path: Path, examples_template: Template) -> ServerEnv:
+    """A control room over a copy of the example tenants (import it with `examples_template`)."""
+    return ServerEnv(tmp_path, examples_template)
+
+
+@pytest.fixture
+def client(env: ServerEnv) -> Iterator[TestClient]:
+    with env.client() as client:
+        yield client
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

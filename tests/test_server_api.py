@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from server_env import ServerEnv, Template, bearer, examples_template
+from server_env import ServerEnv, Template, bearer, client, env, examples_template
 
 from orchestrator.cli import cli
 from orchestrator.cli.fleet import FleetDeps
@@ -44,18 +43,7 @@ PUBLIC = ["/api/live", "/", "/jobs", "/tenants/acme", "/static/app.js", "/static
 BODIES = {"/api/jobs": {"operation": "preview", "tenants": ["acme"]}, "/api/jobs/000000000000/cancel": {}}
 
 
-__all__ = ["examples_template"]
-
-
-@pytest.fixture
-def env(tmp_path: Path, examples_template: Template) -> ServerEnv:
-    return ServerEnv(tmp_path, examples_template)
-
-
-@pytest.fixture
-def client(env: ServerEnv) -> Iterator[TestClient]:
-    with env.client() as client:
-        yield client
+__all__ = ["client", "env", "examples_template"]
 
 
 def call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> object:

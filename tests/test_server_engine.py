@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
 from fastapi.testclient import TestClient
-from server_env import ServerEnv, Template, bearer, examples_template
+from server_env import ServerEnv, bearer, client, env, examples_template
 
 from orchestrator.cli.fleet import up
 from orchestrator.config.settings import Settings
@@ -29,18 +28,7 @@ from orchestrator.ops.fleet_run import DEFAULT_SIZING, sizing_for_budget
 from orchestrator.server.library import Library
 from orchestrator.server.schemas import JobRequest
 
-__all__ = ["examples_template"]
-
-
-@pytest.fixture
-def env(tmp_path: Path, examples_template: Template) -> ServerEnv:
-    return ServerEnv(tmp_path, examples_template)
-
-
-@pytest.fixture
-def client(env: ServerEnv) -> Iterator[TestClient]:
-    with env.client() as client:
-        yield client
+__all__ = ["client", "env", "examples_template"]
 
 
 def test_the_api_and_the_cli_offer_the_same_engines() -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from server_env import ServerEnv, Template, bearer, examples_template
+from server_env import ServerEnv, Template, bearer, client, env, examples_template
 
 from orchestrator.cli import cli
 from orchestrator.cli.fleet import FleetDeps
@@ -18,24 +17,13 @@ from orchestrator.core.errors import StackError
 from orchestrator.engine.locks import fleet_lease
 from orchestrator.fleet.audit import read_events
 
-__all__ = ["examples_template"]
-
-
-@pytest.fixture
-def env(tmp_path: Path, examples_template: Template) -> ServerEnv:
-    return ServerEnv(tmp_path, examples_template)
+__all__ = ["client", "env", "examples_template"]
 
 
 @pytest.fixture
 def slow(tmp_path: Path, examples_template: Template) -> ServerEnv:
     """Every stack operation waits at the valve until the test opens it."""
     return ServerEnv(tmp_path, examples_template, latency=lambda stack, op: 1.0)
-
-
-@pytest.fixture
-def client(env: ServerEnv) -> Iterator[TestClient]:
-    with env.client() as client:
-        yield client
 
 
 def start(client: TestClient, headers: dict[str, str], **body: object) -> dict[str, object]:
