@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.config import key_cache
+from orchestrator.core.contract import REPO_ROOT
 from orchestrator.local_edge import process as proc
+from orchestrator.local_edge.errors import LocalEdgeError
+from orchestrator.ops.demo import DemoOptions, run_demo
+from orchestrator.ops.scratch import PROJECT_FILES
 
 pytestmark = pytest.mark.slow
 
 
-def test_demo_walks_through_and_tears_down(tmp_path: Path) -> None:
+def test_demo_walks_through_and_tears_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The key cache on (as for a person), and every key the demo puts in the kernel keyring noted.
+    monkeypatch.delenv(key_cache.ENV, raising=False)
+    cached: list[bytes] = []
+    store = key_cache.store
+
+    def noting(passphrase: str, salt: bytes, iterations: int, key: bytes) -> bool:
+        kept = store(passphrase, salt, iterations, key)
+        if kept:
+            cached.append(key_cache.description(salt, iterations))
+        return kept
+
+    monkeypatch.setattr(key_cache, "store", noting)
     workdir = tmp_path / "demo"
     result = CliRunner().invoke(cli, ["demo", "--workdir", str(workdir), "--config-ttl", "1"])
     assert result.exit_code == 0, result.output
     out = result.output
+    assert "on a free port of 127.0.0.1" in " ".join(out.split())
+    # Its scratch passphrase is gone, so are the stack keys derived from it (where a keyring took them).
+    assert all(key_cache._KEYRING.search(description) is None for description in cached), cached
     for step in (
         "Bring up the local edge",
         "Fleet health",
@@ -83,4 +104,16 @@ def test_demo_in_dispatch_mode_goes_through_the_dispatcher(tmp_path: Path) -> No
     assert "behind the dispatcher (dispatch mode)" in out and "isolation: dispatch" in out
     assert '(no tenant): HTTP 404 {"error":"unknown_host"}' in out
     assert '"stored":true' in out and "HTTP 401" in out and "GET / now serves v4 from kv" in out
+    assert not workdir.exists()
+
+
+def test_the_demo_needs_example_tenants_and_says_so_before_making_anything(tmp_path: Path) -> None:
+    # An installed package carries Pulumi.yaml and the platform stack, not the example tenants.
+    package = tmp_path / "assets"
+    package.mkdir()
+    for name in PROJECT_FILES:
+        shutil.copyfile(REPO_ROOT / name, package / name)
+    workdir = tmp_path / "demo"
+    with pytest.raises(LocalEdgeError, match=r"example tenants of a clone .* `bash scripts/demo.sh`"):
+        run_demo(DemoOptions(workdir=workdir, source=package))
     assert not workdir.exists()

@@ -45,9 +45,9 @@ def demo(workdir: Path | None, keep: bool, port: int, config_ttl: int | None, is
 
     Brings up acme and globex in workerd with fresh random secrets, prints the fleet health
     table, sends a signed and a forged webhook, reads the stored event back from D1, pushes a
-    config change and waits until it is served, then tears everything down. Needs node and
-    `npm ci` in worker_src (scripts/demo.sh does both). Your project, secrets and any running
-    local edge are not touched.
+    config change and waits until it is served, then tears everything down. Needs a clone of the
+    repository (its example tenants), node and `npm ci` in worker_src (scripts/demo.sh does both).
+    Your project, secrets and any running local edge are not touched.
     """
     mode: Isolation = "dispatch" if isolation == "dispatch" else "workers"
     run_demo(DemoOptions(workdir=workdir, keep=keep, port=port, config_ttl_seconds=config_ttl, isolation=mode))

@@ -149,6 +149,13 @@ def new_encryption_salt(passphrase: str) -> str:
     return f"{VALUE_VERSION}:{base64.b64encode(salt).decode()}:{check}"
 
 
+def forget_cached_key(encryption_salt: str) -> None:
+    """Drop this salt's derived key from the kernel keyring (key_cache), e.g. once the stacks it
+    opens and their passphrase are deleted: nobody can use it any more, and it holds quota."""
+    salt, _ = _parse_salt(encryption_salt, "encryptionsalt")
+    key_cache.forget(salt, PBKDF2_ITERATIONS)
+
+
 def read_passphrase_file(path: str | os.PathLike[str]) -> str:
     """The passphrase in an owner-only file (config/private_files.py), trimmed like PULUMI_CONFIG_PASSPHRASE_FILE."""
     file = Path(path)

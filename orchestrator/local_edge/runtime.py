@@ -310,7 +310,8 @@ class LocalEdge:
                 dispatch=dispatch,
             )
             mode = " behind the dispatcher (dispatch mode)" if dispatch else ""
-            say(f"starting workerd (Miniflare) with {len(plans)} tenant(s){mode} on {host}:{port or 'a free port'}")
+            where = f"{host}:{port}" if port else f"a free port of {host}"
+            say(f"starting workerd (Miniflare) with {len(plans)} tenant(s){mode} on {where}")
             return self._spawn(node, plan.model_dump_json().encode(), wait_s, say)
 
     def _spawn(self, node: str, plan: bytes, timeout_s: float, say: Progress) -> RuntimeInfo:

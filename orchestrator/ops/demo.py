@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator.config.stack_file import set_value
-from orchestrator.config.tenant_config import TENANT_KEY, load_platform_spec
+from orchestrator.config.tenant_config import TENANT_KEY, load_platform_spec, tenant_stacks
 from orchestrator.core.contract import REPO_ROOT, contract
 from orchestrator.core.crypto import webhook_signature
 from orchestrator.core.model import Isolation
@@ -26,7 +26,7 @@ from orchestrator.local_edge import LocalEdge, prepare_tenants, probe_local, pus
 from orchestrator.local_edge.errors import LocalEdgeError
 from orchestrator.local_edge.runtime import RuntimeInfo
 from orchestrator.ops.health import health_table
-from orchestrator.ops.scratch import copy_examples, write_passphrase_file
+from orchestrator.ops.scratch import ScratchProject, copy_examples, write_passphrase_file
 
 WEBHOOK_TENANT = "acme"
 UNKNOWN_HOST = "nobody.example.org"
@@ -52,6 +52,7 @@ class Demo:
         self.options = options
         self.out = console
         self.step_no = 0
+        self.project: ScratchProject | None = None
 
     def step(self, title: str) -> None:
         self.step_no += 1
@@ -61,6 +62,12 @@ class Demo:
         self.out.print(f"   {text}", highlight=False)
 
     def run(self) -> None:
+        if not tenant_stacks(self.options.source):
+            # An installed package carries the project files but no tenant: the examples live in a clone.
+            raise LocalEdgeError(
+                f"the demo runs the example tenants of a clone of the repository (Pulumi.prod.<tenant>.yaml), "
+                f"and {self.options.source} has none: run it from a clone, with `bash scripts/demo.sh`"
+            )
         root = self.options.workdir or Path(tempfile.mkdtemp(prefix="clawdbot-demo-"))
         if self.options.workdir is not None and root.exists() and any(root.iterdir()):
             # The demo deletes its directory afterwards: never a folder that holds anything already
@@ -80,13 +87,15 @@ class Demo:
             if self.options.keep:
                 self.note(f"scratch directory kept: {root}")
             else:
+                if self.project is not None:  # its passphrase goes with it: so do the keys it derived
+                    self.project.forget_keys()
                 shutil.rmtree(root, ignore_errors=True)
 
     def _walk(self, root: Path, edge: LocalEdge) -> None:
         self.step("A scratch copy of the example tenants, with fresh secrets")
         passphrase_file = root / "passphrase"
         isolation = self.options.isolation
-        project = copy_examples(
+        project = self.project = copy_examples(
             self.options.source, root / "project", write_passphrase_file(passphrase_file), isolation
         )
         if isolation == "dispatch":

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config.secrets_provider import new_encryption_salt
+from orchestrator.config.secrets_provider import forget_cached_key, new_encryption_salt
 from orchestrator.config.stack_file import load_stack_file, set_secrets, set_value
 from orchestrator.config.tenant_config import PLATFORM_KEY, SECRETS_KEY, TENANT_KEY, tenant_stacks
 from orchestrator.core.dispatch import whole_host_routes
@@ -54,6 +54,8 @@ class ScratchProject:
         self.secrets: dict[str, dict[str, str]] = {}
         """Tenant → secret name → plaintext (in memory only; the demo signs webhooks with them)."""
         self.isolation: Isolation = "workers"
+        self.salts = {self.salt}
+        """Every `encryptionsalt` written here: their derived keys are in the key cache (forget_keys)."""
         root.mkdir(parents=True, exist_ok=True)
         if source is not None:
             for name in PROJECT_FILES:
@@ -76,6 +78,7 @@ class ScratchProject:
         if self.isolation == "dispatch":
             tenant = {**tenant, "routes": whole_host_routes(tenant.get("routes", []))}
         # The salt goes in first so set_secrets finds it instead of making a new one.
+        self.salts.add(salt or self.salt)
         path.write_text(f"encryptionsalt: {json.dumps(salt or self.salt)}\nconfig: {{}}\n", encoding="utf-8")
         os.chmod(path, 0o600)
         set_value(path, TENANT_KEY, tenant)
@@ -85,6 +88,12 @@ class ScratchProject:
             set_secrets(path, {f"{SECRETS_KEY}.{n}": v for n, v in chosen.items()}, self.passphrase)
         self.secrets[str(tenant["id"])] = chosen
         return path
+
+    def forget_keys(self) -> None:
+        """Drop this project's derived stack keys from the key cache, for when the project and its
+        passphrase are deleted: each would otherwise stay in the user keyring until it expires."""
+        for salt in sorted(self.salts):
+            forget_cached_key(salt)
 
 
 def copy_examples(source: Path, dest: Path, passphrase: str, isolation: Isolation = "workers") -> ScratchProject:
