@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.config.tenant_config import load_platform_spec, load_tenant_spec
+from orchestrator.config.stack_file import set_value
+from orchestrator.config.tenant_config import TENANT_KEY, load_platform_spec, load_tenant_spec
 from orchestrator.core.contract import REPO_ROOT, contract
 from orchestrator.core.errors import ConfigError, CryptoError, PermissionsError
 from orchestrator.core.model import host_for
@@ -141,6 +142,19 @@ def test_prepare_names_the_unknown_tenant_and_wrong_passphrase(tmp_path: Path) -
     prepared = prepare_tenants(project.root, layout, passphrase_file=tmp_path / "pass")
     assert [p.spec.id for p in prepared] == ["t007"]
     assert project.secrets["t007"]["WEBHOOK_SECRET"] not in repr(prepared)
+
+
+def test_prepare_names_a_declared_secret_without_a_value_and_how_to_set_it(tmp_path: Path) -> None:
+    # As a fresh clone's globex after `secrets set` for acme only: declared, never set.
+    project = ScratchProject(tmp_path / "project", write_passphrase_file(tmp_path / "pass"), source=REPO_ROOT)
+    path = project.add_tenant(synthetic_tenant(7))
+    set_value(path, f"{TENANT_KEY}.secret_names", ["WEBHOOK_SECRET", "STRIPE_KEY"])
+    expected = (
+        "stack prod.t007: clawdbot:secrets.STRIPE_KEY: declared in secret_names but has no value "
+        "(python -m orchestrator secrets set t007 STRIPE_KEY)"
+    )
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        prepare_tenants(project.root, StateLayout(tmp_path / "state"), passphrase_file=tmp_path / "pass")
 
 
 def test_status_of_a_never_started_and_of_a_dead_runtime(tmp_path: Path) -> None:

@@ -113,6 +113,14 @@ def validate(model: type[Spec], stack: str, root: str, raw: Any) -> Spec:
         raise ConfigError(_one_line(stack, root, exc)) from None
 
 
+def unset_secret(tenant: str, name: str) -> ConfigError:
+    """The refusal of a declared secret without a value, naming the command that sets it."""
+    return ConfigError(
+        f"stack {tenant_stack(tenant)}: {SECRETS_KEY}.{name}: declared in secret_names but has no value "
+        f"({SECRETS_COMMAND} {tenant} {name})"
+    )
+
+
 def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str], *, require_values: bool = True) -> TenantSpec:
     """Validate a tenant's config and check its secrets match `secret_names` both ways.
 
@@ -128,10 +136,7 @@ def validate_tenant(stack: str, raw: Any, secret_names: Iterable[str], *, requir
         )
     present, declared = set(secret_names), set(spec.secret_names)
     for name in sorted(declared - present) if require_values else ():
-        raise ConfigError(
-            f"stack {stack}: {SECRETS_KEY}.{name}: declared in secret_names but has no value "
-            f"({SECRETS_COMMAND} {spec.id} {name})"
-        )
+        raise unset_secret(spec.id, name)
     for name in sorted(present - declared):
         raise ConfigError(f"stack {stack}: {SECRETS_KEY}.{name}: has a value but is not listed in secret_names")
     return spec

@@ -23,6 +23,7 @@ from orchestrator.config.tenant_config import (
     load_platform_spec,
     load_tenant_spec,
     select_tenant_stacks,
+    unset_secret,
 )
 from orchestrator.core import crypto
 from orchestrator.core.dispatch import dispatch_problems
@@ -82,6 +83,8 @@ def _secret_values(project_dir: Path, spec: TenantSpec, passphrase: str | None) 
     values: dict[str, str] = {}
     for name in spec.secret_names:
         value = raw.get(name) if isinstance(raw, dict) else None
+        if value is None:
+            raise unset_secret(spec.id, name)
         if not isinstance(value, str):
             raise ConfigError(f"stack {tenant_stack(spec.id)}: {SECRETS_KEY}.{name}: must be a secret string")
         values[name] = value
