@@ -25,8 +25,11 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)'
 if [[ ! -x .venv/bin/python ]]; then
   say "creating the Python virtualenv in .venv"
   python3 -m venv .venv
+  # pip is quiet: say why the next step takes a while, the first time only
+  say "installing Python requirements (pinned) into .venv: the first time, $(grep -cE '^[A-Za-z]' requirements.txt) packages (a few minutes)"
+else
+  say "installing Python requirements (pinned) into .venv"
 fi
-say "installing Python requirements (pinned) into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 
 # npm ci wipes and reinstalls node_modules: skip it when the installed tree matches the lock file

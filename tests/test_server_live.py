@@ -165,7 +165,7 @@ def _playwright() -> Any:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright (Python) is not installed: pip install -r requirements.txt")
+        pytest.skip("playwright (Python) is not installed: pip install -r requirements-dev.txt (scripts/test.sh does)")
     return sync_playwright
 
 

