@@ -61,6 +61,14 @@ def test_tenants_list_piped(long_tenant_env: dict[str, str]) -> None:
     assert _one_line_holds(result.stdout, LONG_TENANT, f"prod.{LONG_TENANT}", "never")
 
 
+def test_an_empty_tenants_list_names_the_directory_it_read(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # Run against the wrong directory, "0 tenants" alone looked like an empty fleet.
+    elsewhere = _run({**cli_env, "CLAWDBOT_PROJECT_DIR": str(tmp_path)}, "tenants", "list")
+    assert elsewhere.returncode == 0 and "0 tenants" in elsewhere.stdout
+    assert f"no Pulumi.prod.<tenant>.yaml in {tmp_path}: --project-dir or CLAWDBOT_PROJECT_DIR" in elsewhere.stderr
+    assert _run(cli_env, "tenants", "list").stderr == ""
+
+
 def test_status_piped(tmp_path: Path) -> None:
     env = Env(tmp_path)
     (env.settings.project_dir / f"Pulumi.prod.{LONG_TENANT}.yaml").write_text(f"config: {{id: {LONG_TENANT}}}\n")

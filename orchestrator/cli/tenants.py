@@ -58,6 +58,9 @@ def list_tenants(as_json: bool) -> None:
     for row in rows:
         table.add_row(row["tenant"], row["stack"], (row["bundle_hash"] or "")[:12], row["last_update"] or "never")
     print_table(table)
+    if not rows:  # run in the wrong directory, an empty table alone looked like an empty fleet
+        hint = "--project-dir or CLAWDBOT_PROJECT_DIR names the project"
+        click.echo(f"no Pulumi.prod.<tenant>.yaml in {settings.project_dir}: {hint}", err=True)
 
 
 @tenants.command()
