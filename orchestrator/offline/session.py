@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,6 +223,22 @@ def _drop_reported_failures(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
+def _release_rpcs(failed: bool) -> None:
+    """Let go of this run's RPC futures while the failure filter is still installed.
+
+    The SDK's test runner keeps every RPC of a run in the settings' RPC manager and clears it only
+    when the next run starts (pulumi/runtime/mocks.py `test`). A refused run's futures then die
+    later, after the filter is gone, and asyncio prints one "exception was never retrieved"
+    traceback per dependent Output: hundreds for one `plan --all` with one bad stack. Only a
+    failed run holds failed futures, so only it pays for a collection.
+    """
+    settings = pulumi.runtime.settings.SETTINGS
+    settings.rpc_manager.clear()
+    settings.outputs.clear()
+    if failed:
+        gc.collect()
+
+
 class OfflineSession:
     """One evaluation of the program; `monitor` stays inspectable when the run fails."""
 
@@ -271,9 +288,19 @@ class OfflineSession:
         loop = asyncio.get_event_loop()
         previous_handler = loop.get_exception_handler()
         _drop_reported_failures(loop)
+        context = contextvars.copy_context()
+        failed = True
         try:
-            return contextvars.copy_context().run(self._run)
+            run = context.run(self._run)
+            failed = False
+            return run
+        except EdgeError as exc:
+            # The traceback's SDK frames hold every Output of the run; whoever keeps the error
+            # (a report, pytest) would keep them alive until the filter below is gone.
+            exc.__context__ = None
+            raise exc.with_traceback(None) from None
         finally:
+            context.run(_release_rpcs, failed)
             loop.set_exception_handler(previous_handler)
 
     def _run(self) -> OfflineRun:
