@@ -197,3 +197,37 @@ def test_the_linear_libyaml_scanner_is_in_use() -> None:
     # The pure-Python scanners are quadratic in flow nesting; without ruamel.yaml.clib the import
     # of CParser fails, loudly, rather than falling back to them.
     assert vars(sy)["CParser"].__module__ == "ruamel.yaml.clib._ruamel_yaml"
+
+
+def _values_at(padding: int) -> bytes:
+    """A document of 7 + 999 + 98 * 1000 + `padding` values once its aliases are expanded."""
+    anchored = "[" + ", ".join(["1"] * 999) + "]"
+    return f"a: &x {anchored}\nb: [{', '.join(['*x'] * 98)}]\nc: [{', '.join(['1'] * padding)}]\n".encode()
+
+
+def test_aliases_count_what_they_expand_to_exactly_at_each_bound() -> None:
+    # Each collection's counts are the builder's totals since it opened: held here to the value.
+    assert isinstance(load_plain(_values_at(sy.MAX_VALUES - 99_006)), dict)
+    assert "more than 100000 values" in _refused(_values_at(sy.MAX_VALUES - 99_006 + 1)).reason
+    # An aliased collection 31 levels high (30 lists and a scalar) under the top mapping and d lists.
+    nested = "[" * 30 + "1" + "]" * 30
+
+    def at_depth(d: int) -> bytes:
+        return f"a: &x {nested}\nb: {'[' * d}*x{']' * d}\n".encode()
+
+    assert isinstance(load_plain(at_depth(sy.MAX_DEPTH - 32)), dict)
+    assert _refused(at_depth(sy.MAX_DEPTH - 31)).reason == f"nested deeper than {sy.MAX_DEPTH} levels"
+    # Characters: one anchored text of 1 Mi characters aliased up to the bound, and one past it.
+    text = "x" * (1024 * 1024)
+
+    def aliased(times: int, padding: int) -> bytes:
+        return f"a: &t '{text}'\nb: [{', '.join(['*t'] * times)}]\nc: '{'k' * padding}'\n".encode()
+
+    chars_so_far = len("abc") + len(text) * 7  # the keys, the anchored text and six aliases of it
+    assert isinstance(load_plain(aliased(6, sy.MAX_CHARS - chars_so_far)), dict)
+    assert "characters of text" in _refused(aliased(6, sy.MAX_CHARS - chars_so_far + 1)).reason
+
+
+def test_a_refusal_names_the_key_path_into_aliased_and_nested_collections() -> None:
+    refused = _refused(b"a: &x {k: [1, 2]}\nb:\n  - *x\n  - {k: 1, k: 2}\n")
+    assert (refused.line, refused.where, refused.reason) == (4, ("b", 1, "k"), "duplicate key")

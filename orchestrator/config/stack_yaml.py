@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ruamel.yaml import events
@@ -172,22 +171,26 @@ def clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-@dataclass
 class _Open:
-    """A collection being built."""
+    """A collection being built. Its own counts are the builder's totals since it opened (every node
+    inside was counted there once, aliases expanded), so nothing is added up per node."""
 
-    container: dict[str, Any] | list[Any]
-    anchor: str | None
-    key: str | None = None
-    """Mappings: the key waiting for its value (None: the next node is a key)."""
-    values: int = 1
-    chars: int = 0
-    height: int = 1
-    keys: set[str] = field(default_factory=set)
+    __slots__ = ("anchor", "chars_before", "container", "height", "is_list", "key", "values_before")
+
+    def __init__(self, container: dict[str, Any] | list[Any], anchor: str | None, values: int, chars: int) -> None:
+        self.container = container
+        self.is_list = isinstance(container, list)
+        self.anchor = anchor
+        self.key: str | None = None
+        """Mappings: the key waiting for its value (None: the next node is a key)."""
+        self.values_before = values
+        self.chars_before = chars
+        self.height = 1
+        """From the collections and aliases inside; a scalar inside makes it 2 (counted at the end)."""
 
 
 class _Anchored(NamedTuple):
-    """A finished node with what it counts for once expanded (a tuple: one is made per node)."""
+    """An anchored node with what it counts for once expanded (what an alias of it adds)."""
 
     value: Any
     values: int
@@ -210,36 +213,33 @@ class _Builder:
     def refuse(self, reason: str) -> YamlRefused:
         path: list[Segment] = []
         for frame in self.open:
-            if isinstance(frame.container, list):
+            if frame.is_list:
                 path.append(len(frame.container))
             elif frame.key is not None:
                 path.append(frame.key)
         return YamlRefused(reason, self.line + 1, tuple(path))
 
-    def _count(self, node: _Anchored) -> None:
-        self.values += node.values
-        self.chars += node.chars
+    def _count(self, values: int, chars: int, height: int) -> None:
+        self.values += values
+        self.chars += chars
         if self.values > MAX_VALUES:
             raise self.refuse(f"more than {MAX_VALUES} values once aliases are expanded")
         if self.chars > MAX_CHARS:
             raise self.refuse(f"more than {MAX_CHARS} characters of text once aliases are expanded")
-        if len(self.open) + node.height > MAX_DEPTH:
+        if len(self.open) + height > MAX_DEPTH:
             raise self.refuse(f"nested deeper than {MAX_DEPTH} levels")
 
-    def _attach(self, node: _Anchored) -> None:
+    def _attach(self, value: Any) -> None:
         if not self.open:
-            self.root = node.value
+            self.root = value
             return
         frame = self.open[-1]
-        frame.values += node.values
-        frame.chars += node.chars
-        frame.height = max(frame.height, node.height + 1)
-        if isinstance(frame.container, list):
-            frame.container.append(node.value)
+        if frame.is_list:
+            frame.container.append(value)  # type: ignore[union-attr]
         elif frame.key is None:
-            self._key(frame, node.value)
+            self._key(frame, value)
         else:
-            frame.container[frame.key] = node.value
+            frame.container[frame.key] = value  # type: ignore[call-overload]
             frame.key = None
 
     def _key(self, frame: _Open, key: Any) -> None:
@@ -250,49 +250,58 @@ class _Builder:
         if key == "<<":
             raise self.refuse("merge keys (<<) are not supported in stack files: write the keys out")
         frame.key = key
-        if key in frame.keys:
+        # Every earlier key of this mapping already holds its value: the container is the key set.
+        if key in frame.container:
             raise self.refuse("duplicate key")
-        frame.keys.add(key)
 
     def scalar(self, event: events.ScalarEvent) -> None:
         text: str = event.value
-        self._count(_Anchored(None, 1, len(text), 1))
-        plain = event.style in (None, "")
+        self._count(1, len(text), 1)
+        tag = event.tag
         try:
-            if event.tag is None or event.tag == "!":
-                value: Plain = resolve_plain(text) if plain and event.tag is None else text
-            elif event.tag in _SCALAR_TAGS:
-                value = _tagged(event.tag, text, plain)
+            if tag is None and event.style in (None, ""):
+                if text and text[0] not in _NOT_TEXT_START and text not in _WORDS:
+                    value: Plain = text  # `resolve_plain`'s first line, inlined: most scalars are text
+                else:
+                    value = resolve_plain(text)
+            elif tag is None or tag == "!":
+                value = text
+            elif tag in _SCALAR_TAGS:
+                value = _tagged(tag, text, event.style in (None, ""))
             else:
-                raise YamlRefused(f"tag {clip(event.tag)!r} is not allowed in a stack file")
+                raise YamlRefused(f"tag {clip(tag)!r} is not allowed in a stack file")
         except YamlRefused as exc:
             raise self.refuse(exc.reason) from None
-        if isinstance(value, float) and not math.isfinite(value):
+        if type(value) is float and not math.isfinite(value):
             raise self.refuse(f"{text} is not a JSON number (JSON has no NaN or infinity)")
-        node = _Anchored(value, 1, len(text), 1)
         if event.anchor is not None:
-            self.anchors[event.anchor] = node
-        self._attach(node)
+            self.anchors[event.anchor] = _Anchored(value, 1, len(text), 1)
+        self._attach(value)
 
     def start(self, event: events.CollectionStartEvent, container: dict[str, Any] | list[Any]) -> None:
         kind = "map" if isinstance(container, dict) else "seq"
         if event.tag is not None and event.tag not in ("!", f"{_CORE}{kind}"):
             raise self.refuse(f"tag {clip(event.tag)!r} is not allowed in a stack file")
         parent = self.open[-1] if self.open else None
-        if parent is not None and isinstance(parent.container, dict) and parent.key is None:
+        if parent is not None and not parent.is_list and parent.key is None:
             raise self.refuse("a mapping key must be text, not a collection")
-        self._count(_Anchored(None, 1, 0, 1))
+        values, chars = self.values, self.chars
+        self._count(1, 0, 1)
         if event.anchor is not None:
             self.unfinished.add(event.anchor)
-        self.open.append(_Open(container, event.anchor))
+        self.open.append(_Open(container, event.anchor, values, chars))
 
     def end(self) -> None:
         frame = self.open.pop()
-        node = _Anchored(frame.container, frame.values, frame.chars, frame.height)
+        height = max(frame.height, 2) if frame.container else frame.height
+        if self.open:
+            parent = self.open[-1]
+            parent.height = max(parent.height, height + 1)
         if frame.anchor is not None:
             self.unfinished.discard(frame.anchor)
-            self.anchors[frame.anchor] = node
-        self._attach(node)
+            values, chars = self.values - frame.values_before, self.chars - frame.chars_before
+            self.anchors[frame.anchor] = _Anchored(frame.container, values, chars, height)
+        self._attach(frame.container)
 
     def alias(self, event: events.AliasEvent) -> None:
         if event.anchor in self.unfinished:
@@ -300,8 +309,11 @@ class _Builder:
         node = self.anchors.get(event.anchor)
         if node is None:
             raise self.refuse(f"alias *{clip(event.anchor)} has no anchor before it")
-        self._count(node)
-        self._attach(node)
+        self._count(node.values, node.chars, node.height)
+        if self.open:
+            parent = self.open[-1]
+            parent.height = max(parent.height, node.height + 1)
+        self._attach(node.value)
 
 
 def load_plain(data: bytes) -> Plain:
@@ -315,21 +327,27 @@ def load_plain(data: bytes) -> Plain:
     builder = _Builder()
     documents = 0
     parser = CParser(text)
+    # By exact class: libyaml's parser makes instances of these very classes (none subclasses another
+    # of them), and one lookup per event is cheaper than a chain of isinstance checks.
+    scalar, start, end, alias = builder.scalar, builder.start, builder.end, builder.alias
     try:
         while parser.check_event():
             event = parser.get_event()
-            builder.line = event.start_mark.line if event.start_mark is not None else builder.line
-            if isinstance(event, events.ScalarEvent):
-                builder.scalar(event)
-            elif isinstance(event, events.MappingStartEvent):
-                builder.start(event, {})
-            elif isinstance(event, events.SequenceStartEvent):
-                builder.start(event, [])
-            elif isinstance(event, events.MappingEndEvent | events.SequenceEndEvent):
-                builder.end()
-            elif isinstance(event, events.AliasEvent):
-                builder.alias(event)
-            elif isinstance(event, events.DocumentStartEvent):
+            mark = event.start_mark
+            if mark is not None:
+                builder.line = mark.line
+            kind = type(event)
+            if kind is events.ScalarEvent:
+                scalar(event)
+            elif kind is events.MappingStartEvent:
+                start(event, {})
+            elif kind is events.SequenceStartEvent:
+                start(event, [])
+            elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
+                end()
+            elif kind is events.AliasEvent:
+                alias(event)
+            elif kind is events.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
                     raise YamlRefused("holds more than one YAML document", builder.line + 1)
