@@ -346,3 +346,39 @@ def test_written_strings_read_back_as_strings(tmp_path: Path) -> None:
     tricky = ["on", "yes", "012", "0o17", "1:20", "2024-09-23", "1e3", "null", "~", "true", ".inf", "Grüße"]
     sf.set_value(path, "clawdbot:strings", tricky)
     assert sf.load_stack_file(path).config["clawdbot:strings"] == tricky
+
+
+def test_a_stack_config_read_is_owned_by_its_caller(tmp_path: Path) -> None:
+    """`load_stack_config` hands over the parsed document without copying it: each call parses its
+    own, so a change to one result (a nested value, an alias's shared one) reaches no other read."""
+    path = _stack(tmp_path, "config:\n  a:b: &shared {list: [1, 2]}\n  a:c: *shared\n")
+    first = sf.load_stack_config(path)
+    first["a:b"]["list"].append(3)
+    assert first["a:c"]["list"] == [1, 2, 3]  # one alias, one value, as StackFile.config keeps it
+    second = sf.load_stack_config(path)
+    assert second == {"a:b": {"list": [1, 2]}, "a:c": {"list": [1, 2]}}
+    assert second["a:b"] is not first["a:b"]
+    # StackFile keeps its document: what it hands out is still a copy.
+    stack = sf.load_stack_file(path)
+    stack.config["a:b"]["list"].clear()
+    assert stack.config["a:b"]["list"] == [1, 2]
+
+
+def test_tenant_specs_read_one_after_another_share_nothing(tmp_path: Path) -> None:
+    from orchestrator.config.tenant_config import load_tenant_spec, read_stack_config
+    from orchestrator.core.contract import REPO_ROOT
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for tenant in ("acme", "globex"):
+        body = (REPO_ROOT / "Pulumi.prod.acme.yaml").read_text().replace("acme", tenant)
+        (project / f"Pulumi.prod.{tenant}.yaml").write_text(body)
+    features = {"wishlist": True, "reviews": False}
+    read_stack_config(project, "prod.acme")["clawdbot:tenant"]["config"]["features"]["wishlist"] = False
+    first = load_tenant_spec(project, "prod.acme")
+    assert first.config["features"] == features
+    nested = first.config["features"]
+    assert isinstance(nested, dict)
+    nested["wishlist"] = False  # a frozen model's nested dict is still a dict
+    assert load_tenant_spec(project, "prod.acme").config["features"] == features
+    assert load_tenant_spec(project, "prod.globex").config["features"] == features

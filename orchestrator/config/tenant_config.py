@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.config.key_paths import is_secure, secure_key_paths
-from orchestrator.config.stack_file import load_stack_file
+from orchestrator.config.stack_file import load_stack_config, load_stack_file
 from orchestrator.config.stack_writer import put_in_place, render_stack_file
 from orchestrator.config.stack_yaml import YamlRefused, clip, kind_of, load_plain
 from orchestrator.core.errors import ConfigError, UnknownTenantError
@@ -155,12 +155,13 @@ def project_name(project_dir: Path) -> str:
 
 
 def read_stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
-    """The `config:` map of a stack file, parsed as the Pulumi CLI parses it (secure values stay encrypted)."""
+    """The `config:` map of a stack file, parsed as the Pulumi CLI parses it (secure values stay encrypted).
+    Read for this call and owned by the caller (`load_stack_config`): a change to it reaches nothing else."""
     path = stack_file(project_dir, stack)
     if not path.is_file():
         raise ConfigError(f"stack {stack}: no stack file {path}")
     try:
-        return load_stack_file(path).config
+        return load_stack_config(path)
     except ConfigError as exc:
         raise ConfigError(f"stack {stack}: {exc}") from None
 
