@@ -172,3 +172,17 @@ def test_a_key_that_would_leave_the_copy_is_refused(endpoint: str, raw: object, 
     with pytest.raises(SetupError, match="its key leaves the state folder"):
         store.copy_to(".pulumi", dest)
     assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+
+
+def test_a_directory_fingerprint_is_none_for_whatever_is_not_a_regular_file(tmp_path: Path) -> None:
+    # As `Path.is_file` answers (CPython 3.11 Lib/pathlib.py: ENOENT, ENOTDIR, EBADF, ELOOP mean "no"),
+    # with one stat: a missing key, a folder, a path under a file, a symlink loop, a dangling link.
+    store = DirectoryState(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_bytes(b"{}")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    for key in ("missing", "folder", "file/under", "loop", "dangling"):
+        assert store.fingerprint(key) is None, key
+    assert store.fingerprint("file") == store.fingerprint("link") == f"2:{(tmp_path / 'file').stat().st_mtime_ns}"
