@@ -8,7 +8,6 @@ only under `clawdbot:secrets`, every one of them encrypted (`check_stack_config`
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -199,6 +198,8 @@ def check_known_keys(stack: str, keys: Iterable[str]) -> None:
         namespace, _, name = key.partition(":")
         if key in expected or not _near(namespace, NAMESPACE):
             continue
+        import difflib  # only to name the key meant: never on the way of a valid stack file
+
         close = difflib.get_close_matches(f"{NAMESPACE}:{name}", expected, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else f"this stack takes {', '.join(expected)}"
         raise ConfigError(f"stack {stack}: {clip(key)}: unknown key; {hint}")
@@ -206,7 +207,11 @@ def check_known_keys(stack: str, keys: Iterable[str]) -> None:
 
 def _near(namespace: str, ours: str) -> bool:
     """Our namespace, or a slip of it (`clawbot`, `Clawdbot`); other namespaces belong to others."""
-    return namespace == ours or difflib.SequenceMatcher(None, namespace.lower(), ours).ratio() >= 0.8
+    if namespace == ours:
+        return True
+    import difflib  # only for another namespace than ours (`pulumi:`, `cloudflare:` keys)
+
+    return difflib.SequenceMatcher(None, namespace.lower(), ours).ratio() >= 0.8
 
 
 def plaintext_secret(stack: str, name: str) -> ConfigError:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import gzip
 import json
 import os
 import socket
@@ -198,7 +197,11 @@ def _latest(state: State, project: str, stack: str) -> dict[str, Any]:
     if found is None:
         return {}
     key, raw = found
-    document: dict[str, Any] = json.loads(gzip.decompress(raw) if key.endswith(".gz") else raw)
+    if key.endswith(".gz"):
+        import gzip  # a compressed checkpoint only (PULUMI_SELF_MANAGED_STATE_GZIP): not at every start
+
+        raw = gzip.decompress(raw)
+    document: dict[str, Any] = json.loads(raw)
     latest: dict[str, Any] = (document.get("checkpoint") or {}).get("latest") or {}
     return latest
 
