@@ -134,3 +134,13 @@ def test_a_cluster_job_sizes_from_the_task_queues_share_as_the_cli_does(env: Ser
     assert queue == sizing_for_budget(ThrottleConfig.requests, share=1.0) == DEFAULT_SIZING
     assert queue.concurrency > node.concurrency
     assert library.sizing(3, 7, "temporal") == Sizing(3, 7)  # what a request asks for is kept
+
+
+def test_the_jobs_page_offers_the_engines_and_shows_each_stacks_wave(env: ServerEnv, client: TestClient) -> None:
+    headers = bearer(env.token())
+    page = client.get("/ui/jobs", headers=headers).text
+    assert '<select name="engine">' in page and "<option>embedded</option><option>temporal</option>" in page
+    answer = client.post("/api/jobs", headers=headers, json={"operation": "up", "all": True})
+    env.wait_job(client, headers, answer.json()["id"])
+    job = client.get(f"/ui/jobs/{answer.json()['id']}", headers=headers).text
+    assert ">embedded</span>" in job and "acme · wave 0: ok" in job and "globex · wave 1: ok" in job

@@ -41,12 +41,13 @@ from orchestrator.fleet.report import FleetReport, RolloutOptions, drift_options
 from orchestrator.fleet.runner import NOTED, Progress
 from orchestrator.fleet.sizing import Sizing
 from orchestrator.local_edge import LocalEdge, LocalEdgeError
-from orchestrator.ops.fleet_run import Engine, RunSeams, automation_executor, run_share, sizing_for_budget
+from orchestrator.ops.fleet_run import ENGINES, Engine, RunSeams, automation_executor, run_share, sizing_for_budget
 from orchestrator.ops.health import check_json, local_checks, remote_checks
 from orchestrator.ops.status import status_ok, status_rows
 from orchestrator.server.errors import Unavailable
 
 __all__ = [
+    "ENGINES",
     "NOTED",
     "AuditEvent",
     "AuditLog",

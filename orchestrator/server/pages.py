@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import TypeAdapter, ValidationError
 
 from orchestrator.server.errors import NotFound
-from orchestrator.server.library import TenantId
+from orchestrator.server.library import ENGINES, TenantId
 from orchestrator.server.schemas import TenantView
 from orchestrator.server.state import AppState
 
@@ -139,7 +139,9 @@ def build_pages(state: AppState) -> APIRouter:
 
     @router.get("/ui/jobs", dependencies=[reader])
     def jobs() -> HTMLResponse:
-        return html("jobs.html", jobs=[j.view() for j in state.jobs.list()], tenants=state.tenant_names())
+        return html(
+            "jobs.html", jobs=[j.view() for j in state.jobs.list()], tenants=state.tenant_names(), engines=ENGINES
+        )
 
     @router.get("/ui/jobs/{job_id}", dependencies=[reader])
     def job(job_id: str) -> HTMLResponse:

@@ -112,12 +112,12 @@ document.addEventListener("change", (event) => {
 
 // --- jobs -----------------------------------------------------------------------------------------
 
-async function startJob(operation, tenants, errorBox) {
+async function startJob(operation, tenants, errorBox, engine = "embedded") {
   const selection = tenants.length ? { tenants } : { all: true };
   const response = await call("/api/jobs", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(Object.assign({ operation }, selection)),
+    body: JSON.stringify(Object.assign({ operation, engine }, selection)),
   });
   const answer = await response.json();
   if (!response.ok) {
@@ -134,7 +134,7 @@ document.addEventListener("submit", (event) => {
   event.preventDefault();
   const form = event.target;
   const tenants = form.tenants.value.split(/[\s,]+/).filter(Boolean);
-  startJob(form.operation.value, tenants, document.getElementById("job-error")).catch(() => {});
+  startJob(form.operation.value, tenants, document.getElementById("job-error"), form.engine.value).catch(() => {});
 });
 
 document.addEventListener("click", (event) => {
