@@ -38,6 +38,7 @@ from orchestrator.config.tenant_config import (
     validate_tenant,
 )
 from orchestrator.core import outputs
+from orchestrator.core.config_match import payload_text_identity
 from orchestrator.core.contract import contract, health_path
 from orchestrator.core.dispatch import dispatch_modules, dispatch_problems, namespace_name, platform_name
 from orchestrator.core.errors import ConfigError
@@ -129,6 +130,8 @@ def _tenant(project_dir: Path, stack: str) -> None:
     pulumi.export(outputs.HEALTH_URL, health_url)
     pulumi.export(outputs.BUNDLE_HASH, edge.bundle_hash)
     pulumi.export(outputs.CONFIG_VERSION, bundle.config_version)
+    # What the fleet compares before the next `up` at the same version (the Worker's version_conflict).
+    pulumi.export(outputs.CONFIG_IDENTITY, payload_text_identity(bundle.config_payload))
 
 
 def _dispatch_target(spec: TenantSpec, platform: PlatformSpec) -> DispatchTarget:

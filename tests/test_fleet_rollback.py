@@ -16,6 +16,7 @@ from test_fleet_versions import _checkpoint
 
 from orchestrator.core.crypto import MAX_CONFIG_VERSION
 from orchestrator.core.errors import StackError
+from orchestrator.fleet.ports import VersionFacts
 from orchestrator.fleet.report import Result
 from orchestrator.ops.fleet_run import deployed_config_versions
 
@@ -98,12 +99,12 @@ def test_no_version_left_above_the_deployed_one_is_a_failed_rollback(world: Worl
 def test_an_unreadable_deployed_version_fails_the_rollback_without_touching_the_tenant(world: World) -> None:
     release(world, 3, 4)
 
-    def versions(stack: str) -> tuple[int | None, int | None]:
+    def versions(stack: str) -> VersionFacts:
         raise StackError(f"stack {stack}: state file is not JSON")
 
     fleet = world.fleet()
     # The up asks the same port before any stack runs; only the rollback meets the fault.
-    fleet.versions = lambda stack: (4, 3) if not world.executor.calls else versions(stack)
+    fleet.versions = lambda stack: VersionFacts(4, 3) if not world.executor.calls else versions(stack)
     result = fleet.run(world.stacks, ROLLBACK).results[0]
     assert result.result is Result.ROLLBACK_FAILED and "state file is not JSON" in result.detail
     assert not any(op == "rollback" for _, op in world.executor.calls)

@@ -13,6 +13,7 @@ from test_fleet import UP, World
 from orchestrator.cli import cli
 from orchestrator.core.names import tenant_of
 from orchestrator.engine.locks import checkpoint_outputs
+from orchestrator.fleet.ports import VersionFacts
 from orchestrator.fleet.report import Result, RolloutOptions
 from orchestrator.fleet.rollout import Fleet
 
@@ -24,7 +25,7 @@ def world(tmp_path: Path) -> World:
 
 def _fleet(world: World, versions: dict[str, tuple[int | None, int | None]]) -> Fleet:
     fleet = world.fleet()
-    fleet.versions = lambda stack: versions.get(stack, (1, None))
+    fleet.versions = lambda stack: VersionFacts(*versions.get(stack, (1, None)))
     return fleet
 
 
@@ -63,7 +64,7 @@ def test_unchanged_tenants_are_not_asked_about(world: World) -> None:
     world.fleet().run(world.stacks, UP)
     asked: list[str] = []
     fleet = world.fleet()
-    fleet.versions = lambda stack: asked.append(stack) or (1, None)  # type: ignore[func-returns-value]
+    fleet.versions = lambda stack: asked.append(stack) or VersionFacts(1, None)  # type: ignore[func-returns-value]
     world.write("prod.t05", "v2")
     assert fleet.run(world.stacks, UP).ok and asked == ["prod.t05"]
 

@@ -339,6 +339,24 @@ def test_push_config_never_writes_below_what_the_worker_served(
         push_config(edge, project.root, tenant.tenant)
 
 
+def test_push_config_judges_same_content_as_the_worker_does(
+    faulty: tuple[ScratchProject, LocalEdge, RuntimeInfo],
+) -> None:
+    # `true` is not `1` to the Worker's sameJson (worker_src/src/configdoc.js), though Python's == says so:
+    # "unchanged" would leave the Worker serving 1 while the file says true. 1.0 is 1 to both.
+    project, edge, info = faulty
+    tenant = info.tenants[0]
+    stack_path = project.root / f"Pulumi.prod.{tenant.tenant}.yaml"
+    set_value(stack_path, "clawdbot:tenant.config", {"flag": 1})
+    set_value(stack_path, "clawdbot:tenant.config_version", 3)
+    assert push_config(edge, project.root, tenant.tenant).changed
+    set_value(stack_path, "clawdbot:tenant.config", {"flag": 1.0})
+    assert not push_config(edge, project.root, tenant.tenant).changed
+    set_value(stack_path, "clawdbot:tenant.config", {"flag": True})
+    with pytest.raises(ConfigError, match="already holds version 3 with different content"):
+        push_config(edge, project.root, tenant.tenant)
+
+
 def test_killed_runtime_is_reported_and_up_recovers_with_data(
     faulty: tuple[ScratchProject, LocalEdge, RuntimeInfo],
 ) -> None:

@@ -6,6 +6,7 @@
 - `outputs`: stack output names; `render`: `TenantSpec` → `EdgeBundle`;
 - `esm_link`: the Worker's modules linked into the one module a bundle uploads; `js_tokens`: its tokenizer;
 - `crypto`: the secret-relay formats (sealed secrets, signed config, health tokens, webhooks);
+- `config_match`: whether two config payloads are the same, as the Worker's `sameJson` decides;
 - `migrations`: which D1 migrations exist and which are pending;
 - `drift`: drift decided from engine events; `resource_types`: the providers' type tokens;
 - `health`: the health answer and the verdict on it; `masking`: the one `[secret]` mask, redaction;

@@ -13,14 +13,17 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from orchestrator.config.tenant_config import TENANT_KEY
 from orchestrator.core import outputs as output_keys
 from orchestrator.core.crypto import MAX_CONFIG_VERSION
 from orchestrator.core.errors import EdgeError, SetupError
 from orchestrator.core.health import HealthCheck, HealthTarget
+from orchestrator.core.names import stack_file, tenant_of
 from orchestrator.fleet.changes import Decision, Desired, decide
-from orchestrator.fleet.ports import DeployedRecord
+from orchestrator.fleet.ports import DeployedRecord, VersionFacts
 from orchestrator.fleet.report import Result, RolloutOptions, TenantResult
 from orchestrator.fleet.runner import StackRunner, _detail, _record_for
 from orchestrator.fleet.steps import RollbackAsk, RollbackRun, WaveRun
@@ -40,6 +43,38 @@ def rollback_refusal(good: DeployedRecord | None, current: Desired) -> str | Non
     return None
 
 
+def version_refusal(stack: str, facts: VersionFacts, *, allow_rollback: bool = False) -> str | None:
+    """Never backwards and no other content under a deployed version, on the fleet's side: why `up`
+    must not deploy the stack file's config_version, or None.
+
+    The Worker refuses a config older than the newest it served, and one whose version it holds
+    with other content (`version_conflict`; `orchestrator.core.config_match` decides "other" as the
+    Worker does); either way the tenant reports degraded (docs/contract.md, "Never backwards").
+    Going back is a mistake unless asked for (`allow_rollback`); other content under a version
+    already deployed never helps: the Worker keeps the payload it holds, so it is always refused.
+    """
+    wanted, deployed = facts.wanted, facts.deployed
+    if wanted is None:
+        return None
+    if facts.wanted_identity is not None:
+        for version, identity in facts.deployed_identities:
+            if version == wanted and identity != facts.wanted_identity:
+                above = max(wanted, deployed or wanted)
+                return (
+                    f"stack {stack}: tenant {tenant_of(stack)}, {stack_file(Path(), stack)}: {TENANT_KEY}.config "
+                    f"differs from the config deployed under {TENANT_KEY}.config_version {wanted}, the version the "
+                    "file still says; the Worker refuses other content under a version it holds (version_conflict) "
+                    f"and the tenant would be degraded: set config_version above {above} for this change"
+                )
+    if allow_rollback or deployed is None or wanted >= deployed:
+        return None
+    return (
+        f"stack {stack}: {TENANT_KEY}.config_version is {wanted}, below the deployed {deployed}; the Worker "
+        f"never goes backwards: set config_version above {deployed} (an older config re-issued under a new "
+        "version), or pass --allow-config-rollback to deploy it anyway (the edge then reports degraded)"
+    )
+
+
 class LocalSteps(StackRunner):
     """`StackRunner` plus the rest of a rollout's steps, done here."""
 
@@ -57,7 +92,7 @@ class LocalSteps(StackRunner):
                 self.note(stack, "up", "failed", detail=str(exc))
                 continue
             if decision.changed:
-                refusal = self._goes_back(stack, options)
+                refusal = self._version_refusal(stack, options)
                 if refusal is not None:
                     out[stack] = TenantResult(stack, "up", Result.FAILED, detail=_detail(refusal))
                     self.note(stack, "up", "failed", detail=refusal)
@@ -160,7 +195,7 @@ class LocalSteps(StackRunner):
             return None  # a record without the output: nothing to compare with, apply it as it was
         seen: list[object] = [good.config_version, deployed.get(output_keys.CONFIG_VERSION)]
         if self.versions is not None:
-            seen.append(self.versions(stack)[1])
+            seen.append(self.versions(stack).deployed)
         highest = max(v for v in seen if isinstance(v, int) and not isinstance(v, bool))
         if highest <= good.config_version:
             return None
@@ -217,25 +252,15 @@ class LocalSteps(StackRunner):
 
     # -- change detection -----------------------------------------------------------------
 
-    def _goes_back(self, stack: str, options: RolloutOptions) -> str | None:
-        """Never backwards, on the fleet's side: why `up` must not deploy this stack, or None.
-
-        The Worker refuses to serve a config older than the newest it served and reports degraded
-        (docs/contract.md, "Never backwards"); deploying one is a mistake unless asked for.
-        """
-        if self.versions is None or options.allow_config_rollback:
+    def _version_refusal(self, stack: str, options: RolloutOptions) -> str | None:
+        """Why `up` must not deploy this stack's config_version, or None (see `version_refusal`)."""
+        if self.versions is None:
             return None
         try:
-            wanted, deployed = self.versions(stack)
+            facts = self.versions(stack)
         except (EdgeError, OSError, ValueError) as exc:  # an unreadable state file: never guess
             return f"stack {stack}: cannot tell the deployed config_version ({_detail(exc, 160)})"
-        if wanted is None or deployed is None or wanted >= deployed:
-            return None
-        return (
-            f"stack {stack}: clawdbot:tenant.config_version is {wanted}, below the deployed {deployed}; the Worker "
-            f"never goes backwards: set config_version above {deployed} (an older config re-issued under a new "
-            "version), or pass --allow-config-rollback to deploy it anyway (the edge then reports degraded)"
-        )
+        return version_refusal(stack, facts, allow_rollback=options.allow_config_rollback)
 
     def _decide(self, stack: str, force: bool) -> Decision:
         if force:

@@ -18,10 +18,24 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.core.drift import DriftReport
 from orchestrator.core.health import GateResult, HealthTarget
 
-ConfigVersions = Callable[[str], tuple[int | None, int | None]]
-"""For a stack: the config_version its stack file asks for, and the highest one deployed to it.
 
-None where unknown (a file the program will refuse anyway; a stack never deployed)."""
+@dataclass(frozen=True)
+class VersionFacts:
+    """For a stack: the config_version its stack file asks for, and what is known to be deployed.
+
+    None where unknown (a file the program will refuse anyway; a stack never deployed)."""
+
+    wanted: int | None
+    deployed: int | None
+    """The highest config_version deployed to the stack."""
+    wanted_identity: str | None = None
+    """`core.config_match.payload_identity` of the payload the stack file would sign."""
+    deployed_identities: tuple[tuple[int, str], ...] = ()
+    """(config_version, payload identity) of deployments that say which payload they signed."""
+
+
+ConfigVersions = Callable[[str], VersionFacts]
+"""The version port of `up` (see `orchestrator.fleet.local_steps.version_refusal`)."""
 
 
 class Operation(StrEnum):
@@ -98,6 +112,8 @@ class DeployedRecord(BaseModel):
     bundle_hash: str | None
     """The stack's `bundle_hash` output."""
     config_version: int | None
+    config_identity: str | None = None
+    """The stack's `config_identity` output: the payload the deployment signed (None before it existed)."""
     health_url: str | None
     config_digest: str
     """sha256 of the tenant's stack file as deployed (covers secrets and everything else)."""

@@ -79,7 +79,8 @@ class StackRunner:
         self.audit = audit
         self.preflight = preflight
         self.versions = versions
-        """`up` refuses to deploy a config_version below the deployed one (see Fleet._goes_back)."""
+        """`up` refuses a config_version below the deployed one, or equal to it with other content
+        (`orchestrator.fleet.local_steps.version_refusal`)."""
         self.progress = progress
         self.sleep = sleep
         self.cancelled = cancelled
@@ -267,11 +268,13 @@ def _record_for(stack: str, outputs: Mapping[str, Any], config_digest: str | Non
     """The record of a deployment from its outputs; `config_digest` None: the current stack file's."""
     bundle_hash = outputs.get(output_keys.BUNDLE_HASH)
     version = outputs.get(output_keys.CONFIG_VERSION)
+    identity = outputs.get(output_keys.CONFIG_IDENTITY)
     url = outputs.get(output_keys.HEALTH_URL)
     return DeployedRecord(
         stack=stack,
         bundle_hash=bundle_hash if isinstance(bundle_hash, str) else None,
         config_version=version if isinstance(version, int) else None,
+        config_identity=identity if isinstance(identity, str) else None,
         health_url=url if isinstance(url, str) else None,
         config_digest=config_digest or desired.config_digest,
         program_digest=desired.program_digest,

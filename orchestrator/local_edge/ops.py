@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.config.tenant_config import select_tenant_stacks
 from orchestrator.core import crypto
+from orchestrator.core.config_match import same_payload
 from orchestrator.core.contract import config_kv_key, health_path
 from orchestrator.core.errors import ConfigError, CryptoError
 from orchestrator.core.health import HealthCheck, HealthTarget, check_answer
@@ -59,7 +60,7 @@ def push_config(edge: LocalEdge, project_dir: Path, tenant: str) -> PushResult:
                 previous = None  # a damaged document is exactly what a push repairs
         ttl = runtime.config_ttl_seconds
         if previous is not None:
-            if json.loads(bundle.config_payload) == previous:
+            if same_payload(json.loads(bundle.config_payload), previous):  # as the Worker's sameJson
                 return PushResult(tenant, previous["version"], spec.config_version, False, ttl)
             floor = max(info.config_version, previous["version"], _accepted_floor(control, tenant))
             if spec.config_version <= floor:

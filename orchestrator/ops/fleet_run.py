@@ -16,9 +16,11 @@ from typing import Any, Literal, get_args
 
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
-from orchestrator.config.tenant_config import TENANT_KEY, project_name, read_stack_config
+from orchestrator.config.tenant_config import TENANT_KEY, load_tenant_spec, project_name, read_stack_config
 from orchestrator.core import outputs as output_keys
+from orchestrator.core.config_match import payload_text_identity
 from orchestrator.core.contract import REPO_ROOT
+from orchestrator.core.crypto import config_payload_text
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.names import tenant_flag, tenant_of
 from orchestrator.engine.budget import ThrottleConfig
@@ -37,6 +39,7 @@ from orchestrator.fleet.ports import (
     Preflight,
     StackExecutor,
     StackOutcome,
+    VersionFacts,
 )
 from orchestrator.fleet.preflight import clearance
 from orchestrator.fleet.report import FleetReport, RolloutOptions
@@ -141,22 +144,45 @@ def api_budget(
 
 
 def deployed_config_versions(settings: Settings, project: str, store: FileDeployedStore) -> ConfigVersions:
-    """The version port of `up`: the stack file's config_version against the highest deployed one,
-    from the state's outputs (a deploy that failed its gate counts too) and the fleet's records."""
+    """The version port of `up`: the stack file's config_version (and the payload it would sign)
+    against what is deployed, from the state's outputs (a deploy that failed its gate counts too)
+    and the fleet's records."""
     state = state_of(settings)
 
-    def versions(stack: str) -> tuple[int | None, int | None]:
+    def versions(stack: str) -> VersionFacts:
         try:
             tenant = read_stack_config(settings.project_dir, stack).get(TENANT_KEY)
         except ConfigError:
             tenant = None  # the run reports the file's fault itself, in full
         wanted = tenant.get("config_version", 1) if isinstance(tenant, dict) else None
-        seen = [checkpoint_outputs(state, project, stack).get(output_keys.CONFIG_VERSION)]
-        seen += [record.config_version for record in (store.get(stack), store.last_good(stack)) if record]
-        known = [v for v in seen if isinstance(v, int) and not isinstance(v, bool)]
-        return (wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else None), max(known, default=None)
+        deployed = [checkpoint_outputs(state, project, stack)]
+        deployed += [
+            {output_keys.CONFIG_VERSION: r.config_version, output_keys.CONFIG_IDENTITY: r.config_identity}
+            for r in (store.get(stack), store.last_good(stack))
+            if r
+        ]
+        seen = [(_integer(d.get(output_keys.CONFIG_VERSION)), d.get(output_keys.CONFIG_IDENTITY)) for d in deployed]
+        return VersionFacts(
+            wanted=_integer(wanted),
+            deployed=max((v for v, _ in seen if v is not None), default=None),
+            wanted_identity=_wanted_identity(settings.project_dir, stack),
+            deployed_identities=tuple((v, i) for v, i in seen if v is not None and isinstance(i, str)),
+        )
 
     return versions
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _wanted_identity(project_dir: Path, stack: str) -> str | None:
+    """The identity of the payload the stack file would sign; None for a file the program refuses."""
+    try:
+        spec = load_tenant_spec(project_dir, stack)
+        return payload_text_identity(config_payload_text(spec.id, spec.config_version, spec.config))
+    except ConfigError:
+        return None
 
 
 class BuiltOnFirstUse:
