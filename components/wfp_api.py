@@ -13,7 +13,8 @@ pulumi-cloudflare 6.23.1 cannot put a script into a dispatch namespace (no `disp
 
 Sources are pinned in tests/test_namespaced_script.py. Endpoint: `CLOUDFLARE_BASE_URL` (the fleet's
 throttling proxy, which also spends the 429 retries), token: `CLOUDFLARE_API_TOKEN`, both read from
-the environment at call time so no credential is ever captured into state.
+the environment at call time so no credential is ever captured into state; a caller outside the
+engine passes its endpoint instead (`NamespaceApi.endpoint`) and leaves the environment alone.
 """
 
 from __future__ import annotations
@@ -100,10 +101,13 @@ class NamespaceApi:
     account_id: str
     namespace: str
     tenant: str
+    endpoint: str | None = None
+    """The API's base URL when the caller has one (the offboarding sweep: its proxy); else the
+    environment's `CLOUDFLARE_BASE_URL`, read at call time (the dynamic provider: no URL in state)."""
 
     @property
     def base_url(self) -> str:
-        return (os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        return (self.endpoint or os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
 
     def _token(self) -> str:
         token = os.environ.get("CLOUDFLARE_API_TOKEN")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -183,6 +184,9 @@ def _handler(fake: FakeWfp) -> type[BaseHTTPRequestHandler]:
                     "body": body,
                     "auth": self.headers.get("Authorization"),
                     "content_type": self.headers.get("Content-Type", ""),
+                    # What this process's environment said while serving it: the API's caller must not
+                    # change it (tests/test_offboard.py, no global state).
+                    "env_base_url": os.environ.get("CLOUDFLARE_BASE_URL"),
                 }
             )
             with fake.lock:

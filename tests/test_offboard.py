@@ -11,6 +11,7 @@ of the WfP API in tests/test_namespaced_script.py.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,13 @@ from orchestrator.cli.fleet import FleetDeps
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import load_platform_spec, validate_tenant
 from orchestrator.core.dispatch import script_tags
-from orchestrator.core.errors import ConfigError, FleetLockError
+from orchestrator.core.errors import ConfigError, EdgeError, FleetLockError
 from orchestrator.core.health import GateResult
 from orchestrator.engine.locks import fleet_lease
 from orchestrator.fleet.audit import AuditLog, read_events
 from orchestrator.fleet.changes import Rendered
 from orchestrator.fleet.report import FleetReport, Result, TenantResult
-from orchestrator.ops.offboard import TENANT_TAG_PREFIX, sweep_destroyed, sweep_tag, sweepable_tenant
+from orchestrator.ops.offboard import TENANT_TAG_PREFIX, sweep, sweep_destroyed, sweep_tag, sweepable_tenant
 from orchestrator.testing.simulated import SimulatedExecutor
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"  # Pulumi.prod.yaml's account_id
@@ -201,6 +202,31 @@ def test_the_sweep_waits_for_no_one_it_refuses_while_a_fleet_run_holds_the_lease
 def test_the_library_refuses_a_shared_tag_too(world: World) -> None:
     with pytest.raises(ConfigError, match="only a tenant's own tag"):
         sweep_tag(world.settings, "fleet-clawdbot-prod", dry_run=False, holder="me", audit=world.audit)
+
+
+@pytest.mark.parametrize("before", [None, "http://127.0.0.1:9/not-this-one"])
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_sweep_leaves_the_process_environment_alone(
+    world: World, monkeypatch: pytest.MonkeyPatch, before: str | None, fails: bool
+) -> None:
+    # The URL is the sweep's own: the environment is every thread's, a fleet run's engines too.
+    url = os.environ["CLOUDFLARE_BASE_URL"]  # the fake's, as the world set it
+    if before is None:
+        monkeypatch.delenv("CLOUDFLARE_BASE_URL")
+    else:
+        monkeypatch.setenv("CLOUDFLARE_BASE_URL", before)
+    if fails:
+        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "wrong-" + TOKEN)
+    environment = dict(os.environ)
+    if fails:
+        with pytest.raises(EdgeError, match="refused the API token"):
+            sweep(world.settings, "acme", dry_run=False, base_url=url)
+    else:
+        assert sweep(world.settings, "acme", dry_run=False, base_url=url).scripts
+        assert world.names() == ["clawdbot-prod-gamma"]
+    assert world.fake.requests, "the sweep reached the URL it was given, whatever the environment says"
+    assert {r["env_base_url"] for r in world.fake.requests} == {before}, "nor was it changed meanwhile"
+    assert dict(os.environ) == environment
 
 
 # --- after destroy ----------------------------------------------------------------------------------

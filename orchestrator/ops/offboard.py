@@ -14,9 +14,6 @@ sweep spends the one API budget like any fleet run; only script names are printe
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -79,23 +76,6 @@ NOT_SWEEPABLE = (
 )
 
 
-@contextmanager
-def _base_url(url: str | None) -> Iterator[None]:
-    """NamespaceApi reads its endpoint from the environment at call time (so no URL lands in state)."""
-    if url is None:
-        yield
-        return
-    before = os.environ.get("CLOUDFLARE_BASE_URL")
-    os.environ["CLOUDFLARE_BASE_URL"] = url
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("CLOUDFLARE_BASE_URL", None)
-        else:
-            os.environ["CLOUDFLARE_BASE_URL"] = before
-
-
 def sweep(settings: Settings, tenant: str, *, dry_run: bool, base_url: str | None) -> SweepResult:
     """List (and unless `dry_run`, delete) the namespace scripts tagged `tenant-<tenant>`, then check.
 
@@ -103,19 +83,19 @@ def sweep(settings: Settings, tenant: str, *, dry_run: bool, base_url: str | Non
     """
     platform = load_platform_spec(settings.project_dir)
     tag, namespace = tenant_tag(tenant), namespace_name(platform)
-    api = NamespaceApi(platform.account_id, namespace, tenant)
-    with _base_url(base_url):
-        try:
-            found = tuple(api.scripts_tagged(tag))
-            if found and not dry_run:
-                api.delete_tagged(tag)
-                left = api.scripts_tagged(tag)
-                if left:
-                    raise EdgeError(
-                        f"tenant {tenant}: {len(left)} scripts still tagged {tag} after the sweep: {', '.join(left)}"
-                    )
-        except NamespaceApiError as exc:
-            raise EdgeError(str(exc)) from None
+    # The URL goes to this client only: the process environment is every thread's (a fleet run's too).
+    api = NamespaceApi(platform.account_id, namespace, tenant, endpoint=base_url)
+    try:
+        found = tuple(api.scripts_tagged(tag))
+        if found and not dry_run:
+            api.delete_tagged(tag)
+            left = api.scripts_tagged(tag)
+            if left:
+                raise EdgeError(
+                    f"tenant {tenant}: {len(left)} scripts still tagged {tag} after the sweep: {', '.join(left)}"
+                )
+    except NamespaceApiError as exc:
+        raise EdgeError(str(exc)) from None
     return SweepResult(tag, namespace, found, dry_run)
 
 
