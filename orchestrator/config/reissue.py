@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config.stack_file import _refusal
+from orchestrator.config.stack_file import yaml_refusal
 from orchestrator.config.stack_roundtrip import edit
 from orchestrator.config.stack_yaml import YamlRefused
 from orchestrator.config.tenant_config import TENANT_KEY
@@ -38,4 +38,4 @@ def reissue(data: bytes, version: int, *, path: Path) -> bytes:
     try:
         return edit(data, change).encode("utf-8")
     except YamlRefused as exc:
-        raise _refusal(path, exc) from None
+        raise yaml_refusal(path, exc) from None

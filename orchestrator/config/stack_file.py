@@ -65,8 +65,9 @@ class _StackDocument(BaseModel):
     config: dict[str, Any] | None = None
 
 
-def _refusal(path: Path, refused: YamlRefused) -> ConfigError:
-    """`<file>:<line>: <key path>: <reason>`, the key path as `pulumi config --path` spells it."""
+def yaml_refusal(path: Path, refused: YamlRefused) -> ConfigError:
+    """The error for a stack file whose YAML `stack_yaml` or `stack_roundtrip` refused:
+    `<file>:<line>: <key path>: <reason>`, the key path as `pulumi config --path` spells it."""
     where = ""
     if refused.where:
         segments = [clip(s) if isinstance(s, str) else s for s in refused.where]
@@ -93,7 +94,7 @@ def read_plain(source: str | os.PathLike[str], data: bytes) -> Any:
     try:
         return load_plain(data)
     except YamlRefused as exc:
-        raise _refusal(Path(source), exc) from None
+        raise yaml_refusal(Path(source), exc) from None
 
 
 def _read_bounded(path: Path) -> bytes:
@@ -243,7 +244,7 @@ def _update(path: str | os.PathLike[str], change: Callable[[Path, CommentedMap],
         try:
             text = edit(_read_bounded(file), checked_change)
         except YamlRefused as exc:
-            raise _refusal(file, exc) from None
+            raise yaml_refusal(file, exc) from None
         write_atomically(file, text, mode=stat.S_IMODE(os.stat(file).st_mode))
     finally:
         os.close(dir_fd)

@@ -20,7 +20,7 @@ from orchestrator.config.stack_file import load_stack_config, load_stack_file
 from orchestrator.config.stack_writer import put_in_place, render_stack_file
 from orchestrator.config.stack_yaml import YamlRefused, clip, kind_of, load_plain
 from orchestrator.core.errors import ConfigError, UnknownTenantError
-from orchestrator.core.model import PlatformSpec, TenantSpec, _FieldError, is_tenant_id
+from orchestrator.core.model import FieldError, PlatformSpec, TenantSpec, is_tenant_id
 from orchestrator.core.names import (
     PLATFORM_STACK,
     TENANT_STACK_PREFIX,
@@ -82,7 +82,7 @@ def _key_path(root: str, loc: Iterable[str | int]) -> str:
 
 def _problem(error: Any) -> tuple[tuple[str | int, ...], str]:
     cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, _FieldError):
+    if isinstance(cause, FieldError):
         return cause.loc, cause.message
     message = str(error["msg"]).removeprefix("Value error, ")
     if str(error["type"]).endswith("_type") and "input" in error:

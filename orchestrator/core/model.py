@@ -257,10 +257,10 @@ class TenantSpec(StrictModel):
         for index, pattern in enumerate(self.routes):
             host = route_host(pattern).removeprefix("*").removeprefix(".")
             if not self.zone.contains(host):
-                raise _FieldError(("routes", index), f"{pattern!r} is outside zone {self.zone.name}")
+                raise FieldError(("routes", index), f"{pattern!r} is outside zone {self.zone.name}")
         for index, domain in enumerate(self.custom_domains):
             if not self.zone.contains(domain):
-                raise _FieldError(("custom_domains", index), f"{domain!r} is outside zone {self.zone.name}")
+                raise FieldError(("custom_domains", index), f"{domain!r} is outside zone {self.zone.name}")
         return self
 
     def hostnames(self) -> list[str]:
@@ -296,13 +296,13 @@ class PlatformSpec(StrictModel):
     @model_validator(mode="after")
     def _plans_consistent(self) -> PlatformSpec:
         if self.default_plan not in self.plans:
-            raise _FieldError(("default_plan",), f"{self.default_plan!r} is not one of plans ({', '.join(self.plans)})")
+            raise FieldError(("default_plan",), f"{self.default_plan!r} is not one of plans ({', '.join(self.plans)})")
         if (self.fallback_origin is None) != (self.saas_zone is None):
-            raise _FieldError(("fallback_origin",), "saas_zone and fallback_origin go together")
+            raise FieldError(("fallback_origin",), "saas_zone and fallback_origin go together")
         return self
 
 
-class _FieldError(ValueError):
+class FieldError(ValueError):
     """A model-level check that knows which field is at fault (pydantic only knows the model)."""
 
     def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
