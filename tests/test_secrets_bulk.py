@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from secrets_project import salt_for, secrets_project
 
 from orchestrator.cli.audit import audit
 from orchestrator.cli.secrets import secrets
 from orchestrator.config.secret_bulk import parse_secrets
-from orchestrator.config.secrets_provider import PassphraseCrypter, new_encryption_salt
+from orchestrator.config.secrets_provider import PassphraseCrypter
 from orchestrator.core.errors import ConfigError
 
 PASSPHRASE = "state passphrase for bulk tests"
@@ -23,14 +24,11 @@ VALUES = (SECRET_A, SECRET_B, PASSPHRASE)
 
 @pytest.fixture(scope="module")
 def salt() -> str:
-    return new_encryption_salt(PASSPHRASE)
+    return salt_for(PASSPHRASE)
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, salt: str) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "Pulumi.prod.yaml").write_text("config: {}\n")
     doc = {
         "encryptionsalt": salt,
         "config": {
@@ -38,14 +36,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, salt: str) -> Path:
             "clawdbot:secrets": {},
         },
     }
-    (project / "Pulumi.prod.acme.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    passphrase = tmp_path / "passphrase"
-    passphrase.write_text(PASSPHRASE + "\n")
-    passphrase.chmod(0o600)
-    monkeypatch.setenv("CLAWDBOT_PROJECT_DIR", str(project))
-    monkeypatch.setenv("CLAWDBOT_PASSPHRASE_FILE", str(passphrase))
-    monkeypatch.setenv("CLAWDBOT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    return project
+    return secrets_project(tmp_path, monkeypatch, PASSPHRASE, {"acme": yaml.safe_dump(doc, sort_keys=False)})
 
 
 def run(*args: str, stdin: str | None = None, command: object = secrets) -> Result:

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from secrets_project import salt_for, secrets_project
 
 from orchestrator.cli.secrets import secrets
 from orchestrator.config.secret_entry import rotate_relay_keys
-from orchestrator.config.secrets_provider import PassphraseCrypter, new_encryption_salt
+from orchestrator.config.secrets_provider import PassphraseCrypter
 
 PASSPHRASE = "state passphrase for tests"
 VALUE = "sk_live_not-a-real-key"
@@ -36,23 +37,13 @@ def _tenant_yaml(tenant: str, salt: str, generation: object = 1) -> str:
 @pytest.fixture(scope="module")
 def salt() -> str:
     # One salt for the module: PBKDF2 (1M rounds) then runs once, cached by orchestrator.config.secrets_provider.
-    return new_encryption_salt(PASSPHRASE)
+    return salt_for(PASSPHRASE)
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, salt: str) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "Pulumi.prod.yaml").write_text("config: {}\n")
-    for tenant in ("acme", "globex"):
-        (project / f"Pulumi.prod.{tenant}.yaml").write_text(_tenant_yaml(tenant, salt))
-    passphrase = tmp_path / "passphrase"
-    passphrase.write_text(PASSPHRASE + "\n")
-    passphrase.chmod(0o600)
-    monkeypatch.setenv("CLAWDBOT_PROJECT_DIR", str(project))
-    monkeypatch.setenv("CLAWDBOT_PASSPHRASE_FILE", str(passphrase))
-    monkeypatch.setenv("CLAWDBOT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    return project
+    tenants = {tenant: _tenant_yaml(tenant, salt) for tenant in ("acme", "globex")}
+    return secrets_project(tmp_path, monkeypatch, PASSPHRASE, tenants)
 
 
 def run(*args: str, stdin: str | None = None) -> Result:
