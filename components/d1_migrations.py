@@ -13,10 +13,8 @@ fleet's throttling proxy covers these calls too.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +22,11 @@ from typing import Any
 import pulumi
 import pulumi.dynamic
 
+from components.cloudflare_http import TransportError, envelope, send
+from orchestrator.core.cloudflare_api import PUBLIC_API_URL, api_base_url
 from orchestrator.core.errors import MigrationError
 from orchestrator.core.migrations import Migration, apply_migrations
 
-DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 HTTP_TIMEOUT_SECONDS = 60
 
 
@@ -43,7 +42,7 @@ class D1HttpExecutor:
     account_id: str
     database_id: str
     api_token: str
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = PUBLIC_API_URL
     timeout_seconds: float = HTTP_TIMEOUT_SECONDS
 
     def query(self, sql: str) -> list[dict[str, object]]:
@@ -55,40 +54,24 @@ class D1HttpExecutor:
             method="POST",
         )
         where = f"D1 database {self.database_id}"
+        unsure = "the query may have run: re-run `up`, migrations already recorded are skipped"
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise MigrationError(f"{where}: query failed with HTTP {exc.code}: {_api_errors(_body(exc))}") from None
-        except urllib.error.URLError as exc:
-            reason = "timed out" if isinstance(exc.reason, TimeoutError) else exc.reason
-            raise MigrationError(f"{where}: cannot reach {self.base_url}: {reason}") from None
-        except TimeoutError:
-            # Raised by the read, after the connection was made: the query may or may not have run.
-            raise MigrationError(
-                f"{where}: no answer from {self.base_url} within {self.timeout_seconds:g} s; "
-                "the query may have run: re-run `up`, migrations already recorded are skipped"
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise MigrationError(f"{where}: connection to {self.base_url} broke ({exc.__class__.__name__})") from None
+            status, raw = send(
+                request, timeout=self.timeout_seconds, where=where, base_url=self.base_url, unsure=unsure
+            )
+        except TransportError as exc:
+            raise MigrationError(str(exc)) from None
+        if not 200 <= status < 300:
+            raise MigrationError(f"{where}: query failed with HTTP {status}: {_api_errors(raw)}")
         return _rows(raw, where)
-
-
-def _body(exc: urllib.error.HTTPError) -> bytes:
-    try:
-        return exc.read()
-    except (OSError, http.client.HTTPException):
-        return b""
 
 
 def _rows(raw: bytes, where: str) -> list[dict[str, object]]:
     """The last statement's rows from the API envelope `{success, errors, result: [{results}]}`."""
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise MigrationError(f"{where}: the API answered with something that is not JSON") from None
-    if not isinstance(body, dict):
-        raise MigrationError(f"{where}: the API answered with JSON that is not an object")
+        body = envelope(raw, where)
+    except TransportError as exc:
+        raise MigrationError(str(exc)) from None
     if body.get("success") is not True:
         raise MigrationError(f"{where}: query failed: {_api_errors(body)}")
     results = body.get("result") or []
@@ -123,7 +106,7 @@ def _executor(props: dict[str, Any]) -> D1HttpExecutor:
         account_id=props["account_id"],
         database_id=props["database_id"],
         api_token=token,
-        base_url=os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL,
+        base_url=api_base_url(os.environ),
     )
 
 

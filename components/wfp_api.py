@@ -19,21 +19,20 @@ engine passes its endpoint instead (`NamespaceApi.endpoint`) and leaves the envi
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import secrets
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from components.cloudflare_http import TransportError, envelope, send
+from orchestrator.core.cloudflare_api import api_base_url
 from orchestrator.core.dispatch import MAX_TAGS, tag_problem
 from orchestrator.core.masking import one_line, redact
 
-DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 HTTP_TIMEOUT_SECONDS: float = 60
 MODULE_CONTENT_TYPE = "application/javascript+module"
 NO_ENTITLEMENT = 10121
@@ -87,13 +86,6 @@ def _errors(body: bytes) -> list[dict[str, Any]]:
         return []
 
 
-def _body(exc: urllib.error.HTTPError) -> bytes:
-    try:
-        return exc.read()
-    except (OSError, http.client.HTTPException):
-        return b""
-
-
 @dataclass(frozen=True)
 class NamespaceApi:
     """One tenant's view of one dispatch namespace; every error names the tenant."""
@@ -107,7 +99,7 @@ class NamespaceApi:
 
     @property
     def base_url(self) -> str:
-        return (self.endpoint or os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        return (self.endpoint or api_base_url(os.environ)).rstrip("/")
 
     def _token(self) -> str:
         token = os.environ.get("CLOUDFLARE_API_TOKEN")
@@ -139,33 +131,19 @@ class NamespaceApi:
         request = urllib.request.Request(url, data=body, headers=headers, method=method)
         hide = (token, *hidden)
         where = f"tenant {self.tenant}: {what}"
+        unsure = "it may have been applied: run `up` again (uploads and secrets are idempotent)"
         try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            errors = _errors(_body(exc))
-            if exc.code == 404 and any(e.get("code") == SCRIPT_NOT_FOUND for e in errors):
-                return None
-            raise NamespaceApiError(self._explain(what, exc.code, errors, hide)) from None
-        except urllib.error.URLError as exc:
-            reason = "timed out" if isinstance(exc.reason, TimeoutError) else exc.reason
-            raise NamespaceApiError(f"{where}: cannot reach {self.base_url}: {reason}") from None
-        except TimeoutError:
-            # After the request was sent: Cloudflare may have acted on it.
-            raise NamespaceApiError(
-                f"{where}: no answer from {self.base_url} within {HTTP_TIMEOUT_SECONDS:g} s; "
-                "it may have been applied: run `up` again (uploads and secrets are idempotent)"
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise NamespaceApiError(
-                f"{where}: connection to {self.base_url} broke ({exc.__class__.__name__})"
-            ) from None
-        try:
-            data = json.loads(raw or b"{}")
-        except ValueError:
-            raise NamespaceApiError(f"{where}: the API answered with something that is not JSON") from None
-        if not isinstance(data, dict):
-            raise NamespaceApiError(f"{where}: the API answered with JSON that is not an object")
+            status, raw = send(
+                request, timeout=HTTP_TIMEOUT_SECONDS, where=where, base_url=self.base_url, unsure=unsure
+            )
+            if not 200 <= status < 300:
+                errors = _errors(raw)
+                if status == 404 and any(e.get("code") == SCRIPT_NOT_FOUND for e in errors):
+                    return None
+                raise NamespaceApiError(self._explain(what, status, errors, hide))
+            data = envelope(raw or b"{}", where)
+        except TransportError as exc:
+            raise NamespaceApiError(str(exc)) from None
         if data.get("success") is not True:
             raise NamespaceApiError(self._explain(what, 200, _errors(json.dumps(data).encode()), hide))
         result = data.get("result")

@@ -12,6 +12,7 @@
 - `health`: the health answer and the verdict on it; `masking`: the one `[secret]` mask, redaction;
 - `hostnames`: who owns a hostname across the fleet; `pack`: where the policy pack lives;
 - `addresses`: whether a host is loopback (where plain http may be allowed);
+- `cloudflare_api`: where the Cloudflare API is (`CLOUDFLARE_BASE_URL`, else the public API);
 - `dispatch`: dispatch mode (Workers for Platforms) as plain data: names, tags, routing entries;
 - `errors`: the domain errors every layer shares.
 """

@@ -32,6 +32,7 @@ from orchestrator.config.reissue import reissue
 from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name
+from orchestrator.core.cloudflare_api import BASE_URL_VARIABLE
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import StepCollector, classify
 from orchestrator.core.errors import EdgeError, SetupError, StackError
@@ -145,7 +146,7 @@ class AutomationExecutor:
             # launcher finds it whichever way the engine passes options to plugins.
             env["PULUMI_RUNTIME_VIRTUALENV"] = virtualenv
         if self.base_url:
-            env["CLOUDFLARE_BASE_URL"] = self.base_url
+            env[BASE_URL_VARIABLE] = self.base_url
         return env
 
     def project_settings(self) -> auto.ProjectSettings:

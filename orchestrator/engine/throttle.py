@@ -45,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from orchestrator.core.cloudflare_api import PUBLIC_API_URL
 from orchestrator.engine.budget import (
     FLEET_BUDGET,
     PER_TOKEN_BUDGET,
@@ -57,7 +58,7 @@ from orchestrator.engine.budget import (
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/client/v4"
-DEFAULT_UPSTREAM = "https://api.cloudflare.com/client/v4"
+DEFAULT_UPSTREAM = PUBLIC_API_URL
 
 HOP_BY_HOP = frozenset(
     {

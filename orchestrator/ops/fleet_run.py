@@ -18,6 +18,7 @@ from orchestrator.config.secrets_provider import check_passphrase_env
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import TENANT_KEY, load_tenant_spec, project_name, read_stack_config
 from orchestrator.core import outputs as output_keys
+from orchestrator.core.cloudflare_api import api_base_url
 from orchestrator.core.config_match import payload_text_identity
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.crypto import config_payload_text
@@ -27,7 +28,7 @@ from orchestrator.engine.budget import ThrottleConfig
 from orchestrator.engine.locks import RecoveryReport, StackLock, checkpoint_outputs, clear_stale, fleet_lease, inspect
 from orchestrator.engine.records import FileDeployedStore
 from orchestrator.engine.state_store import state_of
-from orchestrator.engine.throttle import DEFAULT_UPSTREAM, ThrottleProxy
+from orchestrator.engine.throttle import ThrottleProxy
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import FleetInputs, Rendered
 from orchestrator.fleet.ports import (
@@ -137,7 +138,7 @@ def api_budget(
     if not enabled:
         yield None
         return
-    upstream = os.environ.get("CLOUDFLARE_BASE_URL") or DEFAULT_UPSTREAM
+    upstream = api_base_url(os.environ)
     config = ThrottleConfig.for_node(budget, share, budget_key=budget_key)
     with ThrottleProxy(upstream, config) as proxy:
         yield proxy.base_url
