@@ -196,3 +196,26 @@ def test_parse_secrets_class_of_inputs() -> None:
 def test_readme_documents_the_manager_pipe() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "doppler secrets download --no-file --format json | clawdbot-edge secrets import acme" in readme
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (("set", "acme", "STRIPE_KEY"), SECRET_A),
+        (("import", "acme"), f"STRIPE_KEY={SECRET_A}\n"),
+        (("list", "acme"), None),
+    ],
+)
+@pytest.mark.parametrize("names", ["STRIPE_KEY", {"STRIPE_KEY": True}, ["STRIPE_KEY", 7]])
+def test_every_secrets_command_reads_secret_names_one_way(
+    project: Path, args: tuple[str, ...], stdin: str | None, names: object
+) -> None:
+    path = project / "Pulumi.prod.acme.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["clawdbot:tenant"]["secret_names"] = names
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    before = path.read_bytes()
+    result = run(*args, stdin=stdin)
+    assert result.exit_code == 1
+    assert "Error: stack prod.acme: clawdbot:tenant.secret_names: must be a list of names" in result.output
+    assert path.read_bytes() == before

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.config.key_paths import SECURE
-from orchestrator.config.secret_entry import NAMES_KEY, check_passphrase, tenant_file
+from orchestrator.config.secret_entry import NAMES_KEY, check_passphrase, declared_secret_names, tenant_file
 from orchestrator.config.stack_file import StackFile, load_stack_file, remove_secrets, set_secrets, set_value
 from orchestrator.config.tenant_config import SECRETS_KEY
 from orchestrator.core.errors import ConfigError
@@ -44,13 +44,6 @@ class Imported:
     """Undeclared names left out (`only_declared=True`)."""
 
 
-def _declared(stack: StackFile) -> list[str]:
-    names = stack.get(NAMES_KEY) or []
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"stack {stack.stack}: {NAMES_KEY}: must be a list of names")
-    return names
-
-
 def _set_names(stack: StackFile) -> list[str]:
     secrets = stack.get(SECRETS_KEY) or {}
     if not isinstance(secrets, dict):
@@ -61,7 +54,7 @@ def _set_names(stack: StackFile) -> list[str]:
 def list_secrets(project_dir: Path, tenant: str) -> tuple[str, list[SecretState]]:
     """Every declared name and every name with a value, sorted, with whether each is declared and set."""
     stack = load_stack_file(tenant_file(project_dir, tenant))
-    declared, present = set(_declared(stack)), set(_set_names(stack))
+    declared, present = set(declared_secret_names(stack)), set(_set_names(stack))
     states = [SecretState(n, n in declared, n in present) for n in sorted(declared | present)]
     return stack.stack, states
 
@@ -166,7 +159,7 @@ def import_secrets(
         raise ConfigError(
             f"stack {stack.stack}: not UPPER_SNAKE_CASE secret names (A-Z, 0-9, _; at most 64): {', '.join(bad)}"
         )
-    declared = _declared(stack)
+    declared = declared_secret_names(stack)
     undeclared = sorted(name for name in values if name not in declared)
     if undeclared and not (add or only_declared):
         raise ConfigError(

@@ -72,9 +72,7 @@ def set_tenant_secret(
         raise ConfigError(f"stack {tenant_stack(tenant)}: {SECRETS_KEY}.{name}: refusing an empty value")
     path = tenant_file(project_dir, tenant)
     stack = load_stack_file(path)
-    names = stack.get(NAMES_KEY) or []
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"stack {stack.stack}: {NAMES_KEY}: must be a list of names")
+    names = declared_secret_names(stack)
     added = name not in names
     if added and not add:
         raise ConfigError(
@@ -86,6 +84,14 @@ def set_tenant_secret(
         set_value(path, NAMES_KEY, [*names, name])
     set_secret(path, f"{SECRETS_KEY}.{name}", value, passphrase)
     return SecretWritten(stack=stack.stack, path=path, added_to_secret_names=added)
+
+
+def declared_secret_names(stack: StackFile) -> list[str]:
+    """The tenant's `secret_names` as the file has them (none: []), or a ConfigError naming the key."""
+    names = stack.get(NAMES_KEY) or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"stack {stack.stack}: {NAMES_KEY}: must be a list of names")
+    return names
 
 
 def check_passphrase(stack: StackFile, tenant: str, passphrase: str) -> None:
