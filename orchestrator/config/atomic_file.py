@@ -6,33 +6,44 @@ import contextlib
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Write `data` beside `path`, fsync it, give it `mode`, rename it over `path`, fsync the directory.
+@contextlib.contextmanager
+def staged_beside(path: Path, data: bytes) -> Iterator[Path]:
+    """`data` in a new temp file next to `path`, fsynced, for the caller to move into place; gone on exit.
 
-    The temp file is created 0600 by mkstemp, so a secret is never briefly readable by others.
+    mkstemp creates it 0600, so a secret is never briefly readable by others; next to `path`, so the
+    move is a rename (or link) within one directory, which readers see whole or not at all.
     """
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # nothing left once it was moved
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync a directory, so a rename or link just made in it survives a crash."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Write `data` beside `path`, fsync it, give it `mode`, rename it over `path`, fsync the directory."""
+    with staged_beside(path, data.encode("utf-8") if isinstance(data, str) else data) as tmp:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    sync_directory(path.parent)
 
 
 def write_many_atomically(files: Mapping[Path, bytes], mode: int = 0o600) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.config.atomic_file import staged_beside, sync_directory
 from orchestrator.core.errors import ConfigError
 
 
@@ -31,13 +31,8 @@ def put_in_place(path: Path, text: str, check: Callable[[Path], None], *, replac
 
     `replace=False`: a file at `path` (also one created meanwhile) is never replaced.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        check(Path(tmp))
+    with staged_beside(path, text.encode("utf-8")) as tmp:
+        check(tmp)
         if replace:
             os.replace(tmp, path)
         else:
@@ -45,10 +40,4 @@ def put_in_place(path: Path, text: str, check: Callable[[Path], None], *, replac
                 os.link(tmp, path)
             except FileExistsError:
                 raise ConfigError(f"{path} already exists; nothing was changed") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    sync_directory(path.parent)
