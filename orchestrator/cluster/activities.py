@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -50,6 +50,7 @@ from orchestrator.fleet.ports import (
     Preflight,
     StackExecutor,
 )
+from orchestrator.fleet.preflight import Debris
 from orchestrator.fleet.report import TenantResult
 from orchestrator.fleet.steps import RollbackAsk, StackRun
 from orchestrator.ops.fleet_run import worker_concurrency
@@ -70,19 +71,6 @@ TRANSIENT = "TransientStackError"
 T = TypeVar("T")
 BOOKKEEPING_SLOTS = 4
 """Threads beyond the operation slots, for plan, gate, commit and audit activities."""
-
-
-class Debris(Protocol):
-    """What recovery needs of `orchestrator.engine.locks.RecoveryReport`."""
-
-    @property
-    def blocked(self) -> bool: ...
-
-    @property
-    def pending(self) -> Sequence[Any]: ...
-
-    @property
-    def advice(self) -> tuple[str, ...]: ...
 
 
 Recover = Callable[[str, AuditLog], Debris]

@@ -31,6 +31,7 @@ from orchestrator.fleet import health
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import FleetInputs, bundle_renderer
 from orchestrator.fleet.ports import HealthGate
+from orchestrator.fleet.preflight import Debris
 from orchestrator.fleet.sizing import REQUESTS_PER_UP
 from orchestrator.ops.fleet_run import (
     api_budget,
@@ -40,7 +41,7 @@ from orchestrator.ops.fleet_run import (
     worker_concurrency,
 )
 
-from .activities import Debris, FleetActivities, WorkerWorld
+from .activities import FleetActivities, WorkerWorld
 from .client import connect
 from .maintenance import MaintenanceActivities, MaintenanceWorkflow
 from .workflows import RolloutWorkflow, StackOperationWorkflow

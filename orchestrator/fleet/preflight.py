@@ -8,20 +8,21 @@ duplicates of what the killed run created.
 
 from __future__ import annotations
 
-from collections.abc import Sized
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from orchestrator.fleet.ports import Clearance, Operation
 
 
 class Debris(Protocol):
-    """What the fleet needs of a recovery report (`orchestrator.engine.locks.RecoveryReport`)."""
+    """What the fleet (and the cluster engine's recovery) needs of a recovery report
+    (`orchestrator.engine.locks.RecoveryReport`)."""
 
     @property
     def blocked(self) -> bool: ...
 
     @property
-    def pending(self) -> Sized: ...
+    def pending(self) -> Sequence[Any]: ...
 
     @property
     def advice(self) -> tuple[str, ...]: ...
