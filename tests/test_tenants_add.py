@@ -209,3 +209,17 @@ def test_an_existing_tenant_is_never_overwritten(project: Path) -> None:
     again = add("acme", *FULL_FLAGS)
     assert again.exit_code == 1 and "already registered" in again.output
     assert (project / "Pulumi.prod.acme.yaml").read_bytes() == before
+
+
+def test_the_next_step_it_prints_sets_the_declared_secrets_before_up(project: Path) -> None:
+    # `up` refuses a stack while a declared secret has no value: "deploy with up" alone sent people there.
+    with_secrets = add("initech", "--zone-id", ZONE, "--zone-name", "initech.example.com", "--secret-name", "HOOK")
+    assert with_secrets.exit_code == 0, with_secrets.output
+    assert (
+        "registered initech: Pulumi.prod.initech.yaml; set its secrets (`python -m orchestrator secrets set "
+        "initech HOOK`), then deploy with `python -m orchestrator up --tenant initech`"
+    ) in " ".join(with_secrets.output.split())
+    plain = add("hooli", "--zone-id", "1" * 32, "--zone-name", "hooli.example.com")
+    assert plain.exit_code == 0, plain.output
+    assert "set its secrets" not in plain.output
+    assert "; deploy with `python -m orchestrator up --tenant hooli`" in plain.output

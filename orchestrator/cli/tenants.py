@@ -13,6 +13,7 @@ from orchestrator.cli.tables import print_table
 from orchestrator.cli.tenant_fields import tenant_field_options, tenant_raw
 from orchestrator.config.stack_file import load_stack_file
 from orchestrator.config.tenant_config import (
+    SECRETS_COMMAND,
     SECRETS_KEY,
     load_tenant_spec,
     project_name,
@@ -97,7 +98,11 @@ def add(tenant: str | None, **given: Any) -> None:
     raw = tenant_raw(tenant, given)
     path = add_tenant(settings, raw)
     tenant = str(raw["id"])
-    click.echo(f"registered {tenant}: {path.name}; deploy with `python -m orchestrator up --tenant {tenant}`")
+    deploy = f"deploy with `python -m orchestrator up --tenant {tenant}`"
+    names = [str(name) for name in raw.get("secret_names") or ()]
+    if names:  # `up` refuses the stack until every declared secret has a value
+        deploy = f"set its secrets ({', '.join(f'`{SECRETS_COMMAND} {tenant} {n}`' for n in names)}), then {deploy}"
+    click.echo(f"registered {tenant}: {path.name}; {deploy}")
 
 
 @tenants.command()
