@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.measure import Measurement
 
 from orchestrator.config.stack_file import set_value
 from orchestrator.config.tenant_config import TENANT_KEY, load_platform_spec, tenant_stacks
@@ -31,6 +32,8 @@ from orchestrator.ops.scratch import ScratchProject, copy_examples, write_passph
 WEBHOOK_TENANT = "acme"
 UNKNOWN_HOST = "nobody.example.org"
 NEW_GREETING = "Hello from Acme, pushed live by the demo"
+PIPED = 1_000
+"""Columns a piped health table may take: wider than any row it has."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class Demo:
         self.out.rule(f"[bold]{self.step_no}. {title}")
 
     def note(self, text: str) -> None:
-        self.out.print(f"   {text}", highlight=False)
+        # soft_wrap: piped (a CI log, `| tee`) rich folds at 80 columns, mid-phrase; a note stays one line.
+        self.out.print(f"   {text}", highlight=False, soft_wrap=True)
 
     def run(self) -> None:
         if not tenant_stacks(self.options.source):
@@ -177,7 +181,20 @@ class Demo:
 
     def _health(self, edge: LocalEdge, info: RuntimeInfo) -> None:
         client = edge.edge_client()
-        self.out.print(health_table([probe_local(client, t) for t in info.tenants], "Fleet health (local edge)"))
+        table = health_table([probe_local(client, t) for t in info.tenants], "Fleet health (local edge)")
+        isatty = getattr(self.out.file, "isatty", None)
+        if isatty is not None and isatty():
+            self.out.print(table)
+            return
+        # Piped, as wide as its content, as the CLI's tables are (cli/tables.py): no reason folded.
+        # print(width=) cannot exceed the console's width (rich 14 console.py `print`), so widen it.
+        wanted = Measurement.get(self.out, self.out.options.update_width(PIPED), table).maximum
+        width = self.out.width
+        self.out.width = max(width, wanted)
+        try:
+            self.out.print(table)
+        finally:
+            self.out.width = width
 
     def _push(self, edge: LocalEdge, project_dir: Path, info: RuntimeInfo) -> None:
         acme = info.tenant(WEBHOOK_TENANT)
