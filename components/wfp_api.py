@@ -31,7 +31,7 @@ from typing import Any
 from components.cloudflare_http import TransportError, envelope, send
 from orchestrator.core.cloudflare_api import api_base_url
 from orchestrator.core.dispatch import MAX_TAGS, tag_problem
-from orchestrator.core.masking import one_line, redact
+from orchestrator.core.masking import report_line
 
 HTTP_TIMEOUT_SECONDS: float = 60
 MODULE_CONTENT_TYPE = "application/javascript+module"
@@ -151,9 +151,8 @@ class NamespaceApi:
 
     def _explain(self, what: str, status: int, errors: list[dict[str, Any]], hidden: Sequence[str]) -> str:
         codes = {e.get("code") for e in errors}
-        detail = one_line(
-            redact("; ".join(f"{e.get('code')}: {e.get('message', '')}" for e in errors) or "no detail", extra=hidden)
-        )
+        text = "; ".join(f"{e.get('code')}: {e.get('message', '')}" for e in errors) or "no detail"
+        detail = report_line(text, extra=hidden)
         where = f"tenant {self.tenant}: {what} in namespace {self.namespace}"
         if NO_ENTITLEMENT in codes:
             return (

@@ -18,8 +18,6 @@ OURS = {"orchestrator", "components", "clawdbot_policies", "bench"}
 
 KNOWN: dict[tuple[str, str, str], str] = {
     ("orchestrator/cli/tenants.py", "orchestrator.cli.fleet", "_deps"): "the CLI's shared dependency lookup",
-    ("orchestrator/fleet/local_steps.py", "orchestrator.fleet.runner", "_detail"): "split from runner",
-    ("orchestrator/fleet/local_steps.py", "orchestrator.fleet.runner", "_record_for"): "split from runner",
     ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_COMPACT"): "vectors need the internals",
     ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_b64"): "vectors need the internals",
     ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_document"): "vectors need the internals",

@@ -50,3 +50,10 @@ def one_line(text: str, limit: int = MAX_DETAIL) -> str:
     """Collapse whitespace to one line and cut it to `limit` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def report_line(text: object, limit: int = MAX_DETAIL, *, extra: Iterable[str] = ()) -> str:
+    """`text` (a message, an exception) as it may appear in a report, a log or an answer: credentials
+    redacted first, then one line of at most `limit` characters. In that order: cutting first could
+    leave half a token, which redaction no longer recognises. `extra`: more values to redact."""
+    return one_line(redact(str(text), extra=extra), limit)

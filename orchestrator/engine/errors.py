@@ -20,7 +20,7 @@ from orchestrator.core.errors import (
     StackMissingError,
     TransientStackError,
 )
-from orchestrator.core.masking import one_line, redact
+from orchestrator.core.masking import report_line
 from orchestrator.core.names import tenant_flag, tenant_of
 from orchestrator.engine.setup import install_hint
 from orchestrator.fleet.ports import Operation
@@ -56,7 +56,7 @@ def map_error(exc: BaseException, stack: str, operation: Operation, *, cli: str 
             f"create it with `python -m orchestrator up {tenant_flag(stack)}`"
         )
     if isinstance(exc, auto_errors.CommandError):
-        detail = one_line(redact(error_lines(str(exc))))
+        detail = report_line(error_lines(str(exc)))
         kind = {
             auto_errors.InlineSourceRuntimeError: "the Pulumi program failed",
             auto_errors.RuntimeError: "the Pulumi program failed",
@@ -71,4 +71,4 @@ def map_error(exc: BaseException, stack: str, operation: Operation, *, cli: str 
     if isinstance(exc, FileNotFoundError):
         missing = exc.filename if exc.filename is not None else "a file"
         return StackError(f"{who}: {operation} failed: {missing} does not exist")
-    return StackError(f"{who}: {operation} failed: {type(exc).__name__}: {one_line(redact(str(exc)))}")
+    return StackError(f"{who}: {operation} failed: {type(exc).__name__}: {report_line(exc)}")

@@ -36,7 +36,7 @@ from orchestrator.core.cloudflare_api import BASE_URL_VARIABLE
 from orchestrator.core.contract import REPO_ROOT
 from orchestrator.core.drift import StepCollector, classify
 from orchestrator.core.errors import EdgeError, SetupError, StackError
-from orchestrator.core.masking import SECRET_MASK, one_line, redact
+from orchestrator.core.masking import SECRET_MASK, redact, report_line
 from orchestrator.engine.errors import error_lines, map_error
 from orchestrator.engine.kept import describe_kept, kept_protected
 from orchestrator.engine.plugins import installed_plugins
@@ -122,7 +122,7 @@ class AutomationExecutor:
             except Exception as exc:
                 raise SetupError(
                     f"installing provider plugin {plugin.name} {plugin.version} failed: "
-                    f"{one_line(redact(error_lines(str(exc))))}"
+                    f"{report_line(error_lines(str(exc)))}"
                 ) from None
 
     def env_vars(self) -> dict[str, str]:

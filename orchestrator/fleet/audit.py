@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.core.errors import EdgeError
-from orchestrator.core.masking import one_line, redact
+from orchestrator.core.masking import report_line
 
 
 class AuditEvent(BaseModel):
@@ -85,7 +85,7 @@ class AuditLog:
             operation=operation,
             bundle_hash=bundle_hash,
             result=result,
-            detail=one_line(redact(detail)) if detail else None,
+            detail=report_line(detail) if detail else None,
         )
         self._append(event.model_dump_json() + "\n")
         return event

@@ -21,11 +21,12 @@ from orchestrator.core import outputs as output_keys
 from orchestrator.core.crypto import MAX_CONFIG_VERSION
 from orchestrator.core.errors import EdgeError, SetupError
 from orchestrator.core.health import HealthCheck, HealthTarget
+from orchestrator.core.masking import report_line
 from orchestrator.core.names import stack_file, tenant_of
 from orchestrator.fleet.changes import Decision, Desired, decide
 from orchestrator.fleet.ports import DeployedRecord, VersionFacts
 from orchestrator.fleet.report import Result, RolloutOptions, TenantResult
-from orchestrator.fleet.runner import StackRunner, _detail, _record_for
+from orchestrator.fleet.runner import StackRunner, record_for
 from orchestrator.fleet.steps import RollbackAsk, RollbackRun, WaveRun
 
 
@@ -88,13 +89,13 @@ class LocalSteps(StackRunner):
             try:
                 decision = self._decide(stack, options.force)
             except EdgeError as exc:
-                out[stack] = TenantResult(stack, "up", Result.FAILED, detail=_detail(exc))
+                out[stack] = TenantResult(stack, "up", Result.FAILED, detail=report_line(exc))
                 self.note(stack, "up", "failed", detail=str(exc))
                 continue
             if decision.changed:
                 refusal = self._version_refusal(stack, options)
                 if refusal is not None:
-                    out[stack] = TenantResult(stack, "up", Result.FAILED, detail=_detail(refusal))
+                    out[stack] = TenantResult(stack, "up", Result.FAILED, detail=report_line(refusal))
                     self.note(stack, "up", "failed", detail=refusal)
                     continue
                 out[stack] = None
@@ -136,14 +137,14 @@ class LocalSteps(StackRunner):
                 self.store.put_many(records, good=True)
             except (EdgeError, OSError) as exc:
                 # Deployed and healthy; only the change-detection records are missing: a redeploy later.
-                return dict.fromkeys((r.stack for r in records), _detail(exc, 160))
+                return dict.fromkeys((r.stack for r in records), report_line(exc, 160))
             return {}
         notes: dict[str, str] = {}
         for record in records:
             try:
                 self.store.put(record)
             except (EdgeError, OSError) as exc:
-                notes[record.stack] = _detail(exc, 160)
+                notes[record.stack] = report_line(exc, 160)
         return notes
 
     def rollback_one(self, ask: RollbackAsk) -> RollbackRun:
@@ -169,11 +170,11 @@ class LocalSteps(StackRunner):
             version = self.forward_version(stack, good, ask.deployed)
             outcome = self.executor.rollback(stack, version)
         except Exception as exc:  # one tenant's failed rollback must not stop the others'
-            return refuse(_detail(exc))
+            return refuse(report_line(exc))
         self.store.invalidate(stack)
         # Re-issued, the deployed file is no file of the registry: the next up always sees a change.
         digest = good.config_digest if version is None else f"{good.config_digest}+v{version}"
-        record = _record_for(stack, outcome.outputs, digest, current)
+        record = record_for(stack, outcome.outputs, digest, current)
         detail = f"{previous.detail}; re-applied last good ({(record.bundle_hash or '?')[:12]})"
         if version is not None:
             detail += (
@@ -259,7 +260,7 @@ class LocalSteps(StackRunner):
         try:
             facts = self.versions(stack)
         except (EdgeError, OSError, ValueError) as exc:  # an unreadable state file: never guess
-            return f"stack {stack}: cannot tell the deployed config_version ({_detail(exc, 160)})"
+            return f"stack {stack}: cannot tell the deployed config_version ({report_line(exc, 160)})"
         return version_refusal(stack, facts, allow_rollback=options.allow_config_rollback)
 
     def _decide(self, stack: str, force: bool) -> Decision:

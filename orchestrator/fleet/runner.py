@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrator.core import outputs as output_keys
 from orchestrator.core.errors import EdgeError, SetupError, TransientStackError
-from orchestrator.core.masking import one_line, redact
+from orchestrator.core.masking import report_line
 from orchestrator.core.names import tenant_of
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import Desired, Rendered
@@ -124,8 +124,8 @@ class StackRunner:
             # The VPS cannot run stacks (CLI gone, unsafe modes): every other stack would fail alike.
             op = options.operation
             self.note(stack, op.value, "failed", detail=str(exc))
-            result = TenantResult(stack, op.value, Result.FAILED, wave, detail=_detail(exc))
-            return StackRun(result, setup_error=f"setup error: {_detail(exc)}")
+            result = TenantResult(stack, op.value, Result.FAILED, wave, detail=report_line(exc))
+            return StackRun(result, setup_error=f"setup error: {report_line(exc)}")
 
     def _run_checked(self, stack: str, options: RolloutOptions, wave: int | None, *, retry: bool) -> StackRun:
         op = options.operation
@@ -139,7 +139,9 @@ class StackRunner:
             if clearance.blocked:
                 self.note(stack, op.value, "failed", detail=clearance.blocked)
                 return StackRun(
-                    TenantResult(stack, op.value, Result.FAILED, wave, detail=_detail(clearance.blocked), advice=advice)
+                    TenantResult(
+                        stack, op.value, Result.FAILED, wave, detail=report_line(clearance.blocked), advice=advice
+                    )
                 )
         run = self._attempt(stack, options, wave, retry=retry)
         if advice:
@@ -169,7 +171,7 @@ class StackRunner:
                     raise
                 if attempts > options.retries:
                     return self.failed(stack, op, wave, exc, attempts, started)
-                self.progress("retry", stack, _detail(exc, 120))
+                self.progress("retry", stack, report_line(exc, 120))
                 self.sleep(options.retry_delay_s * 2 ** (attempts - 1))
             except SetupError:
                 raise
@@ -197,7 +199,7 @@ class StackRunner:
                 op.value,
                 Result.FAILED,
                 wave,
-                detail=_detail(exc),
+                detail=report_line(exc),
                 attempts=attempts,
                 duration_s=time.monotonic() - started,
             )
@@ -217,9 +219,9 @@ class StackRunner:
             try:
                 # The old record no longer describes the stack; the new one waits for the gate.
                 self.store.invalidate(stack)
-                pending = _record_for(stack, outputs, None, self.desired(stack))
+                pending = record_for(stack, outputs, None, self.desired(stack))
             except (EdgeError, OSError) as exc:
-                detail = f"deployed, but its record cannot be written ({_detail(exc, 160)})"
+                detail = f"deployed, but its record cannot be written ({report_line(exc, 160)})"
         elif op is Operation.DESTROY:
             self.store.forget(stack)
             if outcome.kept:
@@ -258,13 +260,7 @@ def not_run(stack: str, options: RolloutOptions, wave: int | None, reason: str |
     return StackRun(TenantResult(stack, options.operation.value, Result.NOT_RUN, wave, detail=f"not run: {reason}"))
 
 
-def _detail(exc: BaseException | str, limit: int | None = None) -> str:
-    """Exception text as it may appear in a report: redacted, one bounded line."""
-    text = redact(str(exc))
-    return one_line(text) if limit is None else one_line(text, limit)
-
-
-def _record_for(stack: str, outputs: Mapping[str, Any], config_digest: str | None, desired: Desired) -> DeployedRecord:
+def record_for(stack: str, outputs: Mapping[str, Any], config_digest: str | None, desired: Desired) -> DeployedRecord:
     """The record of a deployment from its outputs; `config_digest` None: the current stack file's."""
     bundle_hash = outputs.get(output_keys.BUNDLE_HASH)
     version = outputs.get(output_keys.CONFIG_VERSION)

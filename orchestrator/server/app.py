@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from orchestrator.server.api import build_api
 from orchestrator.server.errors import JobConflict, JobNotFound, NotFound, Unavailable
 from orchestrator.server.events import TooManyClients
-from orchestrator.server.library import EdgeError, Library, one_line, redact
+from orchestrator.server.library import EdgeError, Library, report_line
 from orchestrator.server.pages import build_pages, static_files
 from orchestrator.server.security import NotJson, RateLimited, SecurityHeaders, Unauthorized
 from orchestrator.server.serve import ServeConfig
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": one_line(redact(message), 400)}, status_code=status, headers=headers)
+    return JSONResponse({"error": report_line(message, 400)}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -42,7 +42,7 @@ from orchestrator.server.library import (
     Sizing,
     drift_options,
     one_line,
-    redact,
+    report_line,
     tenant_of,
     tenant_stack,
 )
@@ -239,7 +239,7 @@ class JobManager:
                     job.wave = 0 if job.wave is None else job.wave + 1
                 if event in NOTED:
                     who = f"{tenant_of(stack)}: " if stack else ""
-                    job.events.append(one_line(redact(f"{event} {who}{detail}"), 300))
+                    job.events.append(report_line(f"{event} {who}{detail}", 300))
             self._publish(job)
 
         return progress
@@ -258,9 +258,9 @@ class JobManager:
                 engine=job.request.engine,
             )
         except EdgeError as exc:
-            self._finish(job, None, one_line(redact(str(exc))))
+            self._finish(job, None, report_line(exc))
         except Exception as exc:  # a bug must not kill the worker thread and every later job
-            self._finish(job, None, one_line(redact(f"unexpected {type(exc).__name__}: {exc}")))
+            self._finish(job, None, report_line(f"unexpected {type(exc).__name__}: {exc}"))
         else:
             self._finish(job, report, None)
 

@@ -29,7 +29,7 @@ from orchestrator.config.tenant_config import (
 from orchestrator.core.addresses import is_loopback
 from orchestrator.core.errors import ConfigError, EdgeError
 from orchestrator.core.health import GateResult, HealthCheck, HealthTarget
-from orchestrator.core.masking import one_line, redact
+from orchestrator.core.masking import one_line, redact, report_line
 from orchestrator.core.model import TenantId, resource_prefix
 from orchestrator.core.names import stack_file, tenant_of, tenant_stack
 from orchestrator.engine.records import FileDeployedStore
@@ -75,6 +75,7 @@ __all__ = [
     "is_loopback",
     "one_line",
     "redact",
+    "report_line",
     "tenant_of",
     "tenant_stack",
     "write_atomically",
@@ -145,7 +146,7 @@ class Library:
                 "config_error": None,
             }
         except EdgeError as exc:
-            data = {"config_error": one_line(redact(str(exc)))}
+            data = {"config_error": report_line(exc)}
         self._summaries[stack] = _Summary(key, data)
         return data
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.server.events import EventHub
-from orchestrator.server.library import EdgeError, Library, one_line, redact, tenant_of
+from orchestrator.server.library import EdgeError, Library, report_line, tenant_of
 from orchestrator.server.scheduler import read_timers
 from orchestrator.server.schemas import SchedulerDoc, StatusRow, TenantView
 
@@ -104,7 +104,7 @@ class Watcher:
             try:
                 local = _local_health(lib)
             except EdgeError as exc:
-                local_error = one_line(redact(str(exc)), 200)
+                local_error = report_line(exc, 200)
         views = []
         for stack, row in zip(stacks, rows, strict=True):
             tenant = tenant_of(stack)
