@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from orchestrator.cli import COMMANDS, cli
 from orchestrator.core.contract import REPO_ROOT
@@ -160,17 +161,28 @@ def _script_flag_sources() -> str:
     return "\n".join(f.read_text(encoding="utf-8") for f in files)
 
 
+def every_command(
+    command: click.Command = cli, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name in command.list_commands(click.Context(command)):
+            sub = command.get_command(click.Context(command), name)
+            assert sub is not None
+            yield from every_command(sub, (*path, name))
+
+
 @cache
 def _cli_flags() -> frozenset[str]:
-    def walk(command: click.Command) -> Iterator[click.Command]:
-        yield command
-        if isinstance(command, click.Group):
-            for name in command.list_commands(click.Context(command)):
-                sub = command.get_command(click.Context(command), name)
-                assert sub is not None
-                yield from walk(sub)
+    return frozenset(flag for _, c in every_command() for p in c.params for flag in (*p.opts, *p.secondary_opts))
 
-    return frozenset(flag for command in walk(cli) for p in command.params for flag in (*p.opts, *p.secondary_opts))
+
+def test_every_command_has_a_help_that_explains() -> None:
+    # README: "every command has `--help`"; what each says is its docstring, so an empty one shows nothing.
+    for path, command in every_command():
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert (command.help or "").strip() and f"Usage: cli {' '.join(path)}".rstrip() in result.output, path
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
