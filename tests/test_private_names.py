@@ -17,7 +17,6 @@ OURS = {"orchestrator", "components", "clawdbot_policies", "bench"}
 """Whose private names count: ours (relying on an upstream one is a different question)."""
 
 KNOWN: dict[tuple[str, str, str], str] = {
-    ("orchestrator/cli/tenants.py", "orchestrator.cli.fleet", "_deps"): "the CLI's shared dependency lookup",
     ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_COMPACT"): "vectors need the internals",
     ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_b64"): "vectors need the internals",
     ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_document"): "vectors need the internals",

@@ -61,7 +61,8 @@ class FleetDeps:
     stderr: Console = field(default_factory=lambda: Console(stderr=True))
 
 
-def _deps() -> FleetDeps:
+def fleet_deps() -> FleetDeps:
+    """The seams of this invocation (tests pass theirs as the click `obj`), else the real ones."""
     ctx = click.get_current_context()
     found = ctx.find_object(FleetDeps)
     return found if found is not None else FleetDeps()
@@ -107,7 +108,7 @@ def run_operation(
     budget: int,
     gate_timeout: float = health.GATE_TIMEOUT_S,
 ) -> None:
-    deps = _deps()
+    deps = fleet_deps()
     engine: Engine = click.get_current_context().meta.get("fleet.engine", "embedded")
     if engine == "temporal":
         _refuse_embedded_only()
@@ -189,7 +190,7 @@ def preview(
     expect_no_changes: bool,
 ) -> None:
     """Show what `up` would change for the selected tenants (no changes made)."""
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     stacks = select_stacks(settings.project_dir, tenants, all_)
     sizing = run_sizing(settings, api_budget, concurrency)
     options = RolloutOptions(Operation.PREVIEW, concurrency=sizing.concurrency, drift_check=expect_no_changes)
@@ -255,7 +256,7 @@ def up(
     Tenants whose stack file and rendered bundle equal what was last deployed are skipped without
     starting the engine. A failed canary or health gate halts the rollout.
     """
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     stacks = select_stacks(settings.project_dir, tenants, all_)
     if canary is not None and tenant_stack(canary) not in stacks:
         raise click.UsageError(f"--canary {canary} is not among the selected tenants")
@@ -290,7 +291,7 @@ def refresh(
     clear_pending_creates: bool,
 ) -> None:
     """Read the real state of the selected tenants' resources from Cloudflare (3+ API calls per Worker)."""
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     stacks = select_stacks(settings.project_dir, tenants, all_)
     options = RolloutOptions(
         Operation.REFRESH,
@@ -312,7 +313,7 @@ def destroy(
 
     What was kept is reported per tenant, with the exact commands that remove it deliberately.
     """
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     stacks = select_stacks(settings.project_dir, tenants, all_)
     if not yes:
         raise click.UsageError(f"destroy deletes {len(stacks)} tenants' edges; add --yes to confirm")
@@ -331,7 +332,7 @@ Exit 1 when any tenant drifted."""
 )
 @fleet_options
 def drift(tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_budget: int, as_json: bool) -> None:
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     stacks = select_stacks(settings.project_dir, tenants, all_)
     sizing = run_sizing(settings, api_budget, concurrency)
     options = drift_options(sizing.concurrency)
@@ -344,7 +345,7 @@ def drift(tenants: tuple[str, ...], all_: bool, concurrency: int | None, api_bud
 @click.option("--no-health", is_flag=True, help="Do not probe the tenants' /_edge/health.")
 def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool) -> None:
     """Per tenant: isolation mode, last update, deployed bundle hash, last drift check and live health (no engine)."""
-    deps = _deps()
+    deps = fleet_deps()
     settings = deps.settings()
     check_passphrase_env(settings.passphrase_file)
     stacks = (
@@ -377,7 +378,7 @@ def status(tenants: tuple[str, ...], all_: bool, as_json: bool, no_health: bool)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
 def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
     """Clear stale locks left by a killed run and say exactly what else to run (pending operations)."""
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     check_passphrase_env(settings.passphrase_file)
     stacks = select_stacks(settings.project_dir, tenants, all_)
     audit = AuditLog(settings.audit_log)
@@ -407,7 +408,7 @@ def recover(tenants: tuple[str, ...], all_: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
 def outputs(tenant: str, as_json: bool) -> None:
     """A tenant's stack outputs as last deployed (secret outputs masked; needs the Pulumi CLI)."""
-    deps = _deps()
+    deps = fleet_deps()
     settings = deps.settings()
     check_passphrase_env(settings.passphrase_file)
     (stack,) = select_stacks(settings.project_dir, (tenant,), False)

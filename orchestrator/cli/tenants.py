@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from orchestrator.cli.fleet import _deps, select_stacks
+from orchestrator.cli.fleet import fleet_deps, select_stacks
 from orchestrator.cli.tables import print_table
 from orchestrator.cli.tenant_fields import tenant_field_options, tenant_raw
 from orchestrator.config.stack_file import load_stack_file
@@ -37,7 +37,7 @@ def tenants() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
 def list_tenants(as_json: bool) -> None:
     """Every registered tenant, with what the fleet last deployed to it."""
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     store = FileDeployedStore(settings, project_name(settings.project_dir))
     rows = []
     for stack in tenant_stacks(settings.project_dir):
@@ -68,7 +68,7 @@ def list_tenants(as_json: bool) -> None:
 @click.argument("tenant")
 def show(tenant: str) -> None:
     """A tenant's config (secret values masked) and its deployed record, as JSON."""
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     (stack,) = select_stacks(settings.project_dir, (tenant,), False)
     spec = load_tenant_spec(settings.project_dir, stack)
     masked = load_stack_file(stack_file(settings.project_dir, stack)).masked_config()
@@ -94,7 +94,7 @@ def add(tenant: str | None, **given: Any) -> None:
     all at once, and flags given replace its values. Declared secrets get their values with
     `secrets set`. Nothing is written unless the whole tenant is valid and its hosts are its own.
     """
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     raw = tenant_raw(tenant, given)
     path = add_tenant(settings, raw)
     tenant = str(raw["id"])
@@ -110,7 +110,7 @@ def add(tenant: str | None, **given: Any) -> None:
 @click.option("--yes", is_flag=True, help="Confirm: deletes the tenant's stack file (its encrypted secrets too).")
 def remove(tenant: str, yes: bool) -> None:
     """Unregister a tenant whose edge was destroyed first (refuses while resources exist)."""
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     (stack,) = select_stacks(settings.project_dir, (tenant,), False)
     if not yes:
         raise click.UsageError(f"removing {tenant} deletes Pulumi.{stack}.yaml and its secrets; add --yes")
@@ -131,7 +131,7 @@ def sweep(tag: str, dry_run: bool, yes: bool, as_json: bool) -> None:
     resources. Goes through the throttling proxy under the fleet lease (one API budget); reads
     CLOUDFLARE_API_TOKEN; prints and audits script names only.
     """
-    settings = _deps().settings()
+    settings = fleet_deps().settings()
     if sweepable_tenant(tag) is None:
         raise click.BadParameter(NOT_SWEEPABLE, param_hint="--tag")
     if not dry_run and not yes:
