@@ -224,7 +224,7 @@ def _signed(version: int = 1) -> str:
 
 def _forged(payload_text: str, key: bytes = KEY, tenant: str = TENANT) -> str:
     mac_key = crypto.derive_key(key, tenant, "config-mac")
-    return json.dumps({"v": 1, "payload": payload_text, "mac": crypto._mac(mac_key, payload_text)})
+    return json.dumps({"v": 1, "payload": payload_text, "mac": crypto.config_mac(mac_key, payload_text)})
 
 
 @pytest.mark.parametrize(

@@ -16,16 +16,6 @@ ROOTS = ("orchestrator", "components", "policies/clawdbot_policies", "bench")
 OURS = {"orchestrator", "components", "clawdbot_policies", "bench"}
 """Whose private names count: ours (relying on an upstream one is a different question)."""
 
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_COMPACT"): "vectors need the internals",
-    ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_b64"): "vectors need the internals",
-    ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_document"): "vectors need the internals",
-    ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_mac"): "vectors need the internals",
-    ("orchestrator/testing/vectors.py", "orchestrator.core.crypto", "_purpose"): "vectors need the internals",
-}
-"""Imports of private names that were there before this test, each still to be given a public
-name; the list may only shrink. (Test modules are not held to this: they look inside on purpose.)"""
-
 
 def _private_imports_of(path: Path, name: str) -> set[tuple[str, str, str]]:
     """(`name`, module, private name) for each `from module import _x` in the file at `path`."""
@@ -49,13 +39,9 @@ def _private_imports() -> set[tuple[str, str, str]]:
 
 
 def test_no_module_imports_a_private_name_of_another() -> None:
-    new = sorted(_private_imports() - set(KNOWN))
-    assert not new, f"private names imported across modules (give them a public name): {new}"
-
-
-def test_the_known_list_only_names_imports_that_still_exist() -> None:
-    gone = sorted(set(KNOWN) - _private_imports())
-    assert not gone, f"no longer imported, drop from KNOWN: {gone}"
+    # Test modules are not held to this: they look inside on purpose.
+    found = sorted(_private_imports())
+    assert not found, f"private names imported across modules (give them a public name): {found}"
 
 
 def test_the_check_sees_a_private_import_and_nothing_else(tmp_path: Path) -> None:

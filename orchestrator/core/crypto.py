@@ -46,7 +46,8 @@ TAG_BYTES = 16
 MAC_BYTES = 32
 HEALTH_NONCE_RE = re.compile(r"[0-9a-f]{16}")
 
-_COMPACT = (",", ":")
+COMPACT_JSON = (",", ":")
+"""`json.dumps` separators of every document here (and of the test vectors written from them)."""
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -81,7 +82,8 @@ def derive_key(relay_key: bytes, tenant: str, purpose: str) -> bytes:
     ).derive(relay_key)
 
 
-def _purpose(role: str) -> str:
+def purpose_info(role: str) -> str:
+    """The HKDF purpose of a role (`config_mac` → `config-mac`), from the contract."""
     value: str = contract()["hkdf"]["purposes"][role]
     return value
 
@@ -110,7 +112,8 @@ def _check_name(tenant: str, name: str) -> None:
         raise CryptoError(f"tenant {tenant!r}: secret name must be a non-empty string")
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """Standard base64 with padding, as text: how every binary field of the formats is written."""
     return base64.b64encode(data).decode("ascii")
 
 
@@ -142,10 +145,10 @@ def _seal_with(enc_key: bytes, nonce_key: bytes, tenant: str, name: str, plainte
         "alg": contract()["envelope"]["alg"],
         "tenant": tenant,
         "name": name,
-        "iv": _b64(iv),
-        "ct": _b64(ct),
+        "iv": b64(iv),
+        "ct": b64(ct),
     }
-    return json.dumps(envelope, separators=_COMPACT, ensure_ascii=False)
+    return json.dumps(envelope, separators=COMPACT_JSON, ensure_ascii=False)
 
 
 def seal_secret(relay_key: bytes, tenant: str, name: str, plaintext: str) -> str:
@@ -154,8 +157,8 @@ def seal_secret(relay_key: bytes, tenant: str, name: str, plaintext: str) -> str
     if not isinstance(plaintext, str):
         raise CryptoError(f"tenant {tenant!r} secret {name!r}: plaintext must be a string")
     return _seal_with(
-        derive_key(relay_key, tenant, _purpose("secret_envelope")),
-        derive_key(relay_key, tenant, _purpose("envelope_nonce")),
+        derive_key(relay_key, tenant, purpose_info("secret_envelope")),
+        derive_key(relay_key, tenant, purpose_info("envelope_nonce")),
         tenant,
         name,
         plaintext,
@@ -182,7 +185,7 @@ def open_secret(relay_key: bytes, tenant: str, name: str, kv_value: str) -> str:
     ct = _b64_field(doc.get("ct"), f"{where}: envelope field 'ct'")
     if len(ct) < TAG_BYTES:
         raise CryptoError(f"{where}: envelope field 'ct' is shorter than the GCM tag")
-    key = derive_key(relay_key, tenant, _purpose("secret_envelope"))
+    key = derive_key(relay_key, tenant, purpose_info("secret_envelope"))
     try:
         data = AESGCM(key).decrypt(iv, ct, _aad(tenant, name))
     except InvalidTag:
@@ -245,7 +248,7 @@ def config_payload_text(tenant: str, version: int, config: dict[str, Any]) -> st
     try:
         text = json.dumps(
             {"tenant": tenant, "version": version, "config": config},
-            separators=_COMPACT,
+            separators=COMPACT_JSON,
             sort_keys=True,
             ensure_ascii=False,
             allow_nan=False,
@@ -260,13 +263,15 @@ def config_payload_text(tenant: str, version: int, config: dict[str, Any]) -> st
     return text
 
 
-def _mac(mac_key: bytes, payload_text: str) -> str:
-    return _b64(hmac.new(mac_key, payload_text.encode("utf-8"), hashlib.sha256).digest())
+def config_mac(mac_key: bytes, payload_text: str) -> str:
+    """base64 HMAC-SHA256 over the payload text's exact UTF-8 bytes (docs/contract.md)."""
+    return b64(hmac.new(mac_key, payload_text.encode("utf-8"), hashlib.sha256).digest())
 
 
-def _document(payload_text: str, mac: str) -> str:
+def config_document(payload_text: str, mac: str) -> str:
+    """The KV `config` document around a payload text and its MAC (any MAC: the vectors forge some)."""
     doc = {"v": FORMAT_VERSION, "payload": payload_text, "mac": mac}
-    return json.dumps(doc, separators=_COMPACT, ensure_ascii=False)
+    return json.dumps(doc, separators=COMPACT_JSON, ensure_ascii=False)
 
 
 def sign_config(relay_key: bytes, tenant: str, payload_text: str) -> str:
@@ -278,8 +283,8 @@ def sign_config(relay_key: bytes, tenant: str, payload_text: str) -> str:
     except CryptoError as exc:
         # Signing a payload the Worker would refuse is a caller bug, reported as bad config.
         raise ConfigError(str(exc)) from None
-    mac_key = derive_key(relay_key, tenant, _purpose("config_mac"))
-    return _document(payload_text, _mac(mac_key, payload_text))
+    mac_key = derive_key(relay_key, tenant, purpose_info("config_mac"))
+    return config_document(payload_text, config_mac(mac_key, payload_text))
 
 
 def verify_config(relay_key: bytes, tenant: str, kv_value: str) -> dict[str, Any]:
@@ -293,7 +298,7 @@ def verify_config(relay_key: bytes, tenant: str, kv_value: str) -> dict[str, Any
     mac = _b64_field(doc.get("mac"), f"{where}: document field 'mac'")
     if len(mac) != MAC_BYTES:
         raise CryptoError(f"{where}: document field 'mac' must be {MAC_BYTES} bytes")
-    mac_key = derive_key(relay_key, tenant, _purpose("config_mac"))
+    mac_key = derive_key(relay_key, tenant, purpose_info("config_mac"))
     expected = hmac.new(mac_key, _utf8(payload_text, f"{where}: payload"), hashlib.sha256).digest()
     if not hmac.compare_digest(mac, expected):
         raise CryptoError(f"{where}: MAC does not verify (wrong relay key or tenant, or tampered)")
@@ -313,7 +318,7 @@ def health_token(relay_key: bytes, tenant: str, now: int, nonce: str | None = No
         nonce = secrets.token_hex(8)
     elif not HEALTH_NONCE_RE.fullmatch(nonce):
         raise CryptoError(f"tenant {tenant!r} health token: nonce must be 16 lowercase hex characters")
-    key = derive_key(relay_key, tenant, _purpose("health_token"))
+    key = derive_key(relay_key, tenant, purpose_info("health_token"))
     message = f"health:{tenant}:{now}:{nonce}".encode()
     mac = base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=")
     return f"{now}.{nonce}.{mac.decode('ascii')}"
@@ -322,4 +327,4 @@ def health_token(relay_key: bytes, tenant: str, now: int, nonce: str | None = No
 def webhook_signature(secret: str, body: bytes) -> str:
     """`X-Webhook-Hmac-Sha256` for a raw request body (Shopify-style, standard base64)."""
     key = _utf8(secret, "webhook secret")
-    return _b64(hmac.new(key, body, hashlib.sha256).digest())
+    return b64(hmac.new(key, body, hashlib.sha256).digest())

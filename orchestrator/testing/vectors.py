@@ -19,15 +19,15 @@ from typing import Any
 from orchestrator.config.atomic_file import write_atomically
 from orchestrator.core.contract import VECTORS_PATH, contract
 from orchestrator.core.crypto import (
-    _COMPACT,
+    COMPACT_JSON,
     FORMAT_VERSION,
-    _b64,
-    _document,
-    _mac,
-    _purpose,
+    b64,
+    config_document,
+    config_mac,
     config_payload_text,
     derive_key,
     health_token,
+    purpose_info,
     seal_secret,
     sign_config,
     webhook_signature,
@@ -41,10 +41,10 @@ _VECTOR_RELAY_KEY = bytes(range(32))
 _WRONG_RELAY_KEY = bytes(range(32, 64))
 
 
-def _flip(b64: str, index: int) -> str:
-    raw = bytearray(base64.b64decode(b64))
+def _flip(encoded: str, index: int) -> str:
+    raw = bytearray(base64.b64decode(encoded))
     raw[index] ^= 0x01
-    return _b64(bytes(raw))
+    return b64(bytes(raw))
 
 
 _DELETE = object()
@@ -57,7 +57,7 @@ def _edit(kv_value: str, **changes: Any) -> str:
             del doc[field]
         else:
             doc[field] = value
-    return json.dumps(doc, separators=_COMPACT, ensure_ascii=False)
+    return json.dumps(doc, separators=COMPACT_JSON, ensure_ascii=False)
 
 
 def _envelope_vectors(key: bytes, tenant: str) -> list[dict[str, str]]:
@@ -97,9 +97,9 @@ def _tampered_envelopes(key: bytes, tenant: str, good: dict[str, str]) -> list[d
     doc = json.loads(value)
     other_tenant_env = seal_secret(key, _OTHER_TENANT, name, good["plaintext"])
     other_name_env = seal_secret(key, tenant, "OTHER_SECRET", good["plaintext"])
-    short_iv = _b64(base64.b64decode(doc["iv"])[:11])
-    short_ct = _b64(base64.b64decode(doc["ct"])[:15])
-    truncated = _b64(base64.b64decode(doc["ct"])[:-1])
+    short_iv = b64(base64.b64decode(doc["iv"])[:11])
+    short_ct = b64(base64.b64decode(doc["ct"])[:15])
+    truncated = b64(base64.b64decode(doc["ct"])[:-1])
     rows = [
         ("ct byte flipped", name, _edit(value, ct=_flip(doc["ct"], 0))),
         ("tag byte flipped", name, _edit(value, ct=_flip(doc["ct"], -1))),
@@ -135,18 +135,18 @@ def _tampered_configs(key: bytes, tenant: str, good: dict[str, Any]) -> list[dic
     value: str = good["kv_value"]
     doc = json.loads(value)
     text: str = good["payload_text"]
-    acme_mac_key = derive_key(key, tenant, _purpose("config_mac"))
-    other_mac_key = derive_key(key, _OTHER_TENANT, _purpose("config_mac"))
+    acme_mac_key = derive_key(key, tenant, purpose_info("config_mac"))
+    other_mac_key = derive_key(key, _OTHER_TENANT, purpose_info("config_mac"))
     other_text = config_payload_text(_OTHER_TENANT, 1, {"greeting": "hello"})
     edited_text = text.replace('"version":1}', '"version":9}')
     if edited_text == text:
         raise RuntimeError("vector config 1 must end with its version field")
 
     def signed(payload_text: str, mac_key: bytes = acme_mac_key) -> str:
-        return _document(payload_text, _mac(mac_key, payload_text))
+        return config_document(payload_text, config_mac(mac_key, payload_text))
 
     def unchecked(version: object, config: object) -> str:
-        return json.dumps({"config": config, "tenant": tenant, "version": version}, separators=_COMPACT)
+        return json.dumps({"config": config, "tenant": tenant, "version": version}, separators=COMPACT_JSON)
 
     rows = [
         ("mac byte flipped", _edit(value, mac=_flip(doc["mac"], 0))),
@@ -163,7 +163,7 @@ def _tampered_configs(key: bytes, tenant: str, good: dict[str, Any]) -> list[dic
         ("v is 2", _edit(value, v=2)),
         ("mac missing", _edit(value, mac=_DELETE)),
         ("mac is not base64", _edit(value, mac="%%%")),
-        ("mac truncated to 16 bytes", _edit(value, mac=_b64(base64.b64decode(doc["mac"])[:16]))),
+        ("mac truncated to 16 bytes", _edit(value, mac=b64(base64.b64decode(doc["mac"])[:16]))),
         ("payload is an object, not JSON text", _edit(value, payload=json.loads(text))),
         ("not JSON", value[:-1]),
     ]
@@ -193,14 +193,14 @@ def build_vectors() -> dict[str, Any]:
         "v": FORMAT_VERSION,
         "generated_by": VECTORS_COMMAND,
         "tenant": tenant,
-        "relay_key_b64": _b64(key),
+        "relay_key_b64": b64(key),
         "derived_keys_hex": {p: derive_key(key, tenant, p).hex() for p in purposes.values()},
         "envelopes": envelopes,
         "configs": configs,
         "health_tokens": health,
         "webhooks": webhooks,
         "rejects": {
-            "wrong_relay_key_b64": _b64(_WRONG_RELAY_KEY),
+            "wrong_relay_key_b64": b64(_WRONG_RELAY_KEY),
             "tampered_envelopes": _tampered_envelopes(key, tenant, envelopes[0]),
             "tampered_configs": _tampered_configs(key, tenant, configs[0]),
         },
