@@ -9,14 +9,9 @@ both clients to them. (D1's every failure mode: tests/test_d1_http.py.)
 from __future__ import annotations
 
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
+from hostile_http import Answer, hang_up, serve, stall_before_headers
 
 import components.wfp_api
 from components.d1_migrations import D1HttpExecutor, _executor
@@ -50,56 +45,24 @@ def test_the_endpoint_rule_and_both_clients_follow_it(
     assert NamespaceApi(ACCOUNT, "ns", "acme", endpoint="http://proxy/client/v4/").base_url == "http://proxy/client/v4"
 
 
-Answer = Callable[[BaseHTTPRequestHandler], None]
-
-
-def _stall(handler: BaseHTTPRequestHandler) -> None:
-    time.sleep(1.5)
-
-
-def _hang_up(handler: BaseHTTPRequestHandler) -> None:
-    handler.connection.shutdown(socket.SHUT_RDWR)
-
-
-@contextmanager
-def _serve(answer: Answer) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_: Any) -> None:
-            pass
-
-        def _any(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with suppress(OSError):
-                answer(self)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _any
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/client/v4"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize(
     ("answer", "told"),
-    [(_stall, "no answer from http://127.0.0.1:[0-9]+/client/v4 within 0.5 s; "), (_hang_up, "connection to .* broke")],
+    [
+        (stall_before_headers, "no answer from http://127.0.0.1:[0-9]+/client/v4 within 0.5 s; "),
+        (hang_up, "connection to .* broke"),
+    ],
 )
 def test_both_clients_tell_a_missing_answer_alike(monkeypatch: pytest.MonkeyPatch, answer: Answer, told: str) -> None:
     monkeypatch.setattr(components.wfp_api, "HTTP_TIMEOUT_SECONDS", 0.5)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
-    with _serve(answer) as base_url:
+    with serve(answer) as base_url:
         with pytest.raises(MigrationError, match=f"^D1 database db: {told}") as d1:
             D1HttpExecutor(ACCOUNT, "db", TOKEN, base_url=base_url, timeout_seconds=0.5).query("SELECT 1")
         with pytest.raises(NamespaceApiError, match=f"^tenant acme: listing scripts tagged tenant-acme: {told}") as wfp:
             NamespaceApi(ACCOUNT, "ns", "acme", endpoint=base_url).scripts_tagged("tenant-acme")
     for caught in (d1, wfp):
         assert TOKEN not in str(caught.value) and caught.value.__cause__ is None
-    if answer is _stall:  # each says what to do when the request may have been applied
+    if answer is stall_before_headers:  # each says what to do when the request may have been applied
         assert "migrations already recorded are skipped" in str(d1.value)
         assert "uploads and secrets are idempotent" in str(wfp.value)
 

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from hostile_http import Answer, hang_up, serve, stall_before_headers
 
 from components.d1_migrations import D1HttpExecutor
 from orchestrator.core.errors import MigrationError
@@ -23,8 +20,6 @@ from orchestrator.core.errors import MigrationError
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 DB = "f46de935-c91b-5b1b-b357-3cbca3d9465c"
 TOKEN = "token-canary-5b1b"
-
-Answer = Callable[[BaseHTTPRequestHandler], None]
 
 
 def _send(status: int, body: bytes, content_type: str = "application/json") -> Answer:
@@ -36,10 +31,6 @@ def _send(status: int, body: bytes, content_type: str = "application/json") -> A
         handler.wfile.write(body)
 
     return answer
-
-
-def _stall_before_headers(handler: BaseHTTPRequestHandler) -> None:
-    time.sleep(1.5)
 
 
 def _stall_mid_body(handler: BaseHTTPRequestHandler) -> None:
@@ -61,41 +52,15 @@ def _short_body(handler: BaseHTTPRequestHandler) -> None:
     handler.connection.shutdown(socket.SHUT_RDWR)
 
 
-def _hang_up(handler: BaseHTTPRequestHandler) -> None:
-    handler.connection.shutdown(socket.SHUT_RDWR)
-
-
-@contextmanager
-def _serve(answer: Answer) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            with suppress(OSError):  # the client gave up first, as intended
-                answer(self)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/client/v4"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _query(base_url: str) -> list[dict[str, object]]:
     return D1HttpExecutor(ACCOUNT, DB, TOKEN, base_url=base_url, timeout_seconds=0.5).query("SELECT 1")
 
 
 HOSTILE: dict[str, tuple[Answer, str]] = {
-    "read timeout before headers": (_stall_before_headers, "no answer from .* within 0.5 s"),
+    "read timeout before headers": (stall_before_headers, "no answer from .* within 0.5 s"),
     "read timeout mid body": (_stall_mid_body, "no answer from .* within 0.5 s"),
     "body cut short": (_short_body, "connection to .* broke"),
-    "connection closed without an answer": (_hang_up, "connection to .* broke"),
+    "connection closed without an answer": (hang_up, "connection to .* broke"),
     "2xx HTML": (_send(200, b"<html>gateway</html>", "text/html"), "not JSON"),
     "2xx empty body": (_send(200, b""), "not JSON"),
     "2xx JSON array": (_send(200, b"[1, 2]"), "JSON that is not an object"),
@@ -114,7 +79,7 @@ HOSTILE: dict[str, tuple[Answer, str]] = {
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_every_failure_is_one_migration_error_naming_the_database(case: str) -> None:
     answer, expected = HOSTILE[case]
-    with _serve(answer) as base_url, pytest.raises(MigrationError, match=expected) as caught:
+    with serve(answer) as base_url, pytest.raises(MigrationError, match=expected) as caught:
         _query(base_url)
     message = str(caught.value)
     assert message.startswith(f"D1 database {DB}: "), message
@@ -126,7 +91,7 @@ def test_every_failure_is_one_migration_error_naming_the_database(case: str) -> 
 
 def test_a_well_formed_answer_still_returns_the_last_statements_rows() -> None:
     body = {"success": True, "errors": [], "result": [{"results": []}, {"results": [{"name": "0001_init.sql"}]}]}
-    with _serve(_send(200, json.dumps(body).encode())) as base_url:
+    with serve(_send(200, json.dumps(body).encode())) as base_url:
         assert _query(base_url) == [{"name": "0001_init.sql"}]
 
 
