@@ -17,7 +17,7 @@ from orchestrator.cli.errors import EdgeGroup
 from orchestrator.config.settings import Settings
 from orchestrator.config.tenant_config import project_name
 from orchestrator.core.errors import EdgeError
-from orchestrator.core.masking import one_line
+from orchestrator.core.masking import report_line
 from orchestrator.engine.budget import ThrottleConfig
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _run(step: Callable[..., Awaitable[T]], *args: object) -> T:
     try:
         return asyncio.run(go())
     except RPCError as exc:
-        raise EdgeError(f"the Temporal server refused: {one_line(str(exc), 300)}") from None
+        raise EdgeError(f"the Temporal server refused: {report_line(exc, 300)}") from None
 
 
 def _plans(concurrency: int | None = None) -> list[Planned]:

@@ -38,6 +38,7 @@ from temporalio.exceptions import ApplicationError
 from orchestrator.config.settings import Settings
 from orchestrator.core.errors import TransientStackError
 from orchestrator.core.health import HealthCheck
+from orchestrator.core.masking import report_line
 from orchestrator.fleet.audit import AuditLog
 from orchestrator.fleet.changes import Desired, Rendered
 from orchestrator.fleet.local_steps import LocalSteps
@@ -182,7 +183,9 @@ class FleetActivities:
                 return steps.failed(job.stack, job.options.operation, job.wave, exc, info.attempt, started)
             activity.heartbeat({"node": self.node, "running": False, "transient": transient})
             delay = job.options.retry_delay_s * 2 ** (transient - 1)
-            raise ApplicationError(str(exc), type=TRANSIENT, next_retry_delay=timedelta(seconds=delay)) from None
+            # Activity failures are kept in the cluster's history: only redacted text goes there.
+            retry = timedelta(seconds=delay)
+            raise ApplicationError(report_line(exc), type=TRANSIENT, next_retry_delay=retry) from None
         return replace(run, result=replace(run.result, attempts=info.attempt)) if info.attempt > 1 else run
 
     def _recover(self, job: StackJob, previous: Mapping[str, Any], audit: AuditLog | None) -> None:

@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 
 from orchestrator.config.settings import Settings
 from orchestrator.core.errors import EdgeError
-from orchestrator.core.masking import one_line
+from orchestrator.core.masking import report_line
 from orchestrator.fleet.report import FleetReport, RolloutOptions
 
 from .messages import LEASE_S, Caller, ProgressEvent, RolloutJob
@@ -42,7 +42,7 @@ async def connect(settings: Settings) -> Client:
             connect_timeout=timedelta(seconds=10),
         )
     except RuntimeError as exc:  # the SDK's bridge reports a failed connect as RuntimeError
-        why = "connection refused" if "Connection refused" in str(exc) else one_line(str(exc), 200)
+        why = "connection refused" if "Connection refused" in str(exc) else report_line(exc, 200)
         raise EdgeError(
             f"cannot reach the Temporal server at {settings.temporal_address} ({why}); start one with "
             "`python -m orchestrator temporal dev`, or set CLAWDBOT_TEMPORAL_ADDRESS to your cluster's frontend"
@@ -105,7 +105,7 @@ async def follow(
                 break
         return result.result()
     except WorkflowFailureError as exc:
-        raise EdgeError(f"rollout {handle.id} failed in the cluster: {exc.cause or exc}") from None
+        raise EdgeError(f"rollout {handle.id} failed in the cluster: {report_line(exc.cause or exc)}") from None
     except (asyncio.CancelledError, KeyboardInterrupt):
         result.cancel()
         await handle.signal(CANCEL_SIGNAL)

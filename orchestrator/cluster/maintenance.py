@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.config.settings import Settings
     from orchestrator.core.errors import EdgeError
     from orchestrator.core.health import HealthCheck
+    from orchestrator.core.masking import report_line
     from orchestrator.fleet.report import GOOD, FleetReport, drift_options
 
 DRIFT, HEALTH, BACKUP = "drift", "health", "backup"
@@ -224,14 +225,15 @@ class MaintenanceActivities:
         try:
             return await asyncio.to_thread(self._backup, self.settings)
         except Exception as exc:  # the run fails naming why; the next scheduled run is the retry
-            raise ApplicationError(f"backup failed: {exc}", type(exc).__name__, non_retryable=True) from None
+            why = f"backup failed: {report_line(exc)}"  # kept in the cluster's history: redacted
+            raise ApplicationError(why, type(exc).__name__, non_retryable=True) from None
 
     @activity.defn(name=ALERT_ACTIVITY)
     async def alert(self, job: AlertJob) -> None:
         try:
             await asyncio.to_thread(self._alert, job.name, job.see)
         except EdgeError as exc:
-            raise ApplicationError(str(exc), "AlertError", non_retryable=True) from None
+            raise ApplicationError(report_line(exc), "AlertError", non_retryable=True) from None
 
 
 # The library is imported when a step runs, not with this module: the workflow sandbox re-imports
