@@ -382,3 +382,27 @@ def test_tenant_specs_read_one_after_another_share_nothing(tmp_path: Path) -> No
     nested["wishlist"] = False  # a frozen model's nested dict is still a dict
     assert load_tenant_spec(project, "prod.acme").config["features"] == features
     assert load_tenant_spec(project, "prod.globex").config["features"] == features
+
+
+def test_an_endless_or_huge_stack_file_is_refused_reading_one_byte_past_the_limit(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from orchestrator.config.stack_yaml import MAX_FILE_BYTES
+
+    endless = tmp_path / "Pulumi.prod.zero.yaml"
+    endless.symlink_to("/dev/zero")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match=f"is {MAX_FILE_BYTES + 1} bytes; a stack file may hold at most"):
+            sf.load_stack_config(endless)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * MAX_FILE_BYTES  # the bytes read, joined once, and their text: never more
+    exact = _stack(tmp_path, "config:\n  a:b: '" + "x" * (MAX_FILE_BYTES - 20) + "'\n", name="Pulumi.prod.big.yaml")
+    assert exact.stat().st_size <= MAX_FILE_BYTES
+    assert len(sf.load_stack_config(exact)["a:b"]) == MAX_FILE_BYTES - 20
+    with pytest.raises(ConfigError, match="cannot be read"):
+        sf.load_stack_config(tmp_path)  # a directory
+    with pytest.raises(ConfigError, match="stack file does not exist"):
+        sf.load_stack_config(tmp_path / "missing.yaml")

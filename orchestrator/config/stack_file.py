@@ -98,9 +98,29 @@ def read_plain(source: str | os.PathLike[str], data: bytes) -> Any:
 
 
 def _read_bounded(path: Path) -> bytes:
-    """At most one byte past the limit, so a huge (or endless) file costs no memory to refuse."""
-    with path.open("rb") as handle:
-        return handle.read(MAX_FILE_BYTES + 1)
+    """At most one byte past the limit, so a huge (or endless) file costs no memory to refuse.
+
+    In chunks: one `read(limit)` allocates the whole limit first (4 MiB: an mmap, a shrink and an
+    munmap for every 1 KiB stack file, a fifth of reading one), and a buffered file object adds
+    fstat, ioctl and lseek calls a fleet run makes a thousand times.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks: list[bytes] = []
+        left = MAX_FILE_BYTES + 1
+        while left:
+            chunk = os.read(fd, min(left, _CHUNK))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+_CHUNK = 64 * 1024
+"""Below malloc's mmap threshold (128 KiB), and larger than any usual stack file."""
 
 
 def _check_document(path: Path, raw: Any) -> dict[str, Any]:
