@@ -86,3 +86,12 @@ def test_every_lazy_entry_names_its_command_and_its_own_short_help() -> None:
         command = entry.load()
         assert command.name == name, f"COMMANDS[{name!r}] loads {command.name!r}"
         assert entry.short_help == command.get_short_help_str(10_000), f"short help of {name!r} drifted"
+
+
+def test_the_fleet_door_imports_what_change_detection_needs_only() -> None:
+    # A run with nothing to do imports the fleet verbs' module and reads every stack file; a
+    # misspelt key's hint (difflib) and a gzipped checkpoint (gzip) import theirs when they happen.
+    probe = "import sys, orchestrator.cli.fleet; print(','.join(m for m in ('difflib', 'gzip') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
