@@ -385,6 +385,10 @@ def test_tenant_specs_read_one_after_another_share_nothing(tmp_path: Path) -> No
 
 
 def test_an_endless_or_huge_stack_file_is_refused_reading_one_byte_past_the_limit(tmp_path: Path) -> None:
+    # Read in 64 KiB chunks: CPython 3.11's BufferedReader.read(n) allocates n bytes before reading
+    # (Modules/_io/bufferedio.c, _bufferedreader_read_generic: PyBytes_FromStringAndSize(NULL, n);
+    # strace showed an mmap, mremap and munmap per 1 KiB file for n = 4 MiB + 1), and glibc serves
+    # allocations below M_MMAP_THRESHOLD (128 KiB by default, mallopt(3)) from the heap instead.
     import tracemalloc
 
     from orchestrator.config.stack_yaml import MAX_FILE_BYTES
