@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import platform
 import signal
 import subprocess
 import sys
@@ -99,6 +100,30 @@ def test_a_real_os_error_from_a_command_is_one_line(env: dict[str, str], tmp_pat
         assert [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
 
 
+_READ_SYSCALL = {"x86_64": 0, "aarch64": 63}
+"""read(2)'s number: arch/x86/entry/syscalls/syscall_64.tbl; include/uapi/asm-generic/unistd.h (arm64)."""
+
+
+def _wait_until_reading_stdin(pid: int, timeout: float = 90) -> None:
+    """Until the process sits in read(0, ...): /proc/PID/syscall is "NR ARG0 ..." while it blocks
+    in a system call (proc(5)). A fixed sleep sent the signal during start-up on a loaded machine."""
+    number = _READ_SYSCALL.get(platform.machine())
+    syscall = Path(f"/proc/{pid}/syscall")
+    if number is None or not syscall.exists():
+        time.sleep(3)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fields = syscall.read_text().split()
+        except OSError:  # gone, or not ours to read
+            return
+        if fields[:2] == [str(number), "0x0"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never blocked reading stdin within {timeout} s")
+
+
 def test_ctrl_c_in_a_running_command_is_130_without_a_traceback(env: dict[str, str]) -> None:
     secrets = Path(env["HOME"]) / ".clawdbot"
     secrets.mkdir(mode=0o700)
@@ -115,7 +140,7 @@ def test_ctrl_c_in_a_running_command_is_130_without_a_traceback(env: dict[str, s
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)  # let it start and block reading the value from stdin
+    _wait_until_reading_stdin(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == INTERRUPTED, err
