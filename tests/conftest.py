@@ -39,6 +39,13 @@ def _no_host_env_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAWDBOT_ENV_FILE", os.devnull)
 
 
+@pytest.fixture(autouse=True)
+def _no_audit_in_the_real_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The audit log goes to a scratch file unless a test names one: in-process commands (secrets set,
+    rotate, adopt) run with the default, ~/.clawdbot/audit.jsonl, and filled the developer's log."""
+    monkeypatch.setenv("CLAWDBOT_AUDIT_LOG", str(tmp_path_factory.mktemp("audit") / "audit.jsonl"))
+
+
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment for running the real CLI on a copy of the example project with a home of its own."""

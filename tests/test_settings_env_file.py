@@ -126,3 +126,9 @@ def test_the_cli_prints_one_error_line_for_a_bad_file(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(f"Error: {path}:2: ") and "Traceback" not in result.stderr
+
+
+def test_no_test_writes_the_developers_audit_log() -> None:
+    # conftest's autouse fixture: in-process `secrets set`/`rotate` tests appended to ~/.clawdbot/audit.jsonl.
+    audit_log = Settings.from_env().audit_log
+    assert not audit_log.is_relative_to(Path.home()) and audit_log.parent.is_dir()
