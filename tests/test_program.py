@@ -100,7 +100,9 @@ def test_script_is_the_one_linked_module_of_the_bundle() -> None:
     assert [m.name for m in bundle.modules] == ["index.js"]
     assert script.inputs["mainModule"] == "index.js"
     assert script.inputs["content"] == bundle.module("index.js").content
-    assert "files" not in script.inputs  # unset, not an empty map
+    # `files` is optional: "Additional modules and data files to include in the multipart Worker upload"
+    # (pulumi_cloudflare/workers_script.py, WorkersScriptArgs.files, in .venv): unset, not an empty map.
+    assert "files" not in script.inputs
     assert script.inputs["compatibilityDate"] == bundle.compatibility_date
     assert script.inputs["observability"]["enabled"] is True
 

@@ -97,6 +97,10 @@ describe('round trips', () => {
 		assert.deepEqual(again.calls, { batch: 1, run: 0, all: 0 });
 	});
 
+	// D1's documentation (Workers API, `batch()`): "Batched statements are SQL transactions. If a statement in the sequence
+	// fails, then an error is returned for that specific statement, and it aborts or rolls back the entire sequence."
+	// (quoted in cloudflare/miniflare#484). This test holds Miniflare to it: were 0001 left applied by the failed batch,
+	// re-applying it alone would fail on `CREATE TABLE a` and the error would name 0001, not 0002.
 	test('when the one batch fails, nothing of it stays and the migrations before the bad one are applied alone', async () => {
 		const a = { name: '0001_a.sql', sql: 'CREATE TABLE a (x INTEGER);' };
 		const bad = { name: '0002_bad.sql', sql: 'INSERT INTO missing_table VALUES (1);' };
