@@ -256,6 +256,10 @@ def set_records(world: DecideWorld, *, stale: bool) -> None:
         path = FileDeployedStore(world.settings, "clawdbot").paths(stack).record_file
         update = {"render_digest": "before-the-change"} if stale else {}
         path.write_text(record.model_copy(update=update).model_dump_json(indent=2))
+    # The timed process syncs its batch of records (config/atomic_file.write_many_atomically), and
+    # sync(2) would also flush these 1,000 writes of the bench's own set-up; a user's records were
+    # written by an earlier run, long since on disk.
+    os.sync()
 
 
 def run_up_all(world: DecideWorld, expect_detail: str) -> float:
