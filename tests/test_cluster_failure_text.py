@@ -8,6 +8,8 @@ and no server (temporalio 1.35.0, temporalio/testing/_activity.py), so these nee
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -18,6 +20,16 @@ from orchestrator.config.settings import Settings
 from orchestrator.core.errors import EdgeError
 
 TOKEN = "cf-token-0123456789abcdefghij"
+
+
+def _run(step: Coroutine[Any, Any, object]) -> None:
+    """On a loop of its own: `asyncio.run` would leave the thread with no current loop (it sets None
+    when done), and later tests in this process that ask for the current loop would fail."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(step)
+    finally:
+        loop.close()
 
 
 def _activities(
@@ -43,7 +55,7 @@ def test_a_failed_backup_names_why_without_the_token(text: str, monkeypatch: pyt
     activities = _activities(backup_error=RuntimeError(text))
     job = MaintenanceJob(kind="backup", project="clawdbot", task_queue="fleet")
     with pytest.raises(ApplicationError) as failed:
-        asyncio.run(ActivityEnvironment().run(activities.backup, job))
+        _run(ActivityEnvironment().run(activities.backup, job))
     assert str(failed.value).startswith("backup failed: ")
     assert TOKEN not in str(failed.value)
     assert "[redacted]" in str(failed.value)
@@ -53,6 +65,6 @@ def test_a_failed_alert_keeps_no_token_either(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
     activities = _activities(alert_error=EdgeError(f"alert channel said: {TOKEN}"))
     with pytest.raises(ApplicationError) as failed:
-        asyncio.run(ActivityEnvironment().run(activities.alert, AlertJob(name="clawdbot-drift", see="x")))
+        _run(ActivityEnvironment().run(activities.alert, AlertJob(name="clawdbot-drift", see="x")))
     assert TOKEN not in str(failed.value)
     assert "alert channel said" in str(failed.value)

@@ -96,3 +96,18 @@ def test_refused_runs_print_nothing_when_their_errors_die() -> None:
     # Counts, not `in`: pytest's diff of a megabyte of tracebacks takes minutes.
     assert done.stderr.count("never retrieved") == 0
     assert done.stderr.count("Traceback") == 0
+
+
+def test_a_run_after_asyncio_run_in_the_same_thread_works() -> None:
+    """`asyncio.run` leaves the thread with no current loop; a plan after it must still run."""
+    before = asyncio.get_event_loop()
+
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())
+    try:
+        run = run_offline(REPO_ROOT, "prod.acme")
+        assert run.resources
+    finally:
+        asyncio.set_event_loop(before)  # the rest of this process's tests keep their loop

@@ -223,6 +223,20 @@ def _drop_reported_failures(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
+def _current_loop() -> asyncio.AbstractEventLoop:
+    """The loop the SDK's test runner will use (pulumi/runtime/sync_await.py `_ensure_event_loop`).
+
+    After an `asyncio.run` in this thread (a Temporal client, the control room's helpers) there is no
+    current loop, and `get_event_loop` raises; the SDK then makes one, so we do the same first.
+    """
+    try:
+        return asyncio.get_event_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        return loop
+
+
 def _release_rpcs(failed: bool) -> None:
     """Let go of this run's RPC futures while the failure filter is still installed.
 
@@ -285,7 +299,7 @@ class OfflineSession:
         ContextVars, so the run happens in a copy of the current context (as the Automation API's
         inline server runs each program), and the event loop's exception handler is put back.
         """
-        loop = asyncio.get_event_loop()
+        loop = _current_loop()
         previous_handler = loop.get_exception_handler()
         _drop_reported_failures(loop)
         context = contextvars.copy_context()
